@@ -1,0 +1,129 @@
+"""Established staging and prognostic scores as they appear in clinical tables.
+
+A cohort's ``scores:`` mapping names columns that already hold a score; this module reads
+their values, whatever the spelling (``Stage-B``, ``B``, ``BCLC B``; ``Stage_3``, ``3``;
+``Stage II``, ``2``), into numbers ordered so that **higher means worse prognosis**.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hccprog.cohort.tables import is_missing
+
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+
+#: Order of each known score, lowest risk first, and a one-line description.
+KNOWN_SCORES: dict[str, str] = {
+    "bclc": "BCLC stage 0 < A < B < C < D",
+    "clip": "CLIP score 0..6",
+    "okuda": "Okuda stage I < II < III",
+    "child_pugh": "Child-Pugh class A < B < C, or points 5..15",
+    "albi": "ALBI grade 1..3 (integers), or the continuous ALBI score",
+    "hap": "HAP score A < B < C < D",
+    "mrecist": "mRECIST response CR < PR < SD < PD (or 1..4)",
+    "recist": "RECIST response CR < PR < SD < PD (or 1..4)",
+    "easl": "EASL response CR < PR < SD < PD (or 1..4)",
+    "tnm": "TNM stage I < II < IIIA < IIIB < IIIC < IVA < IVB",
+    "ecog": "ECOG performance status 0..4",
+}
+
+RESPONSE_CLASSES = ("CR", "PR", "SD", "PD")
+_RESPONSE_WORDS = {
+    "complete response": "CR",
+    "partial response": "PR",
+    "stable disease": "SD",
+    "progressive disease": "PD",
+}
+
+
+def parse_response(cell: str) -> str | None:
+    """'CR'/'PR'/'SD'/'PD' from CR..PD, 1..4 or the words; None if missing; else ValueError."""
+    if is_missing(cell):
+        return None
+    text = cell.strip()
+    upper = text.upper()
+    if upper in RESPONSE_CLASSES:
+        return upper
+    if text.lower() in _RESPONSE_WORDS:
+        return _RESPONSE_WORDS[text.lower()]
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and number.is_integer() and 1 <= number <= 4:
+        return RESPONSE_CLASSES[int(number) - 1]
+    raise ValueError(f"{cell!r} is not a response class (CR, PR, SD, PD or 1..4)")
+
+
+def _strip_prefix(text: str, *words: str) -> str:
+    t = text.strip()
+    for w in words:
+        t = re.sub(rf"^{w}", "", t, flags=re.IGNORECASE)
+    return t.strip(" -_:").strip()
+
+
+def _integer(text: str, lo: int, hi: int) -> float:
+    value = float(text)
+    if not value.is_integer() or not lo <= value <= hi:
+        raise ValueError
+    return value
+
+
+def _letters(text: str, order: str) -> float:
+    t = text.upper()
+    if len(t) == 1 and t in order:
+        return float(order.index(t))
+    raise ValueError
+
+
+def parse_score(name: str, cell: str) -> float | None:
+    """The numeric value of score ``name`` in ``cell``; None if missing; else ValueError."""
+    if is_missing(cell):
+        return None
+    text = cell.strip()
+    try:
+        if name == "bclc":
+            t = _strip_prefix(text, "bclc", "stage")
+            return float("0ABCD".index(t.upper())) if len(t) == 1 and t.upper() in "0ABCD" else (
+                _integer(t, 0, 4))
+        if name == "clip":
+            return _integer(_strip_prefix(text, "clip", "score", "stage"), 0, 6)
+        if name == "okuda":
+            t = _strip_prefix(text, "okuda", "stage")
+            return float(_ROMAN[t.upper()]) if t.upper() in _ROMAN and _ROMAN[t.upper()] <= 3 else (
+                _integer(t, 1, 3))
+        if name == "child_pugh":
+            t = _strip_prefix(text, "child-pugh", "child pugh", "cps", "class")
+            m = re.fullmatch(r"([ABCabc])\s*-?\s*(\d+)", t)
+            if m:  # "B7": the points carry the information
+                return _integer(m.group(2), 5, 15)
+            if len(t) == 1 and t.upper() in "ABC":
+                return float("ABC".index(t.upper()) + 1)
+            return _integer(t, 5, 15)
+        if name == "albi":
+            t = _strip_prefix(text, "albi", "grade")
+            value = float(t)
+            if value.is_integer() and 1 <= value <= 3:
+                return value
+            if value < 0:  # the continuous score (about -4 .. -0.5)
+                return value
+            raise ValueError
+        if name == "hap":
+            return _letters(_strip_prefix(text, "hap", "score"), "ABCD")
+        if name in ("mrecist", "recist", "easl"):
+            return float(RESPONSE_CLASSES.index(parse_response(text)) + 1)  # type: ignore[arg-type]
+        if name == "tnm":
+            t = _strip_prefix(text, "tnm", "stage").upper().replace(" ", "")
+            order = ["I", "II", "IIIA", "IIIB", "IIIC", "IVA", "IVB"]
+            if t in order:
+                return float(order.index(t) + 1)
+            if t in ("III", "IV"):
+                return float(order.index(t + "A") + 1)
+            raise ValueError
+        if name == "ecog":
+            return _integer(_strip_prefix(text, "ecog", "ps"), 0, 4)
+        return float(text)  # a score hccprog does not know: numeric, higher = worse
+    except (ValueError, KeyError, TypeError):
+        what = KNOWN_SCORES.get(name, "a number (unknown scores must be numeric, higher = worse)")
+        raise ValueError(f"{cell!r} is not a valid value for score '{name}': expected {what}") from None

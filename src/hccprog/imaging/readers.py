@@ -1,0 +1,308 @@
+"""Read images and masks of any supported format into canonical (RAS) volumes.
+
+Formats: NIfTI (``.nii``, ``.nii.gz``; nibabel), NRRD/NHDR and MetaImage (``.mha``,
+``.mhd``; SimpleITK), a folder holding one DICOM series (pydicom, see
+:mod:`hccprog.imaging.dicom`), a multi-frame DICOM file (highdicom) and, as masks,
+DICOM-SEG objects (highdicom), which are placed on their image's grid.
+
+``read_geometry`` reads headers only; ``read_image``/``read_mask`` decode voxels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from hccprog.imaging import dicom
+from hccprog.imaging.volume import LPS_TO_RAS, Geometry, GeometryTolerance, Volume, resample_to
+
+#: Canonical label values inside hccprog, whatever the cohort's mask files use.
+BACKGROUND, LIVER, TUMOR = 0, 1, 2
+CANONICAL_LABELS = {"liver": LIVER, "tumor": TUMOR}
+
+_SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+class ImageReadError(ValueError):
+    """An image or mask that cannot be read; the message says why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """'nifti', 'sitk', 'dicom_series', 'dicom_seg', 'dicom_file' or 'unknown'."""
+    p = Path(path)
+    name = p.name.lower()
+    if p.is_dir():
+        return "dicom_series"
+    if name.endswith(_NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(_SITK_SUFFIXES):
+        return "sitk"
+    if name.endswith(".dcm") or dicom.is_dicom_file(p):
+        return "dicom_seg" if dicom.is_dicom_seg(p) else "dicom_file"
+    return "unknown"
+
+
+# ----------------------------------------------------------------------------- headers
+
+
+def _sitk_reader(path: Path):
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader
+
+
+def _sitk_affine(direction, spacing, origin) -> np.ndarray:
+    d = np.asarray(direction, dtype=np.float64).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = d * np.asarray(spacing, dtype=np.float64)
+    lps[:3, 3] = origin
+    return LPS_TO_RAS @ lps
+
+
+def _native_geometry(path: Path, fmt: str) -> Geometry:
+    if fmt == "nifti":
+        img = nib.load(str(path))
+        shape = img.shape
+        if len(shape) == 4 and shape[3] == 1:
+            shape = shape[:3]
+        if len(shape) != 3:
+            raise ImageReadError(path, f"expected a 3D volume, got shape {img.shape}")
+        return Geometry(shape=tuple(int(s) for s in shape), affine=np.asarray(img.affine, float))
+    if fmt == "sitk":
+        reader = _sitk_reader(path)
+        if reader.GetDimension() != 3:
+            raise ImageReadError(path, f"expected a 3D volume, got {reader.GetDimension()}D")
+        return Geometry(
+            shape=tuple(int(s) for s in reader.GetSize()),
+            affine=_sitk_affine(reader.GetDirection(), reader.GetSpacing(), reader.GetOrigin()),
+        )
+    if fmt == "dicom_series":
+        return dicom.scan_series(path).geometry
+    if fmt == "dicom_seg":
+        return dicom.seg_geometry(path)
+    if fmt == "dicom_file":
+        return _multiframe_geometry(path)
+    raise ImageReadError(path, "unknown image format (NIfTI, NRRD, MHA, a DICOM series folder "
+                               "or a DICOM file expected)")
+
+
+def read_geometry(path: str | os.PathLike) -> Geometry:
+    """Canonical (RAS) geometry from the header alone; raises :class:`ImageReadError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "does not exist")
+    try:
+        return _native_geometry(path, image_format(path)).canonical()
+    except ImageReadError:
+        raise
+    except dicom.DicomSeriesError as exc:
+        raise ImageReadError(path, "; ".join(exc.problems)) from exc
+    except Exception as exc:  # corrupt headers surface as many exception types
+        raise ImageReadError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+# ------------------------------------------------------------------------------ voxels
+
+
+def _multiframe_geometry(path: Path) -> Geometry:
+    import highdicom as hd
+
+    vg = hd.imread(str(path), lazy_frame_retrieval=True).get_volume_geometry()
+    if vg is None:
+        raise ImageReadError(path, "DICOM frames do not form a regular 3D volume")
+    return Geometry(shape=tuple(int(s) for s in vg.spatial_shape), affine=LPS_TO_RAS @ vg.affine)
+
+
+def _multiframe_volume(path: Path) -> Volume:
+    import highdicom as hd
+
+    image = hd.imread(str(path))
+    vol = image.get_volume()
+    modality = str(image.get("Modality", ""))
+    array = np.asarray(vol.array, dtype=np.float32)
+    if modality == "CT":
+        np.maximum(array, dicom.CT_AIR_HU, out=array)
+    return Volume(array, LPS_TO_RAS @ vol.affine, {"modality": modality, "source": str(path)})
+
+
+def _native_volume(path: Path, fmt: str) -> Volume:
+    if fmt == "nifti":
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj)
+        if array.ndim == 4 and array.shape[3] == 1:
+            array = array[..., 0]
+        if array.ndim != 3:
+            raise ImageReadError(path, f"expected a 3D volume, got shape {array.shape}")
+        return Volume(array, np.asarray(img.affine, float), {"source": str(path)})
+    if fmt == "sitk":
+        import SimpleITK as sitk
+
+        img = sitk.ReadImage(str(path))
+        if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+            raise ImageReadError(path, "expected a scalar 3D volume")
+        array = sitk.GetArrayFromImage(img).transpose(2, 1, 0)  # (z, y, x) -> (i, j, k)
+        affine = _sitk_affine(img.GetDirection(), img.GetSpacing(), img.GetOrigin())
+        return Volume(np.ascontiguousarray(array), affine, {"source": str(path)})
+    if fmt == "dicom_series":
+        return dicom.read_series(path)
+    if fmt == "dicom_seg":
+        return dicom.read_seg(path)
+    if fmt == "dicom_file":
+        return _multiframe_volume(path)
+    raise ImageReadError(path, "unknown image format")
+
+
+def read_image(path: str | os.PathLike) -> Volume:
+    """An image as a canonical float32 :class:`Volume` (HU on CT)."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "does not exist")
+    fmt = image_format(path)
+    if fmt == "dicom_seg":
+        raise ImageReadError(path, "is a DICOM-SEG: give it as a mask, not an image")
+    try:
+        vol = _native_volume(path, fmt)
+    except ImageReadError:
+        raise
+    except dicom.DicomSeriesError as exc:
+        raise ImageReadError(path, "; ".join(exc.problems)) from exc
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    vol = vol.with_array(np.asarray(vol.array, dtype=np.float32))
+    return vol.to_canonical()
+
+
+# ------------------------------------------------------------------------------ labels
+
+
+LabelSpec = Mapping[str, int | Sequence[int]]
+
+
+def canonical_label_ids(labels: LabelSpec) -> dict[str, int]:
+    """Canonical id per label name: liver 1, tumor 2, any further names 3, 4, ... in order."""
+    ids = dict(CANONICAL_LABELS)
+    for name in labels:
+        if name not in ids:
+            ids[name] = max(ids.values()) + 1
+    return ids
+
+
+def remap_labels(array: np.ndarray, labels: LabelSpec) -> np.ndarray:
+    """Map the file's label values to canonical ids (uint8); unlisted values become 0.
+
+    Later names win where value sets overlap, except that ``tumor`` always wins over
+    ``liver`` (a tumor voxel lies inside the liver).
+    """
+    ids = canonical_label_ids(labels)
+    out = np.zeros(array.shape, dtype=np.uint8)
+    order = [n for n in labels if n != "tumor"] + (["tumor"] if "tumor" in labels else [])
+    for name in order:
+        values = labels[name]
+        values = [values] if isinstance(values, int | np.integer) else list(values)
+        out[np.isin(array, values)] = ids[name]
+    return out
+
+
+def unmapped_values(array: np.ndarray, labels: LabelSpec) -> list[int]:
+    """Non-zero values of a label file that no label name covers."""
+    known: set[int] = set()
+    for values in labels.values():
+        known.update([values] if isinstance(values, int | np.integer) else values)
+    present = np.unique(array)
+    return [int(v) for v in present if v != 0 and int(v) not in known]
+
+
+def seg_label_spec(path: str | os.PathLike, labels: LabelSpec) -> dict[str, list[int]]:
+    """Label spec for a DICOM-SEG: segments named like a role take it, others go by number."""
+    spec: dict[str, list[int]] = {}
+    for number, name in dicom.seg_segments(path).items():
+        role = dicom.seg_role(name)
+        if role is None:
+            role = next((n for n, v in labels.items()
+                         if number in ([v] if isinstance(v, int) else list(v))), None)
+        if role is not None:
+            spec.setdefault(role, []).append(number)
+    return spec
+
+
+def seg_fits(seg: Geometry, reference: Geometry, tol: float = 0.05) -> list[str]:
+    """Problems placing a DICOM-SEG's frames onto ``reference``'s voxels (empty if it fits)."""
+    m = np.linalg.inv(reference.affine) @ seg.affine
+    problems = []
+    if not np.allclose(m[:3, :3], np.round(m[:3, :3]), atol=tol) or not np.allclose(
+        m[:3, 3], np.round(m[:3, 3]), atol=tol
+    ):
+        problems.append("its frames do not fall on the image's voxels")
+    corners = np.array([[i, j, k, 1] for i in (0, seg.shape[0] - 1)
+                        for j in (0, seg.shape[1] - 1) for k in (0, seg.shape[2] - 1)], float)
+    idx = (m @ corners.T)[:3].T
+    if (idx < -0.5).any() or (idx > np.asarray(reference.shape) - 0.5).any():
+        problems.append("its frames lie outside the image")
+    return problems
+
+
+def read_raw_mask(path: str | os.PathLike) -> Volume:
+    """A mask file's voxels as stored (native orientation, file's own label values)."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "does not exist")
+    try:
+        return _native_volume(path, image_format(path))
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def read_mask(
+    path: str | os.PathLike,
+    labels: LabelSpec | None = None,
+    *,
+    reference: Geometry | None = None,
+    resample: bool = False,
+    tol: GeometryTolerance | None = None,
+    raw: Volume | None = None,
+) -> Volume:
+    """A mask as a canonical uint8 :class:`Volume` with canonical label ids.
+
+    ``reference`` is the image's canonical geometry: a DICOM-SEG is always placed onto it;
+    any other mask must already share it, unless ``resample`` asks for nearest-neighbour
+    resampling. Raises :class:`ImageReadError` on a geometry mismatch. ``raw`` reuses
+    voxels already read by :func:`read_raw_mask`.
+    """
+    path = Path(path)
+    labels = dict(labels or CANONICAL_LABELS)
+    raw = raw if raw is not None else read_raw_mask(path)
+    fmt = image_format(path)
+    spec = seg_label_spec(path, labels) if fmt == "dicom_seg" else labels
+    array = np.asarray(raw.array)
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.rint(array).astype(np.int32)
+    vol = Volume(remap_labels(array, spec), raw.affine, raw.meta).to_canonical()
+    if reference is None:
+        return vol
+    if fmt == "dicom_seg":
+        problems = seg_fits(vol.geometry, reference)
+        if problems:
+            raise ImageReadError(path, "DICOM-SEG does not fit its image: " + "; ".join(problems))
+        return resample_to(vol, reference, order=0)
+    diffs = reference.differences(vol.geometry, tol)
+    if diffs:
+        if not resample:
+            raise ImageReadError(path, "mask and image differ in geometry: " + "; ".join(diffs))
+        return resample_to(vol, reference, order=0)
+    # same grid within tolerance: adopt the image's affine exactly
+    return Volume(vol.array, reference.affine.copy(), vol.meta)
