@@ -547,7 +547,7 @@ def _key_lines(node) -> dict[tuple, int]:
     def walk(n, prefix: tuple) -> None:
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
-                key = prefix + (k.value,)
+                key = (*prefix, k.value)
                 out[key] = k.start_mark.line + 1
                 walk(v, key)
 

@@ -173,7 +173,7 @@ def scan_series(folder: str | os.PathLike) -> SeriesScan:
     lps[:3, 1] = col_cos * row_spacing  # j: down a column (rows index)
     lps[:3, 2] = normal * step
     lps[:3, 3] = ipp[0]
-    n_slices = int(round((pos[-1] - pos[0]) / step)) + 1 if uneven else len(headers)
+    n_slices = round((pos[-1] - pos[0]) / step) + 1 if uneven else len(headers)
     geometry = Geometry(shape=(int(first.Columns), int(first.Rows), n_slices), affine=LPS_TO_RAS @ lps)
     return SeriesScan(
         path=folder,
