@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 #: Cells read as missing. The contract says "empty cells"; the usual NA spellings are
-#: accepted too.
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a"})
+#: accepted too ("none" is not: it is a category, e.g. of ascites).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "#n/a"})
 
 _WS = re.compile(r"\s+")
 

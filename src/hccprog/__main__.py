@@ -1,0 +1,3 @@
+from hccprog.cli import main
+
+main()

@@ -1,0 +1,221 @@
+"""The ``hccprog`` command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hccprog import __version__
+
+app = typer.Typer(
+    name="hccprog",
+    help="Multimodal prognosis of HCC treated with TACE: cohorts, models, honest evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hccprog {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """hccprog: train, validate and explain HCC-TACE prognostic models."""
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _triple(text: str, cast, what: str):
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(cast(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"{what}: expected three numbers like 96x96x48, got {text!r}") from None
+    if len(values) != 3 or any(v <= 0 for v in values):
+        raise typer.BadParameter(f"{what}: expected three positive numbers like 96x96x48, got {text!r}")
+    return values
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fmt_time(value: float) -> str:
+    return "not reached" if math.isnan(value) else f"{value:.1f}"
+
+
+@app.command()
+def validate(
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
+    images: Annotated[
+        bool, typer.Option(help="Check image and mask files (existence, readability, geometry).")
+    ] = True,
+    masks: Annotated[bool, typer.Option(help="Read mask voxels (labels present).")] = True,
+    strict: Annotated[bool, typer.Option(help="Treat warnings as errors.")] = False,
+    all_warnings: Annotated[
+        bool, typer.Option("--all-warnings", help="List every warning (default: first 30).")
+    ] = False,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", help="text, or json on standard output.")
+    ] = OutputFormat.text,
+) -> None:
+    """Check a cohort against the contract: every problem at once, each with file, row and column.
+
+    Exits 1 on errors (or on warnings with --strict); writes no file.
+    """
+    from hccprog.cohort import load_cohort, summarize
+
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("checking images", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = load_cohort(cohort, check_images=images, check_masks=masks, progress=tick)
+    report = result.report
+    failed = bool(report.errors) or (strict and bool(report.warnings))
+    summary = summarize(result.cohort) if result.cohort is not None else None
+
+    if format is OutputFormat.json:
+        payload = {
+            "ok": not failed,
+            "errors": len(report.errors),
+            "warnings": len(report.warnings),
+            "issues": report.to_dicts(),
+            "summary": summary.to_dict() if summary else None,
+        }
+        print(json.dumps(payload, indent=2, default=str))
+        raise typer.Exit(1 if failed else 0)
+
+    for issue in report.errors:
+        out.print(f"[bold red]error[/]  {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
+                  highlight=False)
+    shown = report.warnings if all_warnings else report.warnings[:30]
+    for issue in shown:
+        out.print(f"[yellow]warning[/] {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
+                  highlight=False)
+    if len(shown) < len(report.warnings):
+        out.print(f"[yellow]... and {len(report.warnings) - len(shown)} more warnings "
+                  "(--all-warnings lists them)[/]")
+    if summary is not None:
+        _print_summary(summary)
+    elapsed = time.perf_counter() - started
+    verdict = "[bold red]FAILED[/]" if failed else "[bold green]OK[/]"
+    out.print(f"{verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s) "
+              f"({elapsed:.1f} s)")
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_summary(s) -> None:
+    table = Table(title=f"cohort {s.name}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("patients", f"{s.patients} ({s.patients_with_images} with images)")
+    if s.timepoints:
+        table.add_row("time points", ", ".join(f"{k}: {v}" for k, v in s.timepoints.items()))
+        table.add_row("series", ", ".join(f"{k}: {v}" for k, v in s.series.items()))
+        table.add_row("volumes / masks", f"{s.volumes} / {s.masks}")
+    for name, e in s.endpoints.items():
+        table.add_row(
+            f"endpoint {name}",
+            f"{e.patients} patients, {e.events} events; median {name} {_fmt_time(e.median_time)}, "
+            f"median follow-up {_fmt_time(e.median_followup)} {s.time_unit}",
+        )
+    if s.response:
+        table.add_row("response", ", ".join(f"{k}: {v}" for k, v in s.response.items()))
+    table.add_row("covariates", ", ".join(s.covariates) or "-")
+    if s.scores:
+        table.add_row("scores", ", ".join(s.scores))
+    out.print(table)
+
+
+class Modality(str, Enum):
+    ct = "ct"
+    mri = "mri"
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the cohort to.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    modality: Annotated[
+        Modality, typer.Option(help="ct (NC/ART/PV phases) or mri (T2/ART/PV sequences).")
+    ] = Modality.ct,
+    series: Annotated[
+        str | None, typer.Option(help="Comma-separated series to write (default: the modality's three).")
+    ] = None,
+    shape: Annotated[str, typer.Option(help="Volume size in voxels, IxJxK.")] = "96x96x48",
+    spacing: Annotated[str, typer.Option(help="Voxel spacing in mm, IxJxK.")] = "4x4x5",
+    followups: Annotated[int, typer.Option(min=0, max=4, help="Follow-up time points after TACE.")] = 1,
+    missing_rate: Annotated[float, typer.Option(min=0, max=0.5, help="Share of missing lab values.")] = 0.04,
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it holds a synthetic cohort.")] = False,
+) -> None:
+    """Write a synthetic HCC-TACE cohort (contract files, images, masks, truth.csv)."""
+    from hccprog.synth import SynthConfig, synthesize
+
+    try:
+        cfg = SynthConfig(
+            patients=patients,
+            seed=seed,
+            modality=modality.value,
+            series=tuple(s.strip() for s in series.split(",")) if series else None,
+            shape=_triple(shape, int, "--shape"),
+            spacing=_triple(spacing, float, "--spacing"),
+            followups=followups,
+            missing_rate=missing_rate,
+            workers=workers,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    started = time.perf_counter()
+    try:
+        with _progress() as bar:
+            task = bar.add_task("synthesizing patients", total=patients)
+            synthesize(out_dir, cfg, overwrite=overwrite,
+                       progress=lambda done, total: bar.update(task, completed=done))
+    except FileExistsError as exc:
+        err.print(f"[red]error[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"wrote {patients} synthetic patients ({cfg.modality}, {', '.join(cfg.series_names)}, "
+              f"{followups} follow-up(s)) to {out_dir} in {time.perf_counter() - started:.1f} s")
+    out.print(f"cohort file: {out_dir / 'cohort.yaml'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
