@@ -119,11 +119,11 @@ def validate(
 
     for issue in report.errors:
         out.print(f"[bold red]error[/]  {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     shown = report.warnings if all_warnings else report.warnings[:30]
     for issue in shown:
         out.print(f"[yellow]warning[/] {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if len(shown) < len(report.warnings):
         out.print(f"[yellow]... and {len(report.warnings) - len(shown)} more warnings "
                   "(--all-warnings lists them)[/]")

@@ -96,8 +96,10 @@ class _Loader:
 
     # ------------------------------------------------------------------------ helpers
     def rel(self, p: Path) -> str:
+        """How a file is named in messages: relative to the working folder when inside it."""
+        p = Path(os.path.abspath(p))
         try:
-            return os.path.relpath(p, Path.cwd())
+            return str(p.relative_to(Path.cwd()))
         except ValueError:
             return str(p)
 

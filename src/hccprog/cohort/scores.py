@@ -102,7 +102,8 @@ def parse_score(name: str, cell: str) -> float | None:
                 return float("ABC".index(t.upper()) + 1)
             return _integer(t, 5, 15)
         if name == "albi":
-            t = _strip_prefix(text, "albi", "grade")
+            t = re.sub(r"^(albi|grade)[\s_:]*", "", text.strip(), flags=re.IGNORECASE)
+            t = re.sub(r"^(grade)[\s_:]*", "", t, flags=re.IGNORECASE)
             value = float(t)
             if value.is_integer() and 1 <= value <= 3:
                 return value
