@@ -202,10 +202,7 @@ def render_series(
     scale = 2.2 if mr else 1.0
     tumorish = (labels == TUMOR) | (labels == PVTT)
     if series.endswith("_ART"):
-        if enhancement.rim:
-            weight = np.clip((radial - 0.55) / 0.3, 0.15, 1.0)
-        else:
-            weight = np.ones_like(radial)
+        weight = np.clip((radial - 0.55) / 0.3, 0.15, 1.0) if enhancement.rim else np.ones_like(radial)
         img[tumorish] += scale * enhancement.arterial * weight[tumorish]
     elif series.endswith("_PV"):
         img[tumorish] -= scale * enhancement.washout
