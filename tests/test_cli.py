@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_help_on_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("validate", "synth"):
+    for command in ("validate", "synth", "baselines", "evaluate"):
         assert command in result.output
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0 and "Usage" in sub.output

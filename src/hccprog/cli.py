@@ -219,3 +219,114 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _load_for_run(cohort: Path, images: bool):
+    """Load a cohort for a command that writes a run: on errors print them and exit 1."""
+    from hccprog.cohort import load_cohort
+
+    result = load_cohort(cohort, check_images=images, check_masks=False)
+    for issue in result.report.errors:
+        err.print(f"[bold red]error[/]  {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
+                  highlight=False, soft_wrap=True)
+    if result.report.errors or result.cohort is None:
+        err.print(f"[bold red]FAILED[/]: {len(result.report.errors)} error(s) in the cohort; nothing written "
+                  f"(run `hccprog validate {cohort}` for details)")
+        raise typer.Exit(1)
+    return result.cohort
+
+
+def _metrics_table(metrics: dict, title: str) -> Table:
+    from hccprog.evaluation.metrics import estimate_text
+
+    table = Table(title=title, title_justify="left")
+    for col in ("model", "kind", "n", "events", "Harrell's C (95% CI)", "Uno's C (95% CI)", "HR high vs low"):
+        table.add_column(col)
+    for name, m in metrics["models"].items():
+        hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
+        hr_txt = f"{hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})" if hr.get("hr") else "n/a"
+        table.add_row(name, m["kind"], str(m["n"]), str(m["events"]), estimate_text(m["harrell_c"]),
+                      estimate_text(m["uno_c"]), hr_txt)
+    return table
+
+
+@app.command()
+def baselines(
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
+    endpoint: Annotated[str, typer.Option(help="Endpoint name from cohort.yaml (e.g. os, pfs, ttp).")] = "os",
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/baselines"),
+    folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation (seeds seed..seed+repeats-1).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of folds and bootstrap.")] = 0,
+    horizons: Annotated[
+        str | None, typer.Option(help="Comma-separated horizons in the cohort's time unit (default: 1, 2, 3 years).")
+    ] = None,
+    risk_groups: Annotated[
+        str, typer.Option(help="Cut-off learned on training folds: median, tertiles, youden.")
+    ] = "median",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the CIs.")] = 1000,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML with baseline settings (a run's config.yaml works: its `baselines:`).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+) -> None:
+    """Cross-validate the clinical baselines (HCC scores, penalised Cox, their fusion) and report them."""
+    import yaml
+
+    from hccprog.baselines.command import write_baselines_run
+    from hccprog.baselines.run import BaselinesConfig
+
+    settings: dict = {}
+    if config is not None:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        settings = loaded.get("baselines", loaded)
+    settings.setdefault("endpoint", endpoint)
+    settings.setdefault("cv", {"folds": folds, "repeats": repeats, "seed": seed})
+    settings.setdefault("risk_groups", risk_groups)
+    settings.setdefault("n_boot", n_boot)
+    settings.setdefault("seed", seed)
+    if horizons:
+        try:
+            settings["horizons"] = [float(h) for h in horizons.split(",")]
+        except ValueError:
+            raise typer.BadParameter(f"--horizons: expected numbers like 12,24,36, got {horizons!r}") from None
+    try:
+        cfg = BaselinesConfig.model_validate(settings)
+    except Exception as exc:  # pydantic's message names the field
+        raise typer.BadParameter(str(exc)) from None
+    c = _load_for_run(cohort, images=False)
+    if cfg.endpoint not in c.endpoints:
+        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("cross-validating", total=None)
+
+        def tick(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        try:
+            report, metrics = write_baselines_run(c, cohort, cfg, out, overwrite=overwrite, progress=tick)
+        except FileExistsError as exc:
+            err.print(f"[bold red]error[/]: {exc}")
+            raise typer.Exit(1) from None
+    out_table = _metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
+                                        f"{metrics['n_events']} events)")
+    globals()["out"].print(out_table)
+    globals()["out"].print(f"run folder: {out} ({time.perf_counter() - started:.0f} s)")
+    globals()["out"].print(f"report: {report}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder (predictions.csv, outcomes.csv, config.yaml).")],
+) -> None:
+    """Recompute metrics.json, the figures and report.html of a run folder from its predictions."""
+    from hccprog.reports.report import evaluate_run
+
+    for name in ("predictions.csv", "outcomes.csv", "config.yaml"):
+        if not (run / name).exists():
+            err.print(f"[bold red]error[/]: {run / name} is missing: not a run folder")
+            raise typer.Exit(1)
+    metrics = evaluate_run(run)
+    out.print(_metrics_table(metrics, f"{run}: {metrics.get('endpoint')}"))
+    out.print(f"report: {run / 'report.html'}")

@@ -1,0 +1,1 @@
+"""Clinical baselines every imaging model must beat: penalised Cox, HCC scores, fusion."""

@@ -1,0 +1,78 @@
+"""``hccprog baselines``: fit, score and report the clinical baselines into a run folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hccprog import __version__
+from hccprog.baselines.run import BaselinesConfig, BaselinesResult, run_baselines
+from hccprog.cohort.model import Cohort
+from hccprog.reports import figures as F
+from hccprog.reports.report import evaluate_run
+from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
+
+
+def public_predictions(preds: pd.DataFrame) -> pd.DataFrame:
+    """``predictions.csv``: the first repeat, one row per patient and model, without ``repeat``."""
+    first = preds[preds["repeat"] == 0].drop(columns="repeat")
+    return first.reset_index(drop=True)
+
+
+def write_baselines_run(cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, out: Path, *,
+                        overwrite: bool = False,
+                        progress: Callable[[str, int, int], None] | None = None) -> tuple[Path, dict]:
+    """Run the baselines and leave the run folder ``out``; returns (report path, metrics)."""
+    result = run_baselines(cohort, cfg, progress=progress)
+    with staged_run(out, overwrite=overwrite) as tmp:
+        _write(tmp, cohort, Path(cohort_path), cfg, result)
+        metrics = evaluate_run(tmp)
+    return Path(out) / "report.html", metrics
+
+
+def _write(run: Path, cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, res: BaselinesResult) -> None:
+    preds = res.predictions
+    write_csv(run / "predictions.csv", public_predictions(preds), index=False, float_format="%.6g")
+    if cfg.cv.repeats > 1:
+        write_csv(run / "predictions_repeats.csv", preds, index=False, float_format="%.6g")
+    write_csv(run / "folds.csv", res.folds, index=False)
+    write_csv(run / "outcomes.csv", res.outcomes, float_format="%.6g")
+    write_json(run / "cutoffs.json", res.cutoffs)
+    resolved = cfg.model_copy(update={"horizons": res.horizons})
+    config = {
+        "command": "baselines",
+        "title": f"Clinical baselines: {cohort.name}, {cfg.endpoint}",
+        "hccprog_version": __version__,
+        "cohort": str(Path(cohort_path).resolve()),
+        "cohort_name": cohort.name,
+        "endpoint": cfg.endpoint,
+        "time_unit": cohort.time_unit,
+        "cv": resolved.cv.model_dump(),
+        "risk_groups": resolved.risk_groups,
+        "evaluation": {"horizons": res.horizons, "reference": cfg.reference if cfg.reference in preds["model"].values
+                       else None, "n_boot": cfg.n_boot, "seed": cfg.seed, "survival_times": res.survival_times},
+        "score_sources": res.score_sources,
+        "notes": res.notes,
+        "baselines": resolved.model_dump(mode="json"),
+    }
+    write_yaml(run / "config.yaml", config)
+    for name, model in res.full_models.items():
+        hr = model.hazard_ratios()
+        write_csv(run / "models" / f"{name}_hazard_ratios.csv", hr, float_format="%.6g")
+        rows = hr.reset_index().rename(columns={"covariate": "label"})
+        rows = rows.rename(columns={rows.columns[0]: "label"})
+        save_figure(F.forest_plot(rows, f"{name}: hazard ratio per SD (fitted on all patients, "
+                                        f"penalty {model.penalizer_:g})"),
+                    run / "figures" / f"forest_model_{name}.png")
+        save_figure(F.nomogram(model, res.horizons, cohort.time_unit, f"{name} nomogram"),
+                    run / "figures" / f"nomogram_{name}.png")
+        write_json(run / "models" / f"{name}.json", {
+            "penalizer": model.penalizer_, "tuning_harrell_c": {str(k): v for k, v in model.tuning_.items()},
+            "coefficients": {k: float(v) for k, v in model.model_.params_.items()},
+            "covariates": model.covariates_,
+            "feature_means": {k: float(v) for k, v in model.prep_.mean_.items()},
+            "feature_sds": {k: float(v) for k, v in model.prep_.std_.items()},
+            "n": len(res.outcomes), "events": int(np.sum(res.outcomes["event"]))})

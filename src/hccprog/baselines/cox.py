@@ -1,0 +1,121 @@
+"""Penalised multivariable Cox model on tabular covariates (lifelines), with nested tuning."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+from hccprog.baselines.preprocess import TabularPreprocessor
+from hccprog.evaluation.survival import harrell_c
+from hccprog.training.cv import inner_splits
+
+
+class CoxModel:
+    """Cox proportional-hazards model with an elastic-net penalty (lifelines ``CoxPHFitter``).
+
+    The penalty strength is chosen from ``penalizers`` by inner cross-validation on the training
+    data (Harrell's C of the held-out inner folds), then the model is refitted on all training
+    data. Preprocessing (imputation, encoding, scaling) is fitted inside ``fit``.
+    """
+
+    def __init__(self, *, penalizers: tuple[float, ...] = (0.01, 0.1, 1.0), l1_ratio: float = 0.0,
+                 inner_folds: int = 3, seed: int = 0) -> None:
+        self.penalizers = tuple(penalizers)
+        self.l1_ratio = l1_ratio
+        self.inner_folds = inner_folds
+        self.seed = seed
+
+    @staticmethod
+    def _fit_one(X: pd.DataFrame, time, event, penalizer: float, l1_ratio: float) -> CoxPHFitter:
+        frame = X.copy()
+        frame["__T"] = np.asarray(time, float)
+        frame["__E"] = np.asarray(event).astype(int)
+        last: Exception | None = None
+        for p in (penalizer, penalizer * 10, penalizer * 100):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    return CoxPHFitter(penalizer=p, l1_ratio=l1_ratio).fit(frame, "__T", "__E")
+            except ConvergenceError as err:  # separation in a small fold: penalise more
+                last = err
+        raise RuntimeError(f"the Cox model did not converge even with penalizer {penalizer * 100:g}") from last
+
+    def _score(self, X: pd.DataFrame, time, event, penalizer: float) -> float:
+        e = np.asarray(event).astype(int)
+        scores = []
+        for tr, va in inner_splits(len(X), e, self.inner_folds, self.seed):
+            prep = TabularPreprocessor().fit(X.iloc[tr])
+            m = self._fit_one(prep.transform(X.iloc[tr]), np.asarray(time)[tr], e[tr], penalizer, self.l1_ratio)
+            risk = m.predict_log_partial_hazard(prep.transform(X.iloc[va])).to_numpy()
+            c = harrell_c(np.asarray(time)[va], e[va], risk)
+            if np.isfinite(c):
+                scores.append(c)
+        return float(np.mean(scores)) if scores else float("nan")
+
+    def fit(self, X: pd.DataFrame, time, event) -> CoxModel:
+        if len(self.penalizers) > 1:
+            scores = {p: self._score(X, time, event, p) for p in self.penalizers}
+            finite = {p: s for p, s in scores.items() if np.isfinite(s)}
+            # the strongest penalty among the best (ties -> simpler model)
+            best = max(finite.values()) if finite else None
+            self.penalizer_ = max(p for p, s in finite.items() if s == best) if finite else self.penalizers[-1]
+            self.tuning_ = scores
+        else:
+            self.penalizer_ = self.penalizers[0]
+            self.tuning_ = {}
+        self.prep_ = TabularPreprocessor().fit(X)
+        Xt = self.prep_.transform(X)
+        self.model_ = self._fit_one(Xt, time, event, self.penalizer_, self.l1_ratio)
+        self.ranges_ = {c: (float(Xt[c].quantile(0.01)), float(Xt[c].quantile(0.99))) for c in Xt.columns}
+        self.covariates_ = list(X.columns)
+        return self
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """Log partial hazard (higher = worse)."""
+        return self.model_.predict_log_partial_hazard(self.prep_.transform(X[self.covariates_])).to_numpy()
+
+    def predict_survival(self, X: pd.DataFrame, times) -> np.ndarray:
+        """S(t | x) at ``times``: (n, len(times)), Breslow baseline of the training data."""
+        sf = self.model_.predict_survival_function(self.prep_.transform(X[self.covariates_]),
+                                                   times=np.asarray(times, float))
+        return sf.to_numpy().T
+
+    def hazard_ratios(self) -> pd.DataFrame:
+        """Per standardised feature: coefficient, HR per SD and its Wald 95% CI, p-value."""
+        s = self.model_.summary
+        return pd.DataFrame({"coef": s["coef"], "hr": s["exp(coef)"], "ci_lower": s["exp(coef) lower 95%"],
+                             "ci_upper": s["exp(coef) upper 95%"], "p_value": s["p"]})
+
+
+class BivariateCoxFusion:
+    """Cox model of two risk scores (the RadCLN recipe: image score + clinical score), each
+    standardised on the training data. Unpenalised unless the fit fails to converge."""
+
+    def fit(self, a, b, time, event) -> BivariateCoxFusion:
+        X = self._frame(a, b, fit=True)
+        self.model_ = CoxModel._fit_one(X, time, event, 1e-6, 0.0)
+        return self
+
+    def _frame(self, a, b, *, fit: bool = False) -> pd.DataFrame:
+        a = np.asarray(a, float)
+        b = np.asarray(b, float)
+        if fit:
+            self.loc_ = (a.mean(), b.mean())
+            self.scale_ = (a.std() or 1.0, b.std() or 1.0)
+        return pd.DataFrame({"score_a": (a - self.loc_[0]) / self.scale_[0],
+                             "score_b": (b - self.loc_[1]) / self.scale_[1]})
+
+    def predict_risk(self, a, b) -> np.ndarray:
+        return self.model_.predict_log_partial_hazard(self._frame(a, b)).to_numpy()
+
+    def predict_survival(self, a, b, times) -> np.ndarray:
+        return self.model_.predict_survival_function(self._frame(a, b), times=np.asarray(times, float)).to_numpy().T
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.model_.params_.items()}

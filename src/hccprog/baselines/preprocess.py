@@ -1,0 +1,71 @@
+"""Tabular preprocessing fitted on training folds only: imputation, encoding, scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class TabularPreprocessor:
+    """Median (numeric, ordinal) or mode (categorical) imputation, one-hot encoding with the most
+    frequent level as reference, standardisation, and removal of columns constant in training.
+
+    ``fit`` sees the training patients only; ``transform`` applies what it learned.
+    """
+
+    def __init__(self, *, scale: bool = True) -> None:
+        self.scale = scale
+
+    def fit(self, frame: pd.DataFrame) -> TabularPreprocessor:
+        self.columns_ = list(frame.columns)
+        self.kinds_: dict[str, str] = {}
+        self.fill_: dict[str, object] = {}
+        self.levels_: dict[str, list] = {}
+        for c in self.columns_:
+            col = frame[c]
+            if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object:
+                self.kinds_[c] = "categorical"
+                counts = col.dropna().astype(str).value_counts()
+                mode = counts.index[0] if len(counts) else "missing"
+                self.fill_[c] = mode
+                # reference = most frequent level; dummies for the others
+                self.levels_[c] = [lv for lv in sorted(counts.index) if lv != mode]
+            else:
+                self.kinds_[c] = "numeric"
+                med = pd.to_numeric(col, errors="coerce").median()
+                self.fill_[c] = 0.0 if pd.isna(med) else float(med)
+        raw = self._encode(frame)
+        std = raw.std(ddof=0)
+        self.keep_ = [c for c in raw.columns if std[c] > 1e-12]
+        self.mean_ = raw[self.keep_].mean()
+        self.std_ = std[self.keep_]
+        return self
+
+    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        parts = {}
+        for c in self.columns_:
+            if self.kinds_[c] == "categorical":
+                col = frame[c].astype(object).where(frame[c].notna(), None)
+                col = col.map(lambda v, c=c: self.fill_[c] if v is None else str(v))
+                for lv in self.levels_[c]:
+                    parts[f"{c}={lv}"] = (col == lv).astype(float)
+            else:
+                parts[c] = pd.to_numeric(frame[c], errors="coerce").fillna(self.fill_[c]).astype(float)
+        return pd.DataFrame(parts, index=frame.index)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        raw = self._encode(frame)[self.keep_]
+        if self.scale:
+            raw = (raw - self.mean_) / self.std_
+        return raw
+
+    def fit_transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(frame).transform(frame)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.keep_)
+
+    def unscaled(self, name: str, z: np.ndarray) -> np.ndarray:
+        """Map standardised values of feature ``name`` back to its encoded scale."""
+        return np.asarray(z) * self.std_[name] + self.mean_[name]

@@ -1,0 +1,239 @@
+"""Cross-validated clinical baselines for one endpoint: fixed scores, penalised Cox models and
+bivariate-Cox fusions, all scored out of fold on the same splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
+from hccprog.baselines.scores import compute_scores
+from hccprog.cohort.model import Cohort
+from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
+from hccprog.training.cv import CVConfig, folds_frame, make_splits
+
+
+class CoxSpec(BaseModel):
+    """A penalised Cox model: its covariates (None: every declared covariate) and penalty grid."""
+
+    model_config = ConfigDict(extra="forbid")
+    covariates: list[str] | None = None
+    penalizers: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0])
+    l1_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class BaselinesConfig(BaseModel):
+    """What ``hccprog baselines`` fits and how it evaluates."""
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint: str = "os"
+    cv: CVConfig = Field(default_factory=lambda: CVConfig(folds=5, repeats=5, seed=0))
+    horizons: list[float] | None = None  # in the cohort's time unit; None: 1, 2, 3 years that fit
+    risk_groups: CutoffMethod = "median"
+    cox_models: dict[str, CoxSpec] = Field(default_factory=lambda: {"clinical_cox": CoxSpec()})
+    scores: list[str] | None = None  # None: every score the cohort has or allows to compute
+    fusions: list[tuple[str, str]] | None = None  # None: (best-known fixed score, clinical_cox)
+    min_score_coverage: float = Field(0.5, gt=0, le=1)
+    reference: str = "clinical_cox"
+    n_boot: int = Field(1000, ge=0)
+    seed: int = 0
+
+
+@dataclass
+class BaselinesResult:
+    predictions: pd.DataFrame  # patient_id, model, repeat, fold, risk, risk_group, surv_<t>...
+    folds: pd.DataFrame
+    outcomes: pd.DataFrame  # patient_id -> time, event (cohort unit)
+    horizons: list[float]
+    survival_times: list[float]
+    score_sources: dict[str, str]
+    full_models: dict[str, CoxModel]  # refitted on every patient, for nomograms and forest plots
+    covariates: pd.DataFrame
+    cutoffs: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+YEAR_DAYS = 365.25
+
+
+def default_horizons(cohort: Cohort, time: np.ndarray, event: np.ndarray) -> list[float]:
+    """1, 2 and 3 years in the cohort's unit, kept while at least 10% of patients remain at risk
+    and at least 5 events precede them."""
+    per_year = cohort.to_unit(YEAR_DAYS)
+    out = []
+    for years in (1, 2, 3):
+        h = float(per_year * years)
+        if np.mean(time > h) >= 0.10 and np.sum(event & (time <= h)) >= 5:
+            out.append(round(h, 4))
+    if not out:
+        out = [float(np.round(np.quantile(time[event.astype(bool)], 0.5), 4))]
+    return out
+
+
+def survival_grid(time: np.ndarray, event: np.ndarray, horizons: list[float]) -> list[float]:
+    """Horizons plus 10 evaluation times between the 10th and 80th percentile of follow-up (for the
+    integrated Brier score), all strictly inside the observed range."""
+    lo, hi = np.quantile(time, [0.1, 0.8])
+    grid = np.linspace(lo, hi, 10)
+    allv = np.unique(np.round(np.concatenate([grid, horizons]), 4))
+    return [float(v) for v in allv if 0 < v < time.max()]
+
+
+def surv_column(t: float) -> str:
+    return f"surv_{t:g}"
+
+
+def _fixed_score_rows(name, values, ids, test_pos_by_split, splits, cfg, t, e, cutoff_log):
+    """Fixed scores are not fitted: fold -1. Their risk-group cut-offs are still learned on the
+    training part of each fold of repeat 0, so that groups never see the patient they label."""
+    rows = []
+    v = values
+    for s in splits:
+        if s.repeat != 0:
+            continue
+        tr = s.train[np.isfinite(v[s.train])]
+        te = s.test[np.isfinite(v[s.test])]
+        if len(tr) == 0 or len(te) == 0:
+            continue
+        cut = learn_cutoffs(v[tr], t[tr], e[tr], method=cfg.risk_groups, horizon=max(cfg.horizons or [0]) or None)
+        cutoff_log.append({"model": name, "repeat": 0, "fold": s.fold, "cutoffs": cut})
+        groups = assign_groups(v[te], cut)
+        for i, g in zip(te, groups, strict=True):
+            rows.append({"patient_id": ids[i], "model": name, "repeat": 0, "fold": -1, "risk": float(v[i]),
+                         "risk_group": int(g)})
+    return rows
+
+
+def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
+                  progress: Callable[[str, int, int], None] | None = None) -> BaselinesResult:
+    """Fit and score every baseline out of fold. ``progress(label, done, total)`` is called per fold."""
+    out = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
+    ids = list(out.index)
+    t = out["time"].to_numpy(float)
+    e = out["event"].to_numpy(int)
+    notes: list[str] = []
+    horizons = cfg.horizons or default_horizons(cohort, t, e.astype(bool))
+    cfg = cfg.model_copy(update={"horizons": horizons})
+    grid = survival_grid(t, e.astype(bool), horizons)
+    X_all = cohort.covariates().loc[ids]
+    scores, sources = compute_scores(cohort)
+    scores = scores.loc[ids]
+    wanted = cfg.scores if cfg.scores is not None else list(scores.columns)
+    usable = []
+    for name in wanted:
+        if name not in scores.columns:
+            notes.append(f"score '{name}' is neither in the table nor computable from it: skipped")
+            continue
+        cover = scores[name].notna().mean()
+        if cover < cfg.min_score_coverage:
+            notes.append(f"score '{name}' known for {cover:.0%} of patients (< {cfg.min_score_coverage:.0%}): skipped")
+            continue
+        if scores[name].nunique() < 2:
+            notes.append(f"score '{name}' takes a single value: skipped")
+            continue
+        usable.append(name)
+        missing = int(scores[name].isna().sum())
+        if missing:
+            notes.append(f"score '{name}': {missing} patients without a value are not scored by it")
+
+    splits = make_splits(len(ids), e, cfg.cv)
+    folds = folds_frame(ids, splits)
+    cutoff_log: list[dict] = []
+    rows: list[dict] = []
+    for name in usable:
+        rows += _fixed_score_rows(name, scores[name].to_numpy(float), ids, None, splits, cfg, t, e, cutoff_log)
+
+    cox_specs = {}
+    for name, spec in cfg.cox_models.items():
+        covs = spec.covariates or list(X_all.columns)
+        absent = [c for c in covs if c not in X_all.columns]
+        if absent:
+            raise ValueError(f"Cox model '{name}': covariates {absent} are not declared in the cohort")
+        if not covs:
+            notes.append(f"Cox model '{name}' has no covariates: skipped")
+            continue
+        cox_specs[name] = (spec, covs)
+    fusions = cfg.fusions
+    if fusions is None:
+        first = next((s for s in ("clip", "bclc", "okuda", "hap", "albi", "child_pugh") if s in usable), None)
+        fusions = [(first, "clinical_cox")] if first and "clinical_cox" in cox_specs else []
+    for a, b in fusions:
+        for part in (a, b):
+            if part not in usable and part not in cox_specs:
+                raise ValueError(f"fusion {a}+{b}: '{part}' is neither a usable score nor a Cox model")
+
+    total = len(splits)
+    for k, s in enumerate(splits):
+        if progress:
+            progress(f"repeat {s.repeat + 1}/{cfg.cv.repeats}, fold {s.fold + 1}/{cfg.cv.folds}", k, total)
+        train_risk: dict[str, np.ndarray] = {}
+        test_risk: dict[str, np.ndarray] = {}
+        for name, (spec, covs) in cox_specs.items():
+            model = CoxModel(penalizers=tuple(spec.penalizers), l1_ratio=spec.l1_ratio,
+                             inner_folds=cfg.cv.inner_folds, seed=s.seed).fit(
+                X_all.iloc[s.train][covs], t[s.train], e[s.train])
+            train_risk[name] = model.predict_risk(X_all.iloc[s.train])
+            test_risk[name] = model.predict_risk(X_all.iloc[s.test])
+            surv = model.predict_survival(X_all.iloc[s.test], grid)
+            rows += _cv_rows(name, ids, s, test_risk[name], train_risk[name], t, e, cfg, cutoff_log, surv, grid)
+        for name in usable:
+            v = scores[name].to_numpy(float)
+            train_risk[name], test_risk[name] = v[s.train], v[s.test]
+        for a, b in fusions:
+            name = f"{a}+{b}"
+            ok_tr = np.isfinite(train_risk[a]) & np.isfinite(train_risk[b])
+            ok_te = np.isfinite(test_risk[a]) & np.isfinite(test_risk[b])
+            fus = BivariateCoxFusion().fit(train_risk[a][ok_tr], train_risk[b][ok_tr],
+                                           t[s.train][ok_tr], e[s.train][ok_tr])
+            risk = fus.predict_risk(test_risk[a][ok_te], test_risk[b][ok_te])
+            surv = fus.predict_survival(test_risk[a][ok_te], test_risk[b][ok_te], grid)
+            tr_risk = fus.predict_risk(train_risk[a][ok_tr], train_risk[b][ok_tr])
+            sub = _SubSplit(s, s.train[ok_tr], s.test[ok_te])
+            rows += _cv_rows(name, ids, sub, risk, tr_risk, t, e, cfg, cutoff_log, surv, grid)
+    if progress:
+        progress("done", total, total)
+
+    full_models = {}
+    for name, (spec, covs) in cox_specs.items():
+        full_models[name] = CoxModel(penalizers=tuple(spec.penalizers), l1_ratio=spec.l1_ratio,
+                                     inner_folds=cfg.cv.inner_folds, seed=cfg.cv.seed).fit(X_all[covs], t, e)
+    preds = pd.DataFrame(rows)
+    ordered = ["patient_id", "model", "repeat", "fold", "risk", "risk_group"]
+    surv_cols = [c for c in preds.columns if c.startswith("surv_")]
+    preds = preds[ordered + sorted(surv_cols, key=lambda c: float(c[5:]))]
+    outcomes = out.copy()
+    return BaselinesResult(preds, folds, outcomes, horizons, grid, {k: sources.get(k, "") for k in usable},
+                           full_models, X_all, cutoff_log, notes)
+
+
+@dataclass
+class _SubSplit:
+    base: object
+    train: np.ndarray
+    test: np.ndarray
+
+    @property
+    def repeat(self) -> int:
+        return self.base.repeat
+
+    @property
+    def fold(self) -> int:
+        return self.base.fold
+
+
+def _cv_rows(name, ids, s, test_risk, train_risk, t, e, cfg, cutoff_log, surv, grid) -> list[dict]:
+    cut = learn_cutoffs(train_risk, t[s.train], e[s.train], method=cfg.risk_groups, horizon=max(cfg.horizons))
+    cutoff_log.append({"model": name, "repeat": s.repeat, "fold": s.fold, "cutoffs": cut})
+    groups = assign_groups(test_risk, cut)
+    rows = []
+    for j, i in enumerate(s.test):
+        row = {"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold,
+               "risk": float(test_risk[j]), "risk_group": int(groups[j])}
+        for k, g in enumerate(grid):
+            row[surv_column(g)] = float(surv[j, k])
+        rows.append(row)
+    return rows

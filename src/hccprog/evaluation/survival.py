@@ -1,0 +1,203 @@
+"""Survival discrimination and accuracy metrics for right-censored data.
+
+Conventions (those of scikit-survival, against which the tests check every function to 1e-6):
+
+- ``risk``: higher means worse prognosis (a log-hazard, a stage, 1 - S(t)).
+- A pair (i, j) is comparable when i had the event and ``T_i < T_j``, or ``T_i == T_j`` and
+  j was censored. Risks closer than ``tied_tol`` count as a half-concordant tie.
+- The censoring distribution G is the reverse Kaplan-Meier estimate (events at a time are
+  taken to precede censorings at that time), a right-continuous step function.
+
+Vectorised NumPy, chunked so that memory stays bounded on large cohorts. torchsurv's
+estimators are not used here because its IPCW weights are float32 and its
+cumulative/dynamic AUC handles ties differently (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class StepCurve:
+    """A right-continuous step function starting at 1: ``value(t)`` is the value at the
+    largest jump time <= t."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    def __call__(self, t: np.ndarray | float) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        idx = np.searchsorted(self.times, t, side="right") - 1
+        out = np.where(idx >= 0, self.values[np.clip(idx, 0, None)], 1.0)
+        return out
+
+
+def _as_arrays(time, event) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(time, dtype=float).ravel()
+    e = np.asarray(event).astype(bool).ravel()
+    if t.shape != e.shape:
+        raise ValueError(f"time ({t.shape[0]}) and event ({e.shape[0]}) differ in length")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("survival times must be finite and non-negative")
+    return t, e
+
+
+def kaplan_meier(time, event) -> StepCurve:
+    """Kaplan-Meier estimate of the event-free probability S(t)."""
+    t, e = _as_arrays(time, event)
+    uniq, inverse = np.unique(t, return_inverse=True)
+    deaths = np.bincount(inverse, weights=e.astype(float), minlength=len(uniq))
+    counts = np.bincount(inverse, minlength=len(uniq))
+    at_risk = len(t) - np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ratio = np.divide(deaths, at_risk, out=np.zeros_like(deaths), where=deaths > 0)
+    return StepCurve(uniq, np.cumprod(1.0 - ratio))
+
+
+def censoring_survival(time, event) -> StepCurve:
+    """Reverse Kaplan-Meier estimate G(t) = P(C > t) of the censoring distribution."""
+    t, e = _as_arrays(time, event)
+    uniq, inverse = np.unique(t, return_inverse=True)
+    deaths = np.bincount(inverse, weights=e.astype(float), minlength=len(uniq))
+    censored = np.bincount(inverse, weights=(~e).astype(float), minlength=len(uniq))
+    counts = np.bincount(inverse, minlength=len(uniq))
+    at_risk = len(t) - np.concatenate([[0], np.cumsum(counts)[:-1]]) - deaths
+    ratio = np.divide(censored, at_risk, out=np.zeros_like(censored), where=censored > 0)
+    return StepCurve(uniq, np.cumprod(1.0 - ratio))
+
+
+def _ipcw(train_time, train_event, time, event) -> np.ndarray:
+    """1 / G(T_i) for events, 0 for censored patients."""
+    g = censoring_survival(train_time, train_event)(time[event])
+    if np.any(g <= 0):
+        raise ValueError("the censoring survival function is zero at an event time; "
+                         "truncate the evaluation (tau) before the last follow-up")
+    w = np.zeros(len(time))
+    w[event] = 1.0 / g
+    return w
+
+
+def _concordance_sums(t, e, r, weights, tied_tol) -> tuple[float, float]:
+    num = den = 0.0
+    cases = np.flatnonzero(e & (weights > 0))
+    for start in range(0, len(cases), _CHUNK):
+        i = cases[start:start + _CHUNK]
+        ti, ri, wi = t[i, None], r[i, None], weights[i, None]
+        comparable = (t[None, :] > ti) | ((t[None, :] == ti) & ~e[None, :])
+        diff = ri - r[None, :]
+        tied = np.abs(diff) <= tied_tol
+        score = np.where(tied, 0.5, (diff > 0).astype(float))
+        num += float(np.sum(wi * comparable * score))
+        den += float(np.sum(wi * comparable))
+    return num, den
+
+
+def harrell_c(time, event, risk, *, tied_tol: float = 1e-8) -> float:
+    """Harrell's concordance index. NaN when no pair is comparable."""
+    t, e = _as_arrays(time, event)
+    r = np.asarray(risk, dtype=float).ravel()
+    if r.shape != t.shape:
+        raise ValueError("risk and time differ in length")
+    num, den = _concordance_sums(t, e, r, np.ones(len(t)), tied_tol)
+    return num / den if den > 0 else float("nan")
+
+
+def uno_c(time, event, risk, *, tau: float | None = None, train_time=None, train_event=None,
+          tied_tol: float = 1e-8) -> float:
+    """Uno's IPCW concordance index, truncated at ``tau`` (events at or after tau ignored).
+
+    The censoring distribution is estimated on ``train_*`` (default: the same patients).
+    """
+    t, e = _as_arrays(time, event)
+    r = np.asarray(risk, dtype=float).ravel()
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    keep = np.ones(len(t), bool) if tau is None else t < tau
+    w = np.zeros(len(t))
+    w[keep] = _ipcw(tt, te, t[keep], e[keep])
+    num, den = _concordance_sums(t, e, r, w ** 2, tied_tol)
+    return num / den if den > 0 else float("nan")
+
+
+def cumulative_dynamic_auc(time, event, risk, times, *, train_time=None, train_event=None,
+                           tied_tol: float = 1e-8) -> tuple[np.ndarray, float]:
+    """Cumulative/dynamic time-dependent AUC (Uno et al. 2007; Hung & Chiang 2010).
+
+    Cases: event at or before t (weighted 1/G(T_i)); controls: still event-free after t.
+    ``risk`` is (n,) or (n, len(times)) for time-dependent risks. Returns the AUC per time and
+    their mean weighted by the Kaplan-Meier drop in S between the times.
+    """
+    t, e = _as_arrays(time, event)
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    r = np.asarray(risk, dtype=float)
+    r = np.repeat(r.reshape(-1, 1), len(times), axis=1) if r.ndim == 1 else r
+    if r.shape != (len(t), len(times)):
+        raise ValueError("risk must be (n,) or (n, len(times))")
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    ipcw = _ipcw(tt, te, t, e)
+    aucs = np.empty(len(times))
+    for k, horizon in enumerate(times):
+        case = (t <= horizon) & e
+        control = t > horizon
+        if not case.any() or not control.any():
+            aucs[k] = np.nan
+            continue
+        rc, wc, rn = r[case, k], ipcw[case], r[control, k]
+        diff = rc[:, None] - rn[None, :]
+        score = np.where(np.abs(diff) <= tied_tol, 0.5, (diff > 0).astype(float))
+        aucs[k] = float(np.sum(wc[:, None] * score) / (wc.sum() * control.sum()))
+    if len(times) == 1:
+        return aucs, float(aucs[0])
+    s = kaplan_meier(t, e)(times)
+    d = -np.diff(np.r_[1.0, s])
+    return aucs, float(np.sum(aucs * d) / (1.0 - s[-1]))
+
+
+def brier_score(time, event, survival, times, *, train_time=None, train_event=None) -> np.ndarray:
+    """IPCW Brier score (Graf et al. 1999) of predicted survival S(t | x), (n, len(times))."""
+    t, e = _as_arrays(time, event)
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    s = np.asarray(survival, dtype=float).reshape(len(t), len(times))
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    g = censoring_survival(tt, te)
+    if times.max() > tt.max() and g.values[-1] > 0:
+        raise ValueError(f"Brier times must lie before the last follow-up ({tt.max():g})")
+    g_t = g(times)
+    g_y = g(t)
+    out = np.empty(len(times))
+    for k, horizon in enumerate(times):
+        case = (t <= horizon) & e
+        control = t > horizon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(case, s[:, k] ** 2 / np.where(case, g_y, 1.0), 0.0)
+            term += np.where(control, (1.0 - s[:, k]) ** 2 / g_t[k], 0.0)
+        out[k] = float(np.mean(term))
+    return out
+
+
+def integrated_brier_score(time, event, survival, times, *, train_time=None, train_event=None) -> float:
+    """Trapezoidal integral of the Brier score over ``times``, divided by their range."""
+    times = np.asarray(times, dtype=float)
+    if len(times) < 2:
+        raise ValueError("the integrated Brier score needs at least two time points")
+    bs = brier_score(time, event, survival, times, train_time=train_time, train_event=train_event)
+    return float(np.trapezoid(bs, times) / (times[-1] - times[0]))
+
+
+def cumulative_dynamic_roc(time, event, risk, horizon: float, *, train_time=None,
+                           train_event=None) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) of the cumulative/dynamic ROC curve at ``horizon``
+    (IPCW-weighted cases, as in :func:`cumulative_dynamic_auc`), from (0, 0) to (1, 1)."""
+    t, e = _as_arrays(time, event)
+    r = np.asarray(risk, dtype=float).ravel()
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    w = _ipcw(tt, te, t, e)
+    case = (t <= horizon) & e
+    control = t > horizon
+    thresholds = np.unique(r)[::-1]
+    tp = np.array([np.sum(w[case] * (r[case] >= c)) for c in thresholds]) / max(w[case].sum(), 1e-300)
+    fp = np.array([np.sum(r[control] >= c) for c in thresholds]) / max(control.sum(), 1)
+    return np.r_[0.0, fp], np.r_[0.0, tp]

@@ -1,0 +1,1 @@
+"""Figures, nomograms and the self-contained HTML report of a run."""

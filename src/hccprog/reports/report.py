@@ -1,0 +1,208 @@
+"""Evaluate a run folder (metrics.json, figures) and write its self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hccprog import __version__
+from hccprog.evaluation.metrics import estimate_text, survival_metrics
+from hccprog.reports import figures as F
+from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
+
+FIGURE_CAPTIONS = {
+    "km_risk_groups.png": "Kaplan-Meier curves by risk group (cut-offs learned on the training part of each "
+                          "fold; first repeat), 95% confidence bands, log-rank p and hazard ratio high vs low.",
+    "td_roc.png": "Cumulative/dynamic ROC curves at each horizon (IPCW; AUC in the legend).",
+    "calibration.png": "Calibration: predicted vs Kaplan-Meier observed survival at the first horizon, "
+                       "by quartile of prediction (out of fold).",
+    "decision_curve.png": "Decision curve: net benefit of acting on the predicted probability of the event "
+                          "by the first horizon, against treating all and treating none.",
+    "forest_risk_groups.png": "Hazard ratio of the high vs low risk group for every model (95% CI).",
+}
+
+
+def load_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    run = Path(run)
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    outcomes = pd.read_csv(run / "outcomes.csv", dtype={"patient_id": str}).set_index("patient_id")
+    return config, read_predictions(run), outcomes
+
+
+def evaluate_run(run: Path) -> dict:
+    """Recompute ``metrics.json``, the figures and ``report.html`` of a run from its files."""
+    run = Path(run)
+    config, preds, outcomes = load_run(run)
+    ev = config.get("evaluation", {})
+    horizons = [float(h) for h in ev["horizons"]]
+    unit = config.get("time_unit", "days")
+    metrics = survival_metrics(preds, outcomes, horizons=horizons, reference=ev.get("reference"),
+                               n_boot=int(ev.get("n_boot", 1000)), seed=int(ev.get("seed", 0)), time_unit=unit)
+    metrics["endpoint"] = config.get("endpoint")
+    metrics["n_patients"] = len(outcomes)
+    metrics["n_events"] = int(outcomes["event"].sum())
+    metrics["notes"] = config.get("notes", [])
+    metrics["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    metrics["hccprog_version"] = __version__
+    write_json(run / "metrics.json", metrics)
+    _figures(run, preds, outcomes, metrics, horizons, unit)
+    write_report(run, config, metrics)
+    return metrics
+
+
+def _first_repeat(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    r0 = preds[preds["repeat"] == preds["repeat"].min()]
+    return {m: g.set_index("patient_id") for m, g in r0.groupby("model", sort=False)}
+
+
+def _figures(run: Path, preds, outcomes, metrics, horizons, unit) -> None:
+    figdir = run / "figures"
+    first = _first_repeat(preds)
+    save_figure(F.km_by_group(first, outcomes, metrics, unit), figdir / "km_risk_groups.png")
+    save_figure(F.td_roc(first, outcomes, horizons, metrics, unit), figdir / "td_roc.png")
+    cal = F.calibration_plot(first, outcomes, horizons[0], unit)
+    if cal is not None:
+        save_figure(cal, figdir / "calibration.png")
+    dca = F.decision_curve_plot(first, outcomes, horizons[0], unit)
+    if dca is not None:
+        save_figure(dca, figdir / "decision_curve.png")
+    rows = []
+    for model, m in metrics["models"].items():
+        hr = m.get("risk_groups", {}).get("hr_high_vs_low")
+        if hr and hr.get("hr") is not None:
+            rows.append({"label": model, **hr})
+    if rows:
+        save_figure(F.forest_plot(pd.DataFrame(rows), "high vs low risk group"), figdir / "forest_risk_groups.png")
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, border=0, classes="t", na_rep="")
+
+
+def summary_table(metrics: dict) -> pd.DataFrame:
+    """One row per model: n, events, Harrell's and Uno's C, td-AUC per horizon, IBS, risk groups."""
+    rows = []
+    for model, m in metrics["models"].items():
+        row = {"model": model, "kind": m["kind"], "patients": m["n"], "events": m["events"],
+               "Harrell's C (95% CI)": estimate_text(m.get("harrell_c")),
+               "Uno's C (95% CI)": estimate_text(m.get("uno_c"))}
+        for h, est in m.get("td_auc", {}).items():
+            row[f"AUC({h}) (95% CI)"] = estimate_text(est)
+        row["IBS (95% CI)"] = estimate_text(m.get("integrated_brier"))
+        hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
+        row["HR high vs low (95% CI)"] = (f"{hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})"
+                                         if hr.get("hr") is not None else "n/a")
+        p = m.get("risk_groups", {}).get("logrank", {}).get("p_value")
+        row["log-rank p"] = f"{p:.3g}" if p is not None else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_table(metrics: dict) -> pd.DataFrame:
+    rows = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
+             "difference in Harrell's C (95% CI)": estimate_text(c["harrell_c_difference"]),
+             "bootstrap p": f"{c['p_value']:.3g}"} for c in metrics.get("comparisons", [])]
+    return pd.DataFrame(rows)
+
+
+CSS = """body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table.t{border-collapse:collapse;font-size:.85em;margin:.6em 0}table.t td,table.t th{padding:.25em .6em;
+border-bottom:1px solid #e4e4e4;text-align:left}table.t th{background:#f4f4f4}img{max-width:100%;margin:.6em 0}
+.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}"""
+
+
+def write_report(run: Path, config: dict, metrics: dict) -> Path:
+    """The self-contained HTML report (figures embedded) of a run."""
+    run = Path(run)
+    unit = metrics.get("time_unit", "days")
+    cv = config.get("cv", {})
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hccprog report: "
+             f"{html.escape(str(config.get('cohort_name', '')))} {html.escape(str(metrics.get('endpoint')))}</title>"
+             f"<style>{CSS}</style></head><body>"]
+    parts.append(f"<h1>{html.escape(str(config.get('title', 'hccprog run')))}</h1>")
+    parts.append(
+        f"<p>Cohort <b>{html.escape(str(config.get('cohort_name', '')))}</b>, endpoint "
+        f"<b>{html.escape(str(metrics.get('endpoint')))}</b>: {metrics['n_patients']} patients, "
+        f"{metrics['n_events']} events; times in {html.escape(unit)}. Horizons: "
+        f"{', '.join(f'{h:g}' for h in metrics['horizons'])} {html.escape(unit)}.</p>")
+    if cv:
+        parts.append(
+            f"<p>Protocol: patient-level {cv.get('folds')}-fold cross-validation stratified by event, "
+            f"repeated {cv.get('repeats')} times (seeds {cv.get('seed')} to "
+            f"{cv.get('seed', 0) + cv.get('repeats', 1) - 1}); "
+            f"imputation, encoding, scaling and the penalty (inner {cv.get('inner_folds')}-fold CV) fitted on "
+            f"training folds only. Cross-validated models are scored out of fold; fixed scores are not fitted "
+            f"(fold -1). C-indices are the mean over repeats; 95% CIs by patient bootstrap "
+            f"({metrics['bootstrap']['n_boot']} resamples, percentile). Risk groups: "
+            f"{html.escape(str(config.get('risk_groups', 'median')))} cut-off learned on each training fold.</p>")
+    parts.append("<h2>Discrimination and risk stratification</h2>")
+    parts.append(_table(summary_table(metrics)))
+    comp = comparison_table(metrics)
+    if len(comp):
+        parts.append("<h2>Comparison with the reference model</h2><p class='note'>Paired patient bootstrap of "
+                     "the difference in Harrell's C; the CI excluding 0 means a difference beyond chance.</p>")
+        parts.append(_table(comp))
+    cal_rows = []
+    for model, m in metrics["models"].items():
+        for h, c in m.get("calibration", {}).items():
+            cal_rows.append({"model": model, "horizon": h, "mean predicted S": f"{c['mean_predicted']:.3f}",
+                             "observed S (KM)": f"{c['observed']:.3f}",
+                             "calibration-in-the-large": f"{c['in_the_large']:+.3f}",
+                             "mean |pred - obs| over quartiles": f"{c['mean_abs_error']:.3f}"})
+    if cal_rows:
+        parts.append("<h2>Calibration</h2>" + _table(pd.DataFrame(cal_rows)))
+    cls_rows = []
+    for model, m in metrics["models"].items():
+        for h, c in m.get("horizon_classification", {}).items():
+            cls_rows.append({"model": model, "event by": h, "patients (known status)": c["n"], "events": c["events"],
+                             "AUC (DeLong 95% CI)": estimate_text(c["auc"]), "accuracy": f"{c['accuracy']:.3f}",
+                             "sensitivity": f"{c['recall']:.3f}", "specificity": f"{c['specificity']:.3f}",
+                             "precision": f"{c['precision']:.3f}", "F1": f"{c['f1']:.3f}"})
+    if cls_rows:
+        parts.append("<h2>Event by each horizon as a classification</h2><p class='note'>Patients censored before "
+                     "a horizon are left out there; the prediction is the high-risk group.</p>")
+        parts.append(_table(pd.DataFrame(cls_rows)))
+    parts.append("<h2>Figures</h2>")
+    figdir = run / "figures"
+    for name, caption in FIGURE_CAPTIONS.items():
+        if (figdir / name).exists():
+            parts.append(f"<figure>{_img(figdir / name)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    for path in sorted(figdir.glob("forest_model_*.png")) + sorted(figdir.glob("nomogram_*.png")):
+        model = path.stem.split("_", 2)[-1] if path.stem.startswith("forest_model_") else path.stem[len("nomogram_"):]
+        what = "Hazard ratios per SD (or vs the reference level)" if "forest" in path.stem else "Nomogram"
+        parts.append(f"<figure>{_img(path)}<figcaption>{what} of {html.escape(model)} fitted on all patients "
+                     f"(apparent; for presentation, not for judging performance).</figcaption></figure>")
+    sources = config.get("score_sources", {})
+    if sources:
+        parts.append("<h2>Where the scores come from</h2>" + _table(
+            pd.DataFrame([{"score": k, "source": v} for k, v in sources.items()])))
+    notes = metrics.get("notes", [])
+    caveats = [
+        "Response scores (mRECIST and others) are assessed after treatment; as predictors of survival from "
+        "baseline they carry a landmark bias (patients must survive to be assessed).",
+        "Fixed scores take few distinct values: ties lower their C-index, and their td-AUC curves are stepwise.",
+    ]
+    parts.append("<h2>Notes and caveats</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes + caveats)
+                 + "</ul>")
+    parts.append(f"<p class='note'>hccprog {html.escape(__version__)}; run folder {html.escape(str(run.name))}; "
+                 f"machine-readable results in metrics.json and predictions.csv; configuration in config.yaml.</p>")
+    parts.append("</body></html>")
+    path = run / "report.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+def finite(x) -> bool:
+    return x is not None and np.isfinite(x)

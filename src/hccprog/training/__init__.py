@@ -1,0 +1,1 @@
+"""Training protocol shared by every model: cross-validation folds, fitting loops."""
