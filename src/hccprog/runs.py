@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -63,16 +63,20 @@ def save_figure(fig, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_run(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a staging folder beside ``out``; on success it replaces ``out``."""
+def staged_output(out: Path, *, overwrite: bool, replaceable: Callable[[Path], bool], what: str) -> Iterator[Path]:
+    """Yield a staging folder beside ``out``; on success it replaces ``out``, on failure it is removed.
+
+    An existing ``out`` is replaced only with ``overwrite`` and only if ``replaceable(out)`` says it
+    is one of ours (``what`` names it in the error)."""
     out = Path(out)
     if out.exists():
         if not overwrite:
-            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-        if any(out.iterdir()) and not (out / "config.yaml").exists():
-            raise FileExistsError(f"{out} exists and is not a run folder: not replacing it")
+            raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+        if not replaceable(out):
+            raise FileExistsError(f"{out} exists and is not {what}: not replacing it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700
     try:
         yield tmp
         if out.exists():
@@ -81,6 +85,12 @@ def staged_run(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def staged_run(out: Path, *, overwrite: bool = False):
+    """:func:`staged_output` for a run folder (one holding ``config.yaml``, or empty)."""
+    return staged_output(out, overwrite=overwrite, what="a run folder",
+                         replaceable=lambda p: not any(p.iterdir()) or (p / "config.yaml").exists())
 
 
 def read_predictions(run: Path) -> pd.DataFrame:

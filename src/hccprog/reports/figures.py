@@ -80,11 +80,16 @@ def td_roc(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizons: lis
     return fig
 
 
+def _with_survival(first: dict[str, pd.DataFrame], horizon: float) -> tuple[str, list[str]]:
+    """The ``surv_<horizon>`` column and the models that predicted it for every patient."""
+    col = f"surv_{horizon:g}"
+    return col, [m for m, f in first.items() if col in f and f[col].notna().all()]
+
+
 def calibration_plot(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizon: float,
                      unit: str) -> Figure | None:
     """Predicted vs Kaplan-Meier observed survival at ``horizon`` by quartile of prediction."""
-    col = f"surv_{horizon:g}"
-    models = [m for m, f in first.items() if col in f and f[col].notna().all()]
+    col, models = _with_survival(first, horizon)
     if not models:
         return None
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
@@ -110,8 +115,7 @@ def calibration_plot(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, hor
 def decision_curve_plot(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizon: float,
                         unit: str) -> Figure | None:
     """Net benefit of the event probability by ``horizon`` (1 - predicted survival)."""
-    col = f"surv_{horizon:g}"
-    models = [m for m, f in first.items() if col in f and f[col].notna().all()]
+    col, models = _with_survival(first, horizon)
     if not models:
         return None
     fig, ax = plt.subplots(figsize=(5.0, 4.0))

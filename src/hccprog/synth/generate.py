@@ -18,8 +18,6 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hccprog import __version__
+from hccprog.runs import staged_output
 from hccprog.synth import phantom as ph
 
 SERIES = {"ct": ("CT_NC", "CT_ART", "CT_PV"), "mri": ("MR_T2", "MR_ART", "MR_PV")}
@@ -352,14 +351,9 @@ def synthesize(
 ) -> Path:
     """Write a synthetic cohort to ``out`` (atomically: built aside, then moved in place)."""
     out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
-        if not (out / "cohort.yaml").exists() or not (out / "truth.csv").exists():
-            raise FileExistsError(f"{out} exists and is not a synthetic cohort: not replacing it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    stage = staged_output(out, overwrite=overwrite, what="a synthetic cohort",
+                          replaceable=lambda p: (p / "cohort.yaml").exists() and (p / "truth.csv").exists())
+    with stage as tmp:
         n = cfg.patients
         chunk = max(1, min(8, n // (4 * cfg.workers) or 1))
         batches = [list(range(s, min(n, s + chunk))) for s in range(0, n, chunk)]
@@ -391,12 +385,6 @@ def synthesize(
         with open(tmp / "synth.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump({"hccprog_version": __version__,
                             **cfg.model_dump(mode="json", exclude={"workers"})}, fh, sort_keys=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
