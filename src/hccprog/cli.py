@@ -254,7 +254,7 @@ def _metrics_table(metrics: dict, title: str) -> Table:
 def baselines(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
     endpoint: Annotated[str, typer.Option(help="Endpoint name from cohort.yaml (e.g. os, pfs, ttp).")] = "os",
-    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/baselines"),
+    run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/baselines"),
     folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation (seeds seed..seed+repeats-1).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of folds and bootstrap.")] = 0,
@@ -305,15 +305,15 @@ def baselines(
             bar.update(task, description=label, completed=done, total=total)
 
         try:
-            report, metrics = write_baselines_run(c, cohort, cfg, out, overwrite=overwrite, progress=tick)
+            report, metrics = write_baselines_run(c, cohort, cfg, run, overwrite=overwrite, progress=tick)
         except FileExistsError as exc:
             err.print(f"[bold red]error[/]: {exc}")
             raise typer.Exit(1) from None
     out_table = _metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
                                         f"{metrics['n_events']} events)")
-    globals()["out"].print(out_table)
-    globals()["out"].print(f"run folder: {out} ({time.perf_counter() - started:.0f} s)")
-    globals()["out"].print(f"report: {report}")
+    out.print(out_table)
+    out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
+    out.print(f"report: {report}")
 
 
 @app.command()

@@ -62,8 +62,7 @@ def _write(run: Path, cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, r
     for name, model in res.full_models.items():
         hr = model.hazard_ratios()
         write_csv(run / "models" / f"{name}_hazard_ratios.csv", hr, float_format="%.6g")
-        rows = hr.reset_index().rename(columns={"covariate": "label"})
-        rows = rows.rename(columns={rows.columns[0]: "label"})
+        rows = hr.rename_axis("label").reset_index()
         save_figure(F.forest_plot(rows, f"{name}: hazard ratio per SD (fitted on all patients, "
                                         f"penalty {model.penalizer_:g})"),
                     run / "figures" / f"forest_model_{name}.png")

@@ -4,7 +4,7 @@ bivariate-Cox fusions, all scored out of fold on the same splits."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -87,22 +87,25 @@ def surv_column(t: float) -> str:
     return f"surv_{t:g}"
 
 
-def _fixed_score_rows(name, values, ids, test_pos_by_split, splits, cfg, t, e, cutoff_log):
+def _risk_groups(name, s, train_risk, test_risk, t, e, cfg, cutoff_log) -> np.ndarray:
+    """Risk groups of the test part of split ``s``, with cut-offs learned on its training part."""
+    cut = learn_cutoffs(train_risk, t[s.train], e[s.train], method=cfg.risk_groups, horizon=max(cfg.horizons))
+    cutoff_log.append({"model": name, "repeat": s.repeat, "fold": s.fold, "cutoffs": cut})
+    return assign_groups(test_risk, cut)
+
+
+def _fixed_score_rows(name, v, ids, splits, cfg, t, e, cutoff_log):
     """Fixed scores are not fitted: fold -1. Their risk-group cut-offs are still learned on the
     training part of each fold of repeat 0, so that groups never see the patient they label."""
     rows = []
-    v = values
     for s in splits:
         if s.repeat != 0:
             continue
-        tr = s.train[np.isfinite(v[s.train])]
-        te = s.test[np.isfinite(v[s.test])]
-        if len(tr) == 0 or len(te) == 0:
+        known = replace(s, train=s.train[np.isfinite(v[s.train])], test=s.test[np.isfinite(v[s.test])])
+        if len(known.train) == 0 or len(known.test) == 0:
             continue
-        cut = learn_cutoffs(v[tr], t[tr], e[tr], method=cfg.risk_groups, horizon=max(cfg.horizons or [0]) or None)
-        cutoff_log.append({"model": name, "repeat": 0, "fold": s.fold, "cutoffs": cut})
-        groups = assign_groups(v[te], cut)
-        for i, g in zip(te, groups, strict=True):
+        groups = _risk_groups(name, known, v[known.train], v[known.test], t, e, cfg, cutoff_log)
+        for i, g in zip(known.test, groups, strict=True):
             rows.append({"patient_id": ids[i], "model": name, "repeat": 0, "fold": -1, "risk": float(v[i]),
                          "risk_group": int(g)})
     return rows
@@ -145,7 +148,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
     cutoff_log: list[dict] = []
     rows: list[dict] = []
     for name in usable:
-        rows += _fixed_score_rows(name, scores[name].to_numpy(float), ids, None, splits, cfg, t, e, cutoff_log)
+        rows += _fixed_score_rows(name, scores[name].to_numpy(float), ids, splits, cfg, t, e, cutoff_log)
 
     cox_specs = {}
     for name, spec in cfg.cox_models.items():
@@ -192,7 +195,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
             risk = fus.predict_risk(test_risk[a][ok_te], test_risk[b][ok_te])
             surv = fus.predict_survival(test_risk[a][ok_te], test_risk[b][ok_te], grid)
             tr_risk = fus.predict_risk(train_risk[a][ok_tr], train_risk[b][ok_tr])
-            sub = _SubSplit(s, s.train[ok_tr], s.test[ok_te])
+            sub = replace(s, train=s.train[ok_tr], test=s.test[ok_te])
             rows += _cv_rows(name, ids, sub, risk, tr_risk, t, e, cfg, cutoff_log, surv, grid)
     if progress:
         progress("done", total, total)
@@ -210,25 +213,8 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
                            full_models, X_all, cutoff_log, notes)
 
 
-@dataclass
-class _SubSplit:
-    base: object
-    train: np.ndarray
-    test: np.ndarray
-
-    @property
-    def repeat(self) -> int:
-        return self.base.repeat
-
-    @property
-    def fold(self) -> int:
-        return self.base.fold
-
-
 def _cv_rows(name, ids, s, test_risk, train_risk, t, e, cfg, cutoff_log, surv, grid) -> list[dict]:
-    cut = learn_cutoffs(train_risk, t[s.train], e[s.train], method=cfg.risk_groups, horizon=max(cfg.horizons))
-    cutoff_log.append({"model": name, "repeat": s.repeat, "fold": s.fold, "cutoffs": cut})
-    groups = assign_groups(test_risk, cut)
+    groups = _risk_groups(name, s, train_risk, test_risk, t, e, cfg, cutoff_log)
     rows = []
     for j, i in enumerate(s.test):
         row = {"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from hccprog.evaluation import survival as S
-from hccprog.evaluation.bootstrap import Estimate, bootstrap_ci, paired_bootstrap_difference
+from hccprog.evaluation.bootstrap import bootstrap_ci, paired_bootstrap_difference
 from hccprog.evaluation.calibration import calibration_summary, calibration_table
 from hccprog.evaluation.classification import binary_metrics, delong_auc_ci
 from hccprog.evaluation.groups import GROUP_LABELS, hazard_ratio, logrank
@@ -181,4 +181,4 @@ def estimate_text(d: dict | None, digits: int = 3) -> str:
     return f"{d['value']:.{digits}f} ({d['ci_lower']:.{digits}f} to {d['ci_upper']:.{digits}f})"
 
 
-__all__ = ["SCHEMA", "Estimate", "estimate_text", "surv_columns", "survival_metrics"]
+__all__ = ["SCHEMA", "estimate_text", "surv_columns", "survival_metrics"]

@@ -47,27 +47,31 @@ def _as_arrays(time, event) -> tuple[np.ndarray, np.ndarray]:
     return t, e
 
 
-def kaplan_meier(time, event) -> StepCurve:
-    """Kaplan-Meier estimate of the event-free probability S(t)."""
-    t, e = _as_arrays(time, event)
-    uniq, inverse = np.unique(t, return_inverse=True)
-    deaths = np.bincount(inverse, weights=e.astype(float), minlength=len(uniq))
-    counts = np.bincount(inverse, minlength=len(uniq))
-    at_risk = len(t) - np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ratio = np.divide(deaths, at_risk, out=np.zeros_like(deaths), where=deaths > 0)
-    return StepCurve(uniq, np.cumprod(1.0 - ratio))
-
-
-def censoring_survival(time, event) -> StepCurve:
-    """Reverse Kaplan-Meier estimate G(t) = P(C > t) of the censoring distribution."""
+def _counts(time, event) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct times, and at each: events, censorings, and patients at risk (time >= t)."""
     t, e = _as_arrays(time, event)
     uniq, inverse = np.unique(t, return_inverse=True)
     deaths = np.bincount(inverse, weights=e.astype(float), minlength=len(uniq))
     censored = np.bincount(inverse, weights=(~e).astype(float), minlength=len(uniq))
-    counts = np.bincount(inverse, minlength=len(uniq))
-    at_risk = len(t) - np.concatenate([[0], np.cumsum(counts)[:-1]]) - deaths
-    ratio = np.divide(censored, at_risk, out=np.zeros_like(censored), where=censored > 0)
-    return StepCurve(uniq, np.cumprod(1.0 - ratio))
+    at_risk = len(t) - np.concatenate([[0.0], np.cumsum(deaths + censored)[:-1]])
+    return uniq, deaths, censored, at_risk
+
+
+def _product_limit(times: np.ndarray, drops: np.ndarray, at_risk: np.ndarray) -> StepCurve:
+    ratio = np.divide(drops, at_risk, out=np.zeros_like(drops), where=drops > 0)
+    return StepCurve(times, np.cumprod(1.0 - ratio))
+
+
+def kaplan_meier(time, event) -> StepCurve:
+    """Kaplan-Meier estimate of the event-free probability S(t)."""
+    uniq, deaths, _, at_risk = _counts(time, event)
+    return _product_limit(uniq, deaths, at_risk)
+
+
+def censoring_survival(time, event) -> StepCurve:
+    """Reverse Kaplan-Meier estimate G(t) = P(C > t) of the censoring distribution."""
+    uniq, deaths, censored, at_risk = _counts(time, event)
+    return _product_limit(uniq, censored, at_risk - deaths)
 
 
 def _ipcw(train_time, train_event, time, event) -> np.ndarray:

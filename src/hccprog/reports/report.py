@@ -7,7 +7,6 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -202,7 +201,3 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
     path = run / "report.html"
     atomic_write_text(path, "\n".join(parts))
     return path
-
-
-def finite(x) -> bool:
-    return x is not None and np.isfinite(x)
