@@ -330,3 +330,115 @@ def evaluate(
     metrics = evaluate_run(run)
     out.print(_metrics_table(metrics, f"{run}: {metrics.get('endpoint')}"))
     out.print(f"report: {run / 'report.html'}")
+
+
+@app.command()
+def train(
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
+    model: Annotated[str, typer.Option(help="Model name (hccprog.models registry), e.g. crnn, crnn-s.")] = "crnn",
+    endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp).")] = "os",
+    run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),
+    preset: Annotated[str, typer.Option(help="Named configuration: cpu (2-core sized), paper (Xia et al. sizes), "
+                                        "tiny (smoke tests).")] = "cpu",
+    folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of folds, initialisation, augmentation and bootstrap.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's maximum epochs.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the CIs.")] = 1000,
+    cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder (default $HCCPROG_CACHE or "
+                                                    "~/.cache/hccprog).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with train settings (a train run's config.yaml works: "
+                                                     "its `train:`).")] = None,
+    oracle: Annotated[str | None, typer.Option(help="FILE.csv:COLUMN, a known risk per patient_id (e.g. a "
+                                                    "synthetic cohort's truth.csv:log_hazard_os) reported as 'oracle'.")
+                      ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+) -> None:
+    """Cross-validate a deep model (and RadCLN-style fusion with the clinical Cox score) beside the
+    clinical baselines; refit it on all patients for `predict`; write the run folder and report.
+
+    An interrupted run resumes at the fold it stopped in when started again with the same settings."""
+    import yaml
+
+    from hccprog.training.train import TrainRunConfig, resolve_config, train_run
+
+    try:
+        if config is not None:
+            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            cfg = TrainRunConfig.model_validate(loaded.get("train", loaded))
+        else:
+            cfg = resolve_config(preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats,
+                                                                             "seed": seed},
+                                 training={"seed": seed, **({"epochs": epochs} if epochs else {})},
+                                 n_boot=n_boot, seed=seed)
+        cfg.network_config()
+    except Exception as exc:  # pydantic / registry messages name the field or model
+        raise typer.BadParameter(str(exc)) from None
+    c = _load_for_run(cohort, images=True)
+    if cfg.endpoint not in c.endpoints:
+        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+    extra = _oracle_scores(oracle) if oracle else None
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("preprocessing", total=None)
+
+        def tick(label: str, done: float, total: float) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        try:
+            report, metrics = train_run(c, cohort, cfg, run, overwrite=overwrite, cache_dir=cache,
+                                        extra_scores=extra, progress=tick)
+        except FileExistsError as exc:
+            err.print(f"[bold red]error[/]: {exc}")
+            raise typer.Exit(1) from None
+    out.print(_metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
+                                      f"{metrics['n_events']} events)"))
+    out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
+    out.print(f"report: {report}")
+
+
+def _oracle_scores(spec: str):
+    import pandas as pd
+
+    path, _, column = spec.rpartition(":")
+    if not path or not column:
+        raise typer.BadParameter(f"--oracle: expected FILE.csv:COLUMN, got {spec!r}")
+    try:
+        frame = pd.read_csv(path, dtype={"patient_id": str})
+    except OSError as exc:
+        raise typer.BadParameter(f"--oracle: cannot read {path}: {exc}") from None
+    for col in ("patient_id", column):
+        if col not in frame.columns:
+            raise typer.BadParameter(f"--oracle: {path} has no column {col!r}")
+    return frame.set_index("patient_id")[[column]].rename(columns={column: "oracle"})
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A `train` run folder (with models/<model>.pt).")],
+    cohort: Annotated[Path, typer.Argument(help="cohort.yaml of the patients to score.")],
+    dest: Annotated[Path, typer.Option("--out", help="Folder to write predictions.csv into.")] = Path("predictions"),
+    cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Score new patients with a trained run's final model: risk, risk group (training cut-off) and
+    survival probabilities at the run's horizons. With outcomes, also metrics and a report."""
+    from hccprog.training.predict import write_predictions
+
+    if not (run / "config.yaml").exists():
+        err.print(f"[bold red]error[/]: {run / 'config.yaml'} is missing: not a run folder")
+        raise typer.Exit(1)
+    c = _load_for_run(cohort, images=True)
+    with _progress() as bar:
+        task = bar.add_task("preprocessing", total=None)
+        try:
+            stats = write_predictions(run, c, cohort, dest, overwrite=overwrite, cache_dir=cache,
+                                      progress=lambda d, n: bar.update(task, completed=d, total=n))
+        except (FileExistsError, FileNotFoundError, ValueError) as exc:
+            err.print(f"[bold red]error[/]: {exc}")
+            raise typer.Exit(1) from None
+    out.print(f"{stats['patients']} patients scored in {stats['seconds_total']:.1f} s "
+              f"({stats['seconds_per_patient']:.3f} s per patient); skipped: {len(stats['skipped'])}")
+    out.print(f"predictions: {dest / 'predictions.csv'}")
+    if stats["validated"]:
+        out.print(f"report: {dest / 'report.html'}")

@@ -28,12 +28,15 @@ def write_baselines_run(cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig,
     """Run the baselines and leave the run folder ``out``; returns (report path, metrics)."""
     result = run_baselines(cohort, cfg, progress=progress)
     with staged_run(out, overwrite=overwrite) as tmp:
-        _write(tmp, cohort, Path(cohort_path), cfg, result)
+        write_run_files(tmp, cohort, Path(cohort_path), cfg, result)
         metrics = evaluate_run(tmp)
     return Path(out) / "report.html", metrics
 
 
-def _write(run: Path, cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, res: BaselinesResult) -> None:
+def write_run_files(run: Path, cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, res: BaselinesResult, *,
+                    extra: dict | None = None) -> None:
+    """Predictions, folds, outcomes, cut-offs, config.yaml (``extra`` keys added; its ``notes``
+    appended) and the Cox models' files; ``evaluate_run`` then adds metrics, figures, report."""
     preds = res.predictions
     write_csv(run / "predictions.csv", public_predictions(preds), index=False, float_format="%.6g")
     if cfg.cv.repeats > 1:
@@ -58,6 +61,8 @@ def _write(run: Path, cohort: Cohort, cohort_path: Path, cfg: BaselinesConfig, r
         "notes": res.notes,
         "baselines": resolved.model_dump(mode="json"),
     }
+    for key, value in (extra or {}).items():
+        config[key] = config[key] + list(value) if key == "notes" else value
     write_yaml(run / "config.yaml", config)
     for name, model in res.full_models.items():
         hr = model.hazard_ratios()

@@ -14,7 +14,7 @@ from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
 from hccprog.baselines.scores import compute_scores
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
-from hccprog.training.cv import CVConfig, folds_frame, make_splits
+from hccprog.training.cv import CVConfig, Split, folds_frame, make_splits
 
 
 class CoxSpec(BaseModel):
@@ -36,11 +36,27 @@ class BaselinesConfig(BaseModel):
     risk_groups: CutoffMethod = "median"
     cox_models: dict[str, CoxSpec] = Field(default_factory=lambda: {"clinical_cox": CoxSpec()})
     scores: list[str] | None = None  # None: every score the cohort has or allows to compute
-    fusions: list[tuple[str, str]] | None = None  # None: (best-known fixed score, clinical_cox)
+    # None: (best-known fixed score, clinical_cox); an optional third item names the fused model
+    fusions: list[tuple[str, str] | tuple[str, str, str]] | None = None
     min_score_coverage: float = Field(0.5, gt=0, le=1)
     reference: str = "clinical_cox"
     n_boot: int = Field(1000, ge=0)
     seed: int = 0
+
+
+@dataclass
+class FoldPrediction:
+    """What a cross-validated learner returns for one split: risks of the training part (used to
+    fit fusions and risk-group cut-offs) and of the test part, and survival of the test part on the
+    evaluation grid. NaN marks a patient the learner could not score."""
+
+    train_risk: np.ndarray
+    test_risk: np.ndarray
+    test_surv: np.ndarray
+
+
+#: ``learner(split, grid) -> FoldPrediction``: a model trained outside this module (e.g. a CNN).
+Learner = Callable[[Split, list[float]], FoldPrediction]
 
 
 @dataclass
@@ -111,9 +127,15 @@ def _fixed_score_rows(name, v, ids, splits, cfg, t, e, cutoff_log):
     return rows
 
 
-def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
+def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, Learner] | None = None,
+                  extra_scores: pd.DataFrame | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> BaselinesResult:
-    """Fit and score every baseline out of fold. ``progress(label, done, total)`` is called per fold."""
+    """Fit and score every baseline out of fold. ``progress(label, done, total)`` is called per fold.
+
+    ``learners`` adds cross-validated models trained elsewhere (deep models): each is called once
+    per split, its predictions are scored like the Cox models' and it may appear in ``fusions``.
+    ``extra_scores`` (patients x named columns, e.g. a known true risk) are evaluated as fixed scores."""
+    learners = learners or {}
     out = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
     ids = list(out.index)
     t = out["time"].to_numpy(float)
@@ -126,6 +148,10 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
     scores, sources = compute_scores(cohort)
     scores = scores.loc[ids]
     wanted = cfg.scores if cfg.scores is not None else list(scores.columns)
+    if extra_scores is not None:
+        scores = scores.join(extra_scores.reindex(ids).astype(float))
+        wanted = wanted + [c for c in extra_scores.columns if c not in wanted]
+        sources.update({c: "given" for c in extra_scores.columns})
     usable = []
     for name in wanted:
         if name not in scores.columns:
@@ -164,9 +190,10 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
     if fusions is None:
         first = next((s for s in ("clip", "bclc", "okuda", "hap", "albi", "child_pugh") if s in usable), None)
         fusions = [(first, "clinical_cox")] if first and "clinical_cox" in cox_specs else []
-    for a, b in fusions:
+    fusions = [(f[0], f[1], f[2] if len(f) > 2 else f"{f[0]}+{f[1]}") for f in fusions]
+    for a, b, _ in fusions:
         for part in (a, b):
-            if part not in usable and part not in cox_specs:
+            if part not in usable and part not in cox_specs and part not in learners:
                 raise ValueError(f"fusion {a}+{b}: '{part}' is neither a usable score nor a Cox model")
 
     total = len(splits)
@@ -183,11 +210,17 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *,
             test_risk[name] = model.predict_risk(X_all.iloc[s.test])
             surv = model.predict_survival(X_all.iloc[s.test], grid)
             rows += _cv_rows(name, ids, s, test_risk[name], train_risk[name], t, e, cfg, cutoff_log, surv, grid)
+        for name, learner in learners.items():
+            pred = learner(s, grid)
+            train_risk[name], test_risk[name] = np.asarray(pred.train_risk, float), np.asarray(pred.test_risk, float)
+            ok_tr, ok_te = np.isfinite(train_risk[name]), np.isfinite(test_risk[name])
+            sub = replace(s, train=s.train[ok_tr], test=s.test[ok_te])
+            rows += _cv_rows(name, ids, sub, test_risk[name][ok_te], train_risk[name][ok_tr], t, e, cfg, cutoff_log,
+                             np.asarray(pred.test_surv)[ok_te], grid)
         for name in usable:
             v = scores[name].to_numpy(float)
             train_risk[name], test_risk[name] = v[s.train], v[s.test]
-        for a, b in fusions:
-            name = f"{a}+{b}"
+        for a, b, name in fusions:
             ok_tr = np.isfinite(train_risk[a]) & np.isfinite(train_risk[b])
             ok_te = np.isfinite(test_risk[a]) & np.isfinite(test_risk[b])
             fus = BivariateCoxFusion().fit(train_risk[a][ok_tr], train_risk[b][ok_tr],

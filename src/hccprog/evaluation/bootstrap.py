@@ -70,6 +70,8 @@ def paired_bootstrap_difference(stat_a: Callable[[np.ndarray], float], stat_b: C
         diffs.append(stat_a(ix) - stat_b(ix))
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
+    if len(d) < max(10, n_boot // 2):  # no (or too few) resamples: no interval, no p-value
+        return Estimate(float(value), float("nan"), float("nan"), len(d)), float("nan")
     alpha = (1 - level) / 2
     lo, hi = np.quantile(d, [alpha, 1 - alpha])
     p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))

@@ -143,7 +143,8 @@ def survival_metrics(predictions: pd.DataFrame, outcomes: pd.DataFrame, *, horiz
                 return float(np.mean([S.harrell_c(t[ix], e[ix], R[ix, r]) for r in range(R.shape[1])]))
             est, p = paired_bootstrap_difference(ca, cb, len(common), n_boot=n_boot, seed=seed)
             result["comparisons"].append({"model": model, "reference": reference, "n": len(common),
-                                          "harrell_c_difference": est.as_dict(), "p_value": round(p, 6)})
+                                          "harrell_c_difference": est.as_dict(),
+                                          "p_value": round(p, 6) if np.isfinite(p) else None})
     return result
 
 

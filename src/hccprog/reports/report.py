@@ -111,7 +111,8 @@ def summary_table(metrics: dict) -> pd.DataFrame:
 def comparison_table(metrics: dict) -> pd.DataFrame:
     rows = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
              "difference in Harrell's C (95% CI)": estimate_text(c["harrell_c_difference"]),
-             "bootstrap p": f"{c['p_value']:.3g}"} for c in metrics.get("comparisons", [])]
+             "bootstrap p": "n/a" if c["p_value"] is None else f"{c['p_value']:.3g}"}
+            for c in metrics.get("comparisons", [])]
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,101 @@
+"""CRNN / RadCLN on synthetic CT cohorts: out-of-fold C-indices, speed and memory.
+
+For each seed: synthesize a 200-patient CT cohort, run ``train`` (preset ``cpu``, 5-fold CV) with
+the true log-hazard as the oracle, then time a second preprocessing pass (cache) and inference
+with the final model (with and without preprocessing). Prints one line per seed and the medians,
+and writes ``benchmarks/results/crnn.json``.
+
+    .venv/bin/python benchmarks/crnn_benchmark.py --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hccprog import __version__
+from hccprog.cohort import load_cohort
+from hccprog.preprocessing import preprocess_cohort
+from hccprog.synth import SynthConfig, synthesize
+from hccprog.training.predict import predict_cohort
+from hccprog.training.train import resolve_config, train_run
+
+MODELS = ("crnn", "crnn+clinical", "clinical_cox", "oracle")
+
+
+def one_seed(seed: int, patients: int, work: Path, epochs: int | None) -> dict:
+    cohort_dir = work / f"cohort-{seed}"
+    synthesize(cohort_dir, SynthConfig(patients=patients, seed=seed), overwrite=True)
+    cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
+    truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
+    cfg = resolve_config("cpu", n_boot=1000, seed=seed, cv={"folds": 5, "repeats": 1, "seed": seed},
+                         training={"seed": seed, **({"epochs": epochs} if epochs else {})})
+    cache = work / f"cache-{seed}"
+    run = work / f"run-{seed}"
+    t0 = time.perf_counter()
+    _, metrics = train_run(cohort, cohort_dir / "cohort.yaml", cfg, run, overwrite=True, cache_dir=cache,
+                           extra_scores=truth[["log_hazard_os"]].rename(columns={"log_hazard_os": "oracle"}))
+    train_s = time.perf_counter() - t0
+    conf = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
+    first_prep = conf["preprocessing_stats"]["seconds"]
+    second = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache)
+    epochs_s = [rec["seconds"] for f in sorted((run / "training").glob("fold-*.json"))
+                for rec in json.loads(f.read_text())["history"]]
+    # inference: a fresh cache (preprocessing included) and the model alone
+    with tempfile.TemporaryDirectory() as fresh:
+        _, full = predict_cohort(run, cohort, cache_dir=Path(fresh))
+    _, cached = predict_cohort(run, cohort, cache_dir=cache)
+    out = {"seed": seed, "patients": patients, "events": metrics["n_events"], "train_seconds": round(train_s, 1),
+           "preprocess_first_s": first_prep, "preprocess_second_s": second.stats["seconds"],
+           "preprocess_second_ratio": round(second.stats["seconds"] / first_prep, 4),
+           "seconds_per_epoch_median": round(statistics.median(epochs_s), 2),
+           "inference_s_per_patient_with_preprocessing": full["seconds_per_patient"],
+           "inference_s_per_patient_cached": cached["seconds_per_patient"]}
+    for m in MODELS:
+        est = metrics["models"][m]["harrell_c"]
+        out[f"c_{m}"] = [round(est["value"], 4), round(est["ci_lower"], 4), round(est["ci_upper"], 4)]
+    for comp in metrics["comparisons"]:
+        if comp["model"] in ("crnn", "crnn+clinical") and comp["reference"] == "clinical_cox":
+            d = comp["harrell_c_difference"]
+            out[f"c_{comp['model']}_minus_clinical_cox"] = [round(d[k], 4) for k in ("value", "ci_lower", "ci_upper")]
+    out["ratio_fused_to_oracle"] = round(out["c_crnn+clinical"][0] / out["c_oracle"][0], 4)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's epochs")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "crnn.json")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            row = one_seed(seed, args.patients, Path(tmp), args.epochs)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    summary = {k: statistics.median(r[k][0] if isinstance(r[k], list) else r[k] for r in rows)
+               for k in rows[0] if k not in ("seed", "patients")}
+    result = {"benchmark": "crnn", "hccprog_version": __version__, "machine": platform.machine(),
+              "processor": platform.processor(), "torch_threads": torch.get_num_threads(),
+              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+              "goals": {"fused_over_oracle": ">= 0.90", "fused_minus_clinical_cox": ">= 0.05",
+                        "inference_s_per_patient": "<= 1", "preprocess_second_ratio": "<= 0.10"},
+              "per_seed": rows, "median": summary}
+    print("median:", json.dumps(summary))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

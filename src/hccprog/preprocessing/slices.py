@@ -1,0 +1,198 @@
+"""Representative 2D slices per patient, time point and stream (the CRNN input).
+
+For each of the first ``timepoints`` time points of a patient (in the cohort's order), every
+channel series is read on the grid of the series that carries the mask, windowed (CT: width /
+level per phase) or robustly z-scored inside the liver (MRI), resampled to ``spacing_mm`` with
+MONAI ``Spacingd``; the ``slices`` axial slices with the largest tumor area are chosen (the largest
+liver area when the mask has no tumor, as in Xia et al.), and each stream crops a square field
+of view around its region of interest (``SpatialCrop`` + ``SpatialPad`` + ``Resize``).
+
+A missing time point is filled by the last observation carried forward (LOCF, as in the CRNN
+paper): its tensors are a copy of the previous time point's and ``observed`` marks it False.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from hccprog.cohort.model import Patient, TimePoint
+from hccprog.imaging.volume import resample_to
+
+LIVER, TUMOR = 1, 2
+
+
+class StreamSpec(BaseModel):
+    """One image stream: a square crop around a region of interest of the mask."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    roi: Literal["liver", "tumor"] = "tumor"
+    fov_mm: float | None = Field(128.0, gt=0)  # side of the square; None: the ROI's bounding box + margin
+    margin_mm: float = Field(10.0, ge=0)
+
+
+class SliceConfig(BaseModel):
+    """How tensors are made from a cohort (part of the cache key)."""
+
+    model_config = ConfigDict(extra="forbid")
+    series: list[str] | None = None  # channels, in order; None: every series of the cohort (max 3)
+    timepoints: int = Field(2, ge=1)  # baseline + (timepoints - 1) follow-ups
+    slices: int = Field(3, ge=1)  # representative slices per time point
+    size: int = Field(64, ge=8)  # output pixels per side
+    spacing_mm: tuple[float, float, float] = (2.0, 2.0, 5.0)  # resampling target (RAS)
+    streams: list[StreamSpec] = Field(default_factory=lambda: [StreamSpec(name="tumor", roi="tumor", fov_mm=128.0)])
+    ct_window: tuple[float, float] = (400.0, 40.0)  # width, level (HU)
+    ct_windows: dict[str, tuple[float, float]] = Field(default_factory=dict)  # per series, overrides ct_window
+    mri_clip: float = Field(5.0, gt=0)  # robust z-scores are clipped to +-mri_clip
+    context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling (beyond: zero)
+
+    def channels(self, cohort_series: list[str]) -> list[str]:
+        names = self.series or list(cohort_series)[:3]
+        if not names:
+            raise ValueError("the cohort has no image series")
+        return names
+
+
+def _is_ct(series: str) -> bool:
+    return not series.upper().startswith("MR")
+
+
+def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConfig) -> np.ndarray:
+    """CT: window to [0, 1]; MRI: (x - median) / IQR inside the liver, clipped, mapped to [0, 1]."""
+    from monai.transforms import ScaleIntensityRange
+
+    if _is_ct(series):
+        width, level = cfg.ct_windows.get(series, cfg.ct_window)
+        return np.asarray(ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0,
+                                              clip=True)(array), np.float32)
+    ref = array[liver] if liver.any() else array[array > np.percentile(array, 50)]
+    q25, q50, q75 = np.percentile(ref, [25, 50, 75])
+    z = (array - q50) / max(q75 - q25, 1e-6)
+    return ((np.clip(z, -cfg.mri_clip, cfg.mri_clip) + cfg.mri_clip) / (2 * cfg.mri_clip)).astype(np.float32)
+
+
+def _mask_series(tp: TimePoint, channels: list[str]) -> str | None:
+    for name in channels + list(tp.series):
+        if name in tp.series and tp.series[name].mask is not None:
+            return name
+    return None
+
+
+def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Channels (C, X, Y, Z) in [0, 1] and the label map (X, Y, Z), resampled to ``cfg.spacing_mm``.
+
+    Every channel is put on the grid of the series that carries the mask; a channel that the time
+    point lacks is filled with the first available one (and must exist for at least one)."""
+    from monai.transforms import CropForegroundd, Spacingd
+
+    ref_name = _mask_series(tp, channels)
+    if ref_name is None:
+        raise ValueError(f"time point '{tp.label}' has no mask; representative slices need liver/tumor masks")
+    ref_img, mask = tp.series[ref_name].load()
+    ref_img, mask = ref_img.to_canonical(), mask.to_canonical()
+    liver = mask.array > 0
+    arrays: dict[str, np.ndarray] = {}
+    for name in channels:
+        if name not in tp.series:
+            continue
+        vol = ref_img if name == ref_name else tp.series[name].image.load().to_canonical()
+        if not vol.geometry.same_grid(ref_img.geometry):
+            vol = resample_to(vol.with_array(vol.array.astype(np.float32)), ref_img.geometry, order=1,
+                              cval=float(vol.array.min()))
+        arrays[name] = _intensity(np.asarray(vol.array, np.float32), name, liver, cfg)
+    if not arrays:
+        raise ValueError(f"time point '{tp.label}' has none of the series {channels}")
+    first = next(iter(arrays.values()))
+    stack = np.stack([arrays.get(n, first) for n in channels])
+    import torch
+    from monai.data import MetaTensor
+
+    affine = torch.as_tensor(ref_img.affine)
+    data = {"image": MetaTensor(torch.as_tensor(stack), affine=affine),
+            "mask": MetaTensor(torch.as_tensor(mask.array.astype(np.float32))[None], affine=affine.clone())}
+    # crop to the liver (+ margin) before resampling: the rest of the body is never used
+    margin = [int(np.ceil(cfg.context_mm / abs(s))) for s in ref_img.spacing]
+    data = CropForegroundd(keys=("image", "mask"), source_key="mask", margin=margin, allow_smaller=True)(data)
+    out = Spacingd(keys=("image", "mask"), pixdim=cfg.spacing_mm, mode=("bilinear", "nearest"))(data)
+    return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8)
+
+
+def select_slices(mask: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+    """Indices (ascending z) of the ``k`` axial slices with the largest tumor area, or the largest
+    liver area when there is no tumor; fewer slices than ``k`` are repeated."""
+    for label, name in ((TUMOR, "tumor"), (LIVER, "liver")):
+        area = (mask == label).sum(axis=(0, 1)) if label == TUMOR else (mask > 0).sum(axis=(0, 1))
+        if area.max() > 0:
+            order = np.argsort(-area, kind="stable")[: min(k, int((area > 0).sum()))]
+            idx = np.sort(order)
+            return np.resize(idx, k), name
+    raise ValueError("the mask holds no liver and no tumor voxel")
+
+
+def _roi_box(mask2d: np.ndarray, roi: str) -> tuple[np.ndarray, np.ndarray] | None:
+    sel = mask2d == TUMOR if roi == "tumor" else mask2d > 0
+    if not sel.any():
+        sel = mask2d > 0
+    if not sel.any():
+        return None
+    pts = np.argwhere(sel)
+    return pts.min(axis=0), pts.max(axis=0)
+
+
+def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: StreamSpec, cfg: SliceConfig) -> np.ndarray:
+    """(K, C, size, size) crops of the selected slices around the stream's ROI (the union of the
+    ROI over the selected slices, so every slice of a time point shares one window)."""
+    from monai.transforms import Resize, SpatialCrop, SpatialPad
+
+    union = np.zeros(mask.shape[:2], np.uint8)
+    for z in idx:
+        union = np.maximum(union, np.where(mask[..., z] == TUMOR, 2, np.where(mask[..., z] > 0, 1, 0)).astype(np.uint8))
+    box = _roi_box(union, spec.roi)
+    sx, sy = cfg.spacing_mm[0], cfg.spacing_mm[1]
+    if box is None:
+        center = np.array(mask.shape[:2]) // 2
+        side = np.array(mask.shape[:2])
+    else:
+        lo, hi = box
+        center = (lo + hi + 1) // 2
+        if spec.fov_mm is not None:
+            side = np.array([round(spec.fov_mm / sx), round(spec.fov_mm / sy)])
+        else:
+            extent = (hi - lo + 1) * np.array([sx, sy]) + 2 * spec.margin_mm
+            side_mm = float(extent.max())
+            side = np.array([round(side_mm / sx), round(side_mm / sy)])
+    side = np.maximum(side, 1)
+    crops = []
+    for z in idx:
+        sl = image[..., z]  # (C, X, Y)
+        # pad first so that the window never leaves the image (padding = 0 = below the window)
+        pad = int(side.max())
+        padded = SpatialPad(spatial_size=(sl.shape[1] + 2 * pad, sl.shape[2] + 2 * pad), mode="constant")(sl)
+        crop = SpatialCrop(roi_center=(int(center[0]) + pad, int(center[1]) + pad),
+                           roi_size=(int(side[0]), int(side[1])))(padded)
+        crops.append(np.asarray(Resize(spatial_size=(cfg.size, cfg.size), mode="area")(crop), np.float32))
+    return np.stack(crops)
+
+
+def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:
+    """``x``: (T, S, K, C, size, size) float16; ``observed``: (T,) bool (False: carried forward);
+    ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
+    tps = list(patient.timepoints)[: cfg.timepoints]
+    if not tps:
+        raise ValueError(f"patient {patient.id} has no images")
+    per_tp, observed, source = [], [], []
+    for tp in tps:
+        image, mask = load_timepoint(tp, channels, cfg)
+        idx, by = select_slices(mask, cfg.slices)
+        per_tp.append(np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]))
+        observed.append(True)
+        source.append(by == "tumor")
+    while len(per_tp) < cfg.timepoints:  # LOCF
+        per_tp.append(per_tp[-1].copy())
+        observed.append(False)
+        source.append(source[-1])
+    return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
+            "source": np.array(source, np.uint8)}

@@ -1,0 +1,171 @@
+"""Training of deep survival models on preprocessed tensors: Adam, a learning-rate schedule,
+early stopping on an inner validation split of the training data, augmentation on training
+batches only, checkpoints loadable with ``torch.load(weights_only=True)``."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from hccprog.evaluation.survival import harrell_c
+from hccprog.training.cv import inner_splits
+from hccprog.training.losses import cox_loss
+
+
+class TrainConfig(BaseModel):
+    """Optimisation of one model fit."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "plateau", "none"] = "cosine"
+    patience: int = Field(8, ge=1)  # epochs without a better validation loss before stopping
+    val_fraction: float = Field(0.2, ge=0, lt=0.5)  # 0: no early stopping, train every epoch
+    augment: bool = True
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads; None: leave as is
+
+
+def augmenter(seed: int):
+    """Random flips, 90-degree rotations, small affine moves and intensity changes, applied with
+    the same draw to every slice, stream and time point of a patient (MONAI array transforms)."""
+    from monai.transforms import (
+        Compose,
+        RandAffine,
+        RandFlip,
+        RandGaussianNoise,
+        RandRotate90,
+        RandScaleIntensity,
+        RandShiftIntensity,
+    )
+
+    t = Compose([
+        RandFlip(prob=0.5, spatial_axis=0),
+        RandFlip(prob=0.5, spatial_axis=1),
+        RandRotate90(prob=0.5),
+        RandAffine(prob=0.5, rotate_range=0.2, translate_range=(3, 3), scale_range=(0.1, 0.1), padding_mode="zeros"),
+        RandScaleIntensity(factors=0.1, prob=0.5),
+        RandShiftIntensity(offsets=0.05, prob=0.5),
+        RandGaussianNoise(prob=0.3, std=0.02),
+    ])
+    t.set_random_state(seed=seed)
+
+    def apply(x: np.ndarray) -> torch.Tensor:
+        shape = x.shape  # (T, S, K, C, H, W)
+        flat = torch.as_tensor(x.reshape(-1, *shape[-2:]), dtype=torch.float32)
+        out = t(flat)
+        return torch.as_tensor(np.asarray(out)).reshape(shape)
+
+    return apply
+
+
+def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    out = [order[i:i + size] for i in range(0, n, size)]
+    if len(out) > 1 and len(out[-1]) < 2:  # a one-patient batch has no partial likelihood
+        out[-2] = np.concatenate([out[-2], out.pop()])
+    return out
+
+
+class SurvivalNetTrainer:
+    """Fit a network mapping (N, ...) tensors to log-hazards with the Cox partial likelihood."""
+
+    def __init__(self, build: Callable[[], nn.Module], cfg: TrainConfig) -> None:
+        self.build = build
+        self.cfg = cfg
+
+    def _predict(self, model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                out.append(model(torch.as_tensor(x[i:i + batch].astype(np.float32))).numpy())
+        return np.concatenate(out).astype(float)
+
+    def fit(self, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *,
+            progress: Callable[[int, int, dict], None] | None = None) -> SurvivalNetTrainer:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        e = np.asarray(event).astype(int)
+        t = np.asarray(time_, float)
+        if cfg.val_fraction > 0:
+            k = max(2, round(1 / cfg.val_fraction))
+            tr, va = next(iter(inner_splits(len(x), e, k, cfg.seed)))
+        else:
+            tr, va = np.arange(len(x)), np.array([], int)
+        model = self.build()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        elif cfg.schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.patience // 3))
+        else:
+            sched = None
+        aug = augmenter(cfg.seed) if cfg.augment else None
+        t_tr, e_tr = torch.as_tensor(t[tr]), torch.as_tensor(e[tr])
+        best, best_state, best_epoch, waited = np.inf, None, 0, 0
+        history = []
+        for epoch in range(cfg.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            losses = []
+            for b in _batches(len(tr), cfg.batch_size, rng):
+                xb = x[tr[b]]
+                xb = torch.stack([aug(v) for v in xb]) if aug else torch.as_tensor(xb.astype(np.float32))
+                loss = cox_loss(model(xb), e_tr[b], t_tr[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+            rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
+            if len(va):
+                r = self._predict(model, x[va])
+                val_loss = float(cox_loss(torch.as_tensor(r), torch.as_tensor(e[va]), torch.as_tensor(t[va])))
+                rec.update(val_loss=val_loss, val_c=float(harrell_c(t[va], e[va], r)))
+                if val_loss < best - 1e-4:
+                    best, best_state, best_epoch, waited = val_loss, copy.deepcopy(model.state_dict()), epoch + 1, 0
+                else:
+                    waited += 1
+            rec["seconds"] = time.perf_counter() - t0
+            history.append(rec)
+            if progress:
+                progress(epoch + 1, cfg.epochs, rec)
+            if sched is not None:
+                sched.step(rec.get("val_loss", rec["train_loss"])) if cfg.schedule == "plateau" else sched.step()
+            if len(va) and waited >= cfg.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            best_epoch = len(history)
+        self.model_ = model
+        self.history_ = history
+        self.best_epoch_ = best_epoch
+        self.train_idx_, self.val_idx_ = tr, va
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Log-hazards (N,)."""
+        return self._predict(self.model_, x)
+
+    def save(self, path: str | Path) -> None:
+        """The weights only (``torch.load(path, weights_only=True)`` reads them back)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(self.model_.state_dict(), tmp)
+        tmp.replace(path)

@@ -1,0 +1,107 @@
+"""``hccprog predict``: apply a trained run's final model to new patients.
+
+Reads ``models/<model>.pt`` (weights, loaded with ``weights_only=True``) and ``models/<model>.json``
+(architecture, preprocessing, Breslow baseline, risk-group cut-offs learned on the training
+cohort), preprocesses the new cohort the same way and writes ``predictions.csv`` (fold -1: the
+model was not fitted on these patients). When the new cohort has the run's endpoint, outcomes,
+metrics and a report are written too (external validation).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from hccprog import __version__
+from hccprog.baselines.run import surv_column
+from hccprog.cohort.model import Cohort
+from hccprog.evaluation.groups import assign_groups
+from hccprog.models.registry import get_model
+from hccprog.preprocessing.cache import preprocess_cohort
+from hccprog.preprocessing.slices import SliceConfig
+from hccprog.runs import staged_run, write_csv, write_yaml
+from hccprog.training.breslow import BreslowSurvival
+
+
+def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
+    """The final model of a ``train`` run: (its JSON description, the network in eval mode)."""
+    run = Path(run)
+    conf = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    if conf.get("command") != "train":
+        raise ValueError(f"{run}: not a `train` run folder (config.yaml command is {conf.get('command')!r})")
+    name = conf["model"]
+    desc_path, weights = run / "models" / f"{name}.json", run / "models" / f"{name}.pt"
+    for p in (desc_path, weights):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} is missing: the run was trained without a final model")
+    desc = json.loads(desc_path.read_text(encoding="utf-8"))
+    spec = get_model(name)
+    net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]))
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    net.eval()
+    return desc, net
+
+
+def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Predictions of the run's final model for every patient of ``cohort`` with images."""
+    desc, net = load_trained(run)
+    t0 = time.perf_counter()
+    slice_cfg = SliceConfig(**{**desc["preprocessing"], "series": desc["channels"]})
+    data = preprocess_cohort(cohort, slice_cfg, cache_dir=cache_dir, progress=progress)
+    with torch.no_grad():
+        risk = np.concatenate([net(torch.as_tensor(data.x[i:i + 64].astype(np.float32))).numpy()
+                               for i in range(0, len(data.ids), 64)]).astype(float)
+    base = BreslowSurvival()
+    base.shift_ = desc["breslow"]["shift"]
+    base.times_ = np.asarray(desc["breslow"]["times"], float)
+    base.cumhaz_ = np.asarray(desc["breslow"]["cumhaz"], float)
+    horizons = [float(h) for h in desc["horizons"]]
+    surv = base.predict(risk, horizons)
+    frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
+                          "risk_group": assign_groups(risk, desc["risk_groups"]["cutoffs"]).astype(int)})
+    for j, h in enumerate(horizons):
+        frame[surv_column(h)] = surv[:, j]
+    stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
+             "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
+             "skipped": data.skipped}
+    return frame, stats
+
+
+def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *, overwrite: bool = False,
+                      cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write ``out`` with predictions.csv and config.yaml (+ outcomes, metrics and report when the
+    cohort has the endpoint); returns timing and counts."""
+    from hccprog.reports.report import evaluate_run
+
+    frame, stats = predict_cohort(run, cohort, cache_dir=cache_dir, progress=progress)
+    conf = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    endpoint = conf.get("endpoint")
+    with staged_run(out, overwrite=overwrite) as tmp:
+        write_csv(tmp / "predictions.csv", frame, index=False, float_format="%.6g")
+        config = {"command": "predict", "title": f"{conf['model']} applied to {cohort.name}",
+                  "hccprog_version": __version__, "run": str(Path(run).resolve()),
+                  "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
+                  "time_unit": cohort.time_unit, "model": conf["model"],
+                  "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]}
+        validated = endpoint in cohort.endpoints and cohort.time_unit == conf.get("time_unit")
+        if validated:
+            outcomes = cohort.outcomes(endpoint, unit=cohort.time_unit).loc[lambda d: d.index.isin(frame.patient_id)]
+            if outcomes["event"].sum() >= 2:
+                write_csv(tmp / "outcomes.csv", outcomes, float_format="%.6g")
+                config["evaluation"] = {"horizons": [float(c[5:]) for c in frame.columns if c.startswith("surv_")],
+                                        "reference": None, "n_boot": 1000, "seed": 0}
+            else:
+                validated = False
+        write_yaml(tmp / "config.yaml", config)
+        if validated:
+            evaluate_run(tmp)
+    stats["validated"] = validated
+    return stats

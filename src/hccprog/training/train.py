@@ -1,0 +1,282 @@
+"""``hccprog train``: cross-validate a deep model beside the clinical baselines, fuse it with the
+clinical Cox score (RadCLN), refit it on every patient for ``predict``, and write the run folder.
+
+Data flow: cohort -> preprocessed cache -> model per fold -> out-of-fold predictions -> metrics ->
+report. Finished folds are kept in ``<out>.partial/`` until the run folder is written, so an
+interrupted ``train`` with the same configuration resumes at the fold it stopped in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from hccprog import __version__
+from hccprog.baselines.command import write_run_files
+from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
+from hccprog.cohort.model import Cohort
+from hccprog.evaluation.groups import assign_groups, learn_cutoffs
+from hccprog.models.registry import get_model
+from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
+from hccprog.preprocessing.slices import SliceConfig
+from hccprog.reports.report import evaluate_run
+from hccprog.runs import staged_run, write_json
+from hccprog.training.breslow import BreslowSurvival
+from hccprog.training.cv import CVConfig, Split
+from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
+
+Progress = Callable[[str, float, float], None]
+
+
+class TrainRunConfig(BaseModel):
+    """Everything ``hccprog train`` does (saved as ``train:`` in the run's config.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = "crnn"
+    preset: str = "cpu"
+    endpoint: str = "os"
+    cv: CVConfig = Field(default_factory=lambda: CVConfig(folds=5, repeats=1, seed=0))
+    preprocessing: SliceConfig = Field(default_factory=SliceConfig)
+    network: dict = Field(default_factory=dict)  # validated by the model's own config class
+    training: TrainConfig = Field(default_factory=TrainConfig)
+    fuse_with: str | None = "clinical_cox"  # the fused model is named '<model>+clinical'
+    final_model: bool = True  # refit on every patient (used by `predict`)
+    horizons: list[float] | None = None
+    risk_groups: str = "median"
+    n_boot: int = Field(1000, ge=0)
+    seed: int = 0
+
+    def network_config(self) -> BaseModel:
+        spec = get_model(self.model)
+        return spec.config(**{**spec.defaults, **self.network})
+
+
+#: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks);
+#: ``paper``: the sizes of Xia et al. (224 px slices, EfficientNet-b0 trained end to end).
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 3, "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "hidden": 32, "dropout": 0.3},
+        "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2},
+    },
+    "paper": {
+        "preprocessing": {"size": 224, "spacing_mm": (0.8, 0.8, 5.0), "slices": 3, "timepoints": 2,
+                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
+                                      {"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+        "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128},
+        "training": {"epochs": 100, "batch_size": 16, "lr": 1e-4, "patience": 15, "val_fraction": 0.2},
+    },
+    "tiny": {
+        "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 2, "timepoints": 2},
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "hidden": 8},
+        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}
+
+
+def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
+    """A preset with keyword overrides (nested dicts merge into the preset's)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
+    base = json.loads(json.dumps(PRESETS[preset]))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        elif value is not None:
+            base[key] = value
+    return TrainRunConfig(preset=preset, **base)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class DeepLearner:
+    """Trains the configured network on the training part of a split and scores both parts."""
+
+    def __init__(self, cfg: TrainRunConfig, data: PreprocessedCohort, ids: list[str], time_: np.ndarray,
+                 event: np.ndarray, state_dir: Path, progress: Progress | None = None) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.pos = np.array([data.ids.index(p) if p in data.ids else -1 for p in ids])
+        self.t = time_
+        self.e = event
+        self.state_dir = state_dir
+        self.progress = progress
+        self.histories: dict[str, list[dict]] = {}
+        self.fold_seconds: dict[str, float] = {}
+        spec = get_model(cfg.model)
+        self.net_cfg = cfg.network_config()
+        shape = data.x.shape  # (N, T, S, K, C, H, W)
+        self.build = lambda: spec.build(self.net_cfg, streams=shape[2], channels=shape[4])
+
+    def trainer(self, seed: int) -> SurvivalNetTrainer:
+        return SurvivalNetTrainer(self.build, self.cfg.training.model_copy(update={"seed": seed}))
+
+    def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
+        """Train on cohort positions ``idx`` that have tensors."""
+        ok = idx[self.pos[idx] >= 0]
+
+        def tick(epoch, total, rec):
+            if self.progress:
+                msg = f"{label}: epoch {epoch}/{total}, loss {rec['train_loss']:.3f}"
+                if "val_c" in rec:
+                    msg += f", validation C {rec['val_c']:.3f}"
+                self.progress(msg, epoch, total)
+
+        return self.trainer(seed).fit(self.data.x[self.pos[ok]], self.t[ok], self.e[ok], progress=tick)
+
+    def risk(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray:
+        out = np.full(len(idx), np.nan)
+        ok = self.pos[idx] >= 0
+        if ok.any():
+            out[ok] = tr.predict(self.data.x[self.pos[idx[ok]]])
+        return out
+
+    def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:
+        name = f"fold-{s.repeat}-{s.fold}"
+        saved = self.state_dir / f"{name}.npz"
+        if saved.exists():
+            with np.load(saved) as z:
+                pred = FoldPrediction(z["train_risk"], z["test_risk"], z["test_surv"])
+            self.histories[name] = json.loads((self.state_dir / f"{name}.json").read_text())["history"]
+            if self.progress:
+                self.progress(f"{name}: resumed from {saved.name}", 1, 1)
+            return pred
+        t0 = time.perf_counter()
+        tr = self.fit(s.train, s.seed * 1000 + s.fold, f"repeat {s.repeat + 1}, fold {s.fold + 1}")
+        train_risk, test_risk = self.risk(tr, s.train), self.risk(tr, s.test)
+        ok = np.isfinite(train_risk)
+        base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
+        surv = np.full((len(s.test), len(grid)), np.nan)
+        okt = np.isfinite(test_risk)
+        surv[okt] = base.predict(test_risk[okt], grid)
+        self.fold_seconds[name] = time.perf_counter() - t0
+        self.histories[name] = tr.history_
+        tr.save(self.state_dir / f"{name}.pt")
+        write_json(self.state_dir / f"{name}.json", {"history": tr.history_, "best_epoch": tr.best_epoch_,
+                                                     "seconds": self.fold_seconds[name]})
+        tmp = self.state_dir / f".{name}.tmp.npz"
+        np.savez(tmp, train_risk=train_risk, test_risk=test_risk, test_surv=surv)
+        tmp.replace(saved)
+        return FoldPrediction(train_risk, test_risk, surv)
+
+
+def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path, *, overwrite: bool = False,
+              cache_dir: Path | None = None, extra_scores: pd.DataFrame | None = None,
+              progress: Progress | None = None) -> tuple[Path, dict]:
+    """Cross-validate ``cfg.model`` and the baselines on ``cohort``; write the run folder ``out``.
+
+    ``extra_scores`` (indexed by patient id) are reported as fixed scores beside the models, e.g.
+    the true log-hazard of a synthetic cohort as the oracle."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    outcomes = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
+    ids = list(outcomes.index)
+    t = outcomes["time"].to_numpy(float)
+    e = outcomes["event"].to_numpy(int)
+    tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
+    data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=ids, progress=tick)
+
+    state_dir = out.parent / f".{out.name}.partial"
+    key = _digest({"config": cfg.model_dump(mode="json"), "ids": ids, "data": data.ids,
+                   "x": hashlib.sha256(data.x.tobytes()).hexdigest()})
+    marker = state_dir / "state.json"
+    if state_dir.exists() and (not marker.exists() or json.loads(marker.read_text()).get("key") != key):
+        shutil.rmtree(state_dir)  # another configuration or cohort: start afresh
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"key": key, "hccprog_version": __version__})
+
+    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress)
+    name = cfg.model
+    fusions = None
+    if cfg.fuse_with:
+        fusions = [(name, cfg.fuse_with, f"{name}+clinical")]
+    bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
+                           n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox", fusions=fusions)
+    if fusions is not None:  # keep the default score fusion beside the model's
+        default = run_baselines_default_fusion(cohort)
+        if default:
+            bcfg = bcfg.model_copy(update={"fusions": [default, *fusions]})
+    res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores,
+                        progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
+
+    final = None
+    if cfg.final_model:
+        final = _final_model(learner, res, cfg, t, e)
+    with staged_run(out, overwrite=overwrite) as tmp:
+        extra = {
+            "command": "train",
+            "title": f"{name} and clinical baselines: {cohort.name}, {cfg.endpoint}",
+            "model": name,
+            "train": cfg.model_dump(mode="json"),
+            "network_resolved": learner.net_cfg.model_dump(mode="json"),
+            "preprocessing_stats": data.stats,
+        }
+        notes = [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
+        locf = int((~data.observed).any(axis=1).sum())
+        if locf:
+            notes.append(f"{locf} patients lack a follow-up time point: carried forward from the last one (LOCF)")
+        extra["notes"] = notes
+        write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
+        train_dir = tmp / "training"
+        for fold, hist in learner.histories.items():
+            write_json(train_dir / f"{fold}.json", {"history": hist})
+            src = state_dir / f"{fold}.pt"
+            if src.exists():
+                (tmp / "models").mkdir(exist_ok=True)
+                shutil.copy2(src, tmp / "models" / f"{name}_{fold}.pt")
+        if final is not None:
+            torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
+            write_json(tmp / "models" / f"{name}.json", final)
+        metrics = evaluate_run(tmp)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return out / "report.html", metrics
+
+
+def run_baselines_default_fusion(cohort: Cohort) -> tuple[str, str] | None:
+    """The baselines' default score fusion (best-known score + clinical Cox), when computable."""
+    from hccprog.baselines.scores import compute_scores
+
+    scores, _ = compute_scores(cohort)
+    for s in ("clip", "bclc", "okuda", "hap", "albi", "child_pugh"):
+        if s in scores.columns and scores[s].notna().mean() >= 0.5 and scores[s].nunique() > 1:
+            return (s, "clinical_cox")
+    return None
+
+
+def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
+    """Refit on every patient; the Breslow baseline, risk-group cut-offs and the fusion with the
+    clinical Cox score are learned on all patients too (what ``predict`` applies)."""
+    idx = np.arange(len(t))
+    tr = learner.fit(idx, cfg.seed, "final model (all patients)")
+    risk = learner.risk(tr, idx)
+    ok = np.isfinite(risk)
+    base = BreslowSurvival().fit(risk[ok], t[ok], e[ok])
+    horizons = res.horizons
+    cut = learn_cutoffs(risk[ok], t[ok], e[ok], method=cfg.risk_groups, horizon=max(horizons))
+    out = {
+        "model": cfg.model,
+        "network": learner.net_cfg.model_dump(mode="json"),
+        "preprocessing": cfg.preprocessing.model_dump(mode="json"),
+        "channels": learner.data.channels,
+        "streams": int(learner.data.x.shape[2]),
+        "best_epoch": tr.best_epoch_,
+        "risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
+        "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
+        "horizons": horizons,
+        "train_groups": np.bincount(assign_groups(risk[ok], cut)).tolist(),
+        "state_dict": tr.model_.state_dict(),
+    }
+    return out

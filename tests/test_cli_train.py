@@ -1,0 +1,121 @@
+"""`hccprog train` and `hccprog predict` end to end on a tiny synthetic cohort."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from hccprog.cli import app
+from tests.conftest import tree_hashes
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory):
+    from hccprog.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("s30") / "cohort"
+    synthesize(out, SynthConfig(patients=30, seed=11, shape=(32, 32, 16), spacing=(12.0, 12.0, 15.0), workers=1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(small_cohort, tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    run, cache = base / "run", base / "cache"
+    before = tree_hashes(small_cohort)
+    started = time.perf_counter()
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "crnn", "--endpoint", "os",
+                                 "--folds", "3", "--preset", "tiny", "--n-boot", "50", "--out", str(run),
+                                 "--cache", str(cache)])
+    seconds = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    assert tree_hashes(small_cohort) == before
+    return run, cache, seconds, result.output
+
+
+def test_end_to_end_run_folder(trained):
+    run, _, seconds, output = trained
+    assert seconds < 120
+    assert "report:" in output
+    for name in ("predictions.csv", "metrics.json", "config.yaml", "report.html", "folds.csv", "models/crnn.pt",
+                 "models/crnn.json", "training/fold-0-0.json"):
+        assert (run / name).exists(), name
+    preds = pd.read_csv(run / "predictions.csv")
+    models = set(preds["model"])
+    assert {"crnn", "crnn+clinical", "clinical_cox"} <= models
+    crnn = preds[preds["model"] == "crnn"]
+    assert len(crnn) == 30 and crnn["patient_id"].is_unique and set(crnn["fold"]) == {0, 1, 2}
+    assert crnn[[c for c in crnn.columns if c.startswith("surv_")]].notna().all().all()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["models"]["crnn"]["harrell_c"]["value"] <= 1
+    conf = yaml.safe_load((run / "config.yaml").read_text())
+    assert conf["command"] == "train" and conf["train"]["model"] == "crnn" and conf["train"]["preset"] == "tiny"
+    assert not any(p.name.startswith(".run.partial") for p in run.parent.iterdir())  # resume state cleaned up
+    state = torch.load(run / "models" / "crnn.pt", weights_only=True)
+    assert any(k.startswith("encoders.0") for k in state)
+
+
+def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
+    from hccprog.cohort import load_cohort
+    from hccprog.preprocessing import SliceConfig, preprocess_cohort
+    from hccprog.training.train import resolve_config
+
+    _, cache, _, _ = trained
+    cfg = resolve_config("tiny")
+    cohort = load_cohort(small_cohort / "cohort.yaml").cohort
+    data = preprocess_cohort(cohort, SliceConfig.model_validate(cfg.preprocessing.model_dump()), cache_dir=cache)
+    assert data.stats["cached"] == 30 and data.stats["built"] == 0
+
+
+def test_predict_new_patients(trained, small_cohort, tmp_path):
+    run, cache, _, _ = trained
+    dest = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(dest),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(dest / "predictions.csv")
+    assert len(preds) == 30 and (preds["fold"] == -1).all() and set(preds["model"]) == {"crnn"}
+    desc = json.loads((run / "models" / "crnn.json").read_text())
+    cut = desc["risk_groups"]["cutoffs"]
+    assert list(preds["risk_group"]) == [int(r > cut[0]) for r in preds["risk"]]
+    surv = preds[[c for c in preds.columns if c.startswith("surv_")]].to_numpy()
+    assert ((surv >= 0) & (surv <= 1)).all() and (surv[:, :-1] >= surv[:, 1:] - 1e-12).all()
+    assert (dest / "metrics.json").exists()  # outcomes present: external-validation metrics
+    bad = runner.invoke(app, ["predict", str(tmp_path), str(small_cohort / "cohort.yaml"), "--out", str(dest)])
+    assert bad.exit_code == 1
+
+
+def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
+    from hccprog.cohort import load_cohort
+    from hccprog.training.train import resolve_config, train_run
+
+    cohort = load_cohort(small_cohort / "cohort.yaml").cohort
+    cfg = resolve_config("tiny", cv={"folds": 3, "repeats": 1, "seed": 0}, n_boot=0, final_model=False)
+    out = tmp_path / "run"
+    seen: list[str] = []
+
+    def stop_in_fold_2(msg, done, total):
+        seen.append(msg)
+        if msg.startswith("repeat 1, fold 2: epoch 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cohort, small_cohort / "cohort.yaml", cfg, out, cache_dir=tmp_path / "c", progress=stop_in_fold_2)
+    partial = tmp_path / ".run.partial"
+    assert (partial / "fold-0-0.npz").exists() and not (partial / "fold-0-1.npz").exists()
+    assert not out.exists()
+    seen.clear()
+    train_run(cohort, small_cohort / "cohort.yaml", cfg, out, cache_dir=tmp_path / "c", progress=seen.append and
+              (lambda m, d, t: seen.append(m)))
+    assert any("fold-0-0: resumed" in m for m in seen)
+    assert not any(m.startswith("repeat 1, fold 1: epoch") for m in seen)
+    assert any(m.startswith("repeat 1, fold 2: epoch") for m in seen)
+    assert (out / "predictions.csv").exists() and not partial.exists()
