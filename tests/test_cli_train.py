@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -31,19 +30,16 @@ def trained(small_cohort, tmp_path_factory):
     base = tmp_path_factory.mktemp("train")
     run, cache = base / "run", base / "cache"
     before = tree_hashes(small_cohort)
-    started = time.perf_counter()
     result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "crnn", "--endpoint", "os",
                                  "--folds", "3", "--preset", "tiny", "--n-boot", "50", "--out", str(run),
                                  "--cache", str(cache)])
-    seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     assert tree_hashes(small_cohort) == before
-    return run, cache, seconds, result.output
+    return run, cache, result.output
 
 
 def test_end_to_end_run_folder(trained):
-    run, _, seconds, output = trained
-    assert seconds < 120
+    run, _, output = trained
     assert "report:" in output
     for name in ("predictions.csv", "metrics.json", "config.yaml", "report.html", "folds.csv", "models/crnn.pt",
                  "models/crnn.json", "training/fold-0-0.json"):
@@ -68,7 +64,7 @@ def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
     from hccprog.preprocessing import SliceConfig, preprocess_cohort
     from hccprog.training.train import resolve_config
 
-    _, cache, _, _ = trained
+    _, cache, _ = trained
     cfg = resolve_config("tiny")
     cohort = load_cohort(small_cohort / "cohort.yaml").cohort
     data = preprocess_cohort(cohort, SliceConfig.model_validate(cfg.preprocessing.model_dump()), cache_dir=cache)
@@ -76,7 +72,7 @@ def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
 
 
 def test_predict_new_patients(trained, small_cohort, tmp_path):
-    run, cache, _, _ = trained
+    run, cache, _ = trained
     dest = tmp_path / "pred"
     result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(dest),
                                  "--cache", str(cache)])
