@@ -128,12 +128,13 @@ def _fixed_score_rows(name, v, ids, splits, cfg, t, e, cutoff_log):
 
 
 def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, Learner] | None = None,
-                  extra_scores: pd.DataFrame | None = None,
+                  extra_scores: pd.DataFrame | None = None, extra_fusions: list[tuple[str, str, str]] | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> BaselinesResult:
     """Fit and score every baseline out of fold. ``progress(label, done, total)`` is called per fold.
 
     ``learners`` adds cross-validated models trained elsewhere (deep models): each is called once
     per split, its predictions are scored like the Cox models' and it may appear in ``fusions``.
+    ``extra_fusions`` are added to ``cfg.fusions`` (or to the default fusion).
     ``extra_scores`` (patients x named columns, e.g. a known true risk) are evaluated as fixed scores."""
     learners = learners or {}
     out = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
@@ -190,6 +191,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     if fusions is None:
         first = next((s for s in ("clip", "bclc", "okuda", "hap", "albi", "child_pugh") if s in usable), None)
         fusions = [(first, "clinical_cox")] if first and "clinical_cox" in cox_specs else []
+    fusions = list(fusions) + list(extra_fusions or [])
     fusions = [(f[0], f[1], f[2] if len(f) > 2 else f"{f[0]}+{f[1]}") for f in fusions]
     for a, b, _ in fusions:
         for part in (a, b):

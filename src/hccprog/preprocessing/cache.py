@@ -181,20 +181,13 @@ def preprocess_cohort(cohort: Cohort, cfg: SliceConfig, *, cache_dir: str | os.P
     if todo:
         if workers > 1 and len(todo) > 1:
             # spawn, not fork: a forked child inherits torch's thread pool in a state that can deadlock
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_worker_init) as pool:
-                results = pool.map(_build, todo, chunksize=max(1, len(todo) // (8 * workers)))
-                for pid, arrays, why in results:
-                    done += 1
-                    if arrays is None:
-                        skipped[pid] = why
-                    else:
-                        got[pid] = arrays
-                    if progress:
-                        progress(done, len(wanted))
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_worker_init)
+            results = pool.map(_build, todo, chunksize=max(1, len(todo) // (8 * workers)))
         else:
-            for item in todo:
-                pid, arrays, why = _build(item)
+            pool, results = None, map(_build, todo)
+        try:
+            for pid, arrays, why in results:
                 done += 1
                 if arrays is None:
                     skipped[pid] = why
@@ -202,6 +195,9 @@ def preprocess_cohort(cohort: Cohort, cfg: SliceConfig, *, cache_dir: str | os.P
                     got[pid] = arrays
                 if progress:
                     progress(done, len(wanted))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     keep = [p for p in wanted if p in got]
     if not keep:
         raise ValueError("no patient could be preprocessed: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))

@@ -200,16 +200,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
 
     learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress)
     name = cfg.model
-    fusions = None
-    if cfg.fuse_with:
-        fusions = [(name, cfg.fuse_with, f"{name}+clinical")]
+    fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
-                           n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox", fusions=fusions)
-    if fusions is not None:  # keep the default score fusion beside the model's
-        default = run_baselines_default_fusion(cohort)
-        if default:
-            bcfg = bcfg.model_copy(update={"fusions": [default, *fusions]})
-    res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores,
+                           n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox")
+    res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
 
     final = None
@@ -243,17 +237,6 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         metrics = evaluate_run(tmp)
     shutil.rmtree(state_dir, ignore_errors=True)
     return out / "report.html", metrics
-
-
-def run_baselines_default_fusion(cohort: Cohort) -> tuple[str, str] | None:
-    """The baselines' default score fusion (best-known score + clinical Cox), when computable."""
-    from hccprog.baselines.scores import compute_scores
-
-    scores, _ = compute_scores(cohort)
-    for s in ("clip", "bclc", "okuda", "hap", "albi", "child_pugh"):
-        if s in scores.columns and scores[s].notna().mean() >= 0.5 and scores[s].nunique() > 1:
-            return (s, "clinical_cox")
-    return None
 
 
 def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
