@@ -6,6 +6,11 @@ with the final model (with and without preprocessing). Prints one line per seed 
 and writes ``benchmarks/results/crnn.json``.
 
     .venv/bin/python benchmarks/crnn_benchmark.py --seeds 0 1
+    .venv/bin/python benchmarks/crnn_benchmark.py --independent --seeds 0   # benchmarks/independent_cohort.py
+
+``--independent`` uses cohorts that hccprog's generator did not write (MetaImage files in LPS,
+two phases, times in months, 15% without follow-up; see ``independent_cohort.py``) and writes
+``benchmarks/results/crnn_independent.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import json
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,11 +39,22 @@ from hccprog.training.train import resolve_config, train_run
 MODELS = ("crnn", "crnn+clinical", "clinical_cox", "oracle")
 
 
-def one_seed(seed: int, patients: int, work: Path, epochs: int | None) -> dict:
+def _independent(out: Path, patients: int, seed: int) -> None:
+    script = Path(__file__).with_name("independent_cohort.py")
+    subprocess.run([sys.executable, str(script), str(out), "--patients", str(patients), "--seed", str(seed)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def one_seed(seed: int, patients: int, work: Path, epochs: int | None, independent: bool = False) -> dict:
     cohort_dir = work / f"cohort-{seed}"
-    synthesize(cohort_dir, SynthConfig(patients=patients, seed=seed), overwrite=True)
+    if independent:
+        _independent(cohort_dir, patients, seed)
+        truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"pid": str}).set_index("pid")
+        truth = truth.rename(columns={"log_hazard": "log_hazard_os"})
+    else:
+        synthesize(cohort_dir, SynthConfig(patients=patients, seed=seed), overwrite=True)
+        truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
     cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
-    truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
     cfg = resolve_config("cpu", n_boot=1000, seed=seed, cv={"folds": 5, "repeats": 1, "seed": seed},
                          training={"seed": seed, **({"epochs": epochs} if epochs else {})})
     cache = work / f"cache-{seed}"
@@ -76,17 +94,21 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--patients", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=None, help="override the cpu preset's epochs")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "crnn.json")
+    ap.add_argument("--independent", action="store_true", help="cohorts from independent_cohort.py")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    name = "crnn_independent" if args.independent else "crnn"
+    args.out = args.out or Path(__file__).parent / "results" / f"{name}.json"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            row = one_seed(seed, args.patients, Path(tmp), args.epochs)
+            row = one_seed(seed, args.patients, Path(tmp), args.epochs, args.independent)
             print(json.dumps(row), flush=True)
             rows.append(row)
     summary = {k: statistics.median(r[k][0] if isinstance(r[k], list) else r[k] for r in rows)
                for k in rows[0] if k not in ("seed", "patients")}
-    result = {"benchmark": "crnn", "hccprog_version": __version__, "machine": platform.machine(),
+    result = {"benchmark": name, "cohorts": "independent_cohort.py" if args.independent else "hccprog synth (ct)",
+              "hccprog_version": __version__, "machine": platform.machine(),
               "processor": platform.processor(), "torch_threads": torch.get_num_threads(),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
               "goals": {"fused_over_oracle": ">= 0.90", "fused_minus_clinical_cox": ">= 0.05",

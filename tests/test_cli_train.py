@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -115,3 +116,57 @@ def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
     assert not any(m.startswith("repeat 1, fold 1: epoch") for m in seen)
     assert any(m.startswith("repeat 1, fold 2: epoch") for m in seen)
     assert (out / "predictions.csv").exists() and not partial.exists()
+
+
+def test_dlop_trains_and_predicts_through_the_cli(small_cohort, trained, tmp_path):
+    """DLOP_Combin: discrete-time outputs, fold-wise clinical screening, own survival curves."""
+    _, cache, _ = trained  # same preprocessing as the tiny crnn run: read from the cache
+    run = tmp_path / "dlop"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "dlop", "--folds", "3",
+                                 "--preset", "tiny", "--n-boot", "20", "--out", str(run), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(run / "predictions.csv")
+    dlop = preds[preds["model"] == "dlop"]
+    assert len(dlop) == 30 and {"dlop+clinical", "clinical_cox"} <= set(preds["model"])
+    assert dlop["risk"].between(0, 1).all()  # 1 - S(3 years)
+    surv = dlop[[c for c in dlop.columns if c.startswith("surv_")]].to_numpy()
+    assert (surv.min() >= 0) and (surv.max() <= 1) and (surv[:, 1:] <= surv[:, :-1] + 1e-9).all()
+    desc = json.loads((run / "models" / "dlop.json").read_text())
+    assert desc["objective"]["kind"] == "discrete" and desc["objective"]["cuts"] == [365.25, 730.5, 1095.75, 1461.0]
+    assert desc["clinical"]["selected"]
+    out = tmp_path / "dlop-pred"
+    result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(out),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    new = pd.read_csv(out / "predictions.csv")
+    assert len(new) == 30 and new["risk"].between(0, 1).all()
+
+
+def test_cldca_response_classification_through_the_cli(small_cohort, trained, tmp_path):
+    """CLDCA on the response (PD vs disease control) beside a clinical logistic model, DeLong CIs."""
+    from hccprog.cohort import load_cohort
+    from hccprog.evaluation.classification import delong_auc_ci
+
+    _, cache, _ = trained
+    run = tmp_path / "cldca"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "cldca", "--endpoint",
+                                 "response", "--folds", "3", "--preset", "tiny", "--out", str(run),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "PD vs disease control" in result.output
+    for name in ("predictions.csv", "metrics.json", "config.yaml", "report.html", "roc.png", "outcomes.csv"):
+        assert (run / name).exists(), name
+    preds = pd.read_csv(run / "predictions.csv")
+    assert set(preds["model"]) == {"cldca", "clinical_logistic"}
+    cohort = load_cohort(small_cohort / "cohort.yaml").cohort
+    labels = (cohort.responses() == "PD").astype(int)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "response" and metrics["models"]["cldca"]["n_positive"] == int(labels.sum())
+    for name, g in preds.groupby("model"):
+        assert len(g) == 30 and set(g["fold"]) == {0, 1, 2}
+        assert ((1 / (1 + np.exp(-g["risk"])) - g["p_PD"]).abs() < 1e-5).all()
+        auc = delong_auc_ci(labels.loc[g["patient_id"]], g["risk"])
+        assert metrics["models"][name]["auc"]["value"] == pytest.approx(auc[0], abs=1e-6)
+    (comp,) = metrics["comparisons"]
+    assert comp["model"] == "cldca" and comp["reference"] == "clinical_logistic"
+    assert comp["auc_difference"]["ci_lower"] <= comp["auc_difference"]["value"] <= comp["auc_difference"]["ci_upper"]

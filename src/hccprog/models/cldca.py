@@ -1,0 +1,105 @@
+"""CLDCA (Tong et al.): CT slice sequence and clinical data joined by asymmetric cross-attention.
+
+Input ``x``: (B, T, S, K, C, H, W); CLDCA reads the baseline (``T = 0``) and treats its K slices
+(of every stream, in order) as a sequence. Each slice goes through the encoder (ResNet50 in the
+paper); an LSTM runs over the slice features (``slice_mask`` (B, L) marks real slices: padded
+ones are packed away and never attended to). The clinical vector goes through a DNN to
+``d_model`` (128). Cross-attention takes the clinical feature as the query and the LSTM outputs
+as keys and values (asymmetric: CT never queries the clinical side). The attended CT vector and
+the clinical vector form a two-token sequence for self-attention; its flattened output goes
+through a two-layer MLP to the output: one logit (disease control vs progression, or a
+log-hazard with a Cox objective).
+
+Ablations of the paper: ``cross_attention=False`` (Mode5: the mean of the CT tokens replaces
+the attended vector), ``self_attention=False`` (Mode6), ``lstm=False`` (Mode7: a linear map of the
+slice features replaces the LSTM).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from hccprog.models.encoders import EncoderName, build_encoder
+
+
+class CLDCAConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    encoder: EncoderName = "resnet50"
+    pretrained: bool = False
+    encoder_weights: str | None = None
+    d_model: int = Field(128, ge=8)
+    heads: int = Field(4, ge=1)
+    clinical_hidden: list[int] = Field(default_factory=lambda: [64])  # DNN hidden layers before d_model
+    mlp_hidden: int = Field(64, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    lstm: bool = True  # False: Mode7
+    cross_attention: bool = True  # False: Mode5
+    self_attention: bool = True  # False: Mode6
+
+
+class CLDCA(nn.Module):
+    def __init__(self, cfg: CLDCAConfig, *, streams: int, channels: int, clinical_features: int) -> None:
+        super().__init__()
+        if cfg.d_model % cfg.heads:
+            raise ValueError(f"d_model ({cfg.d_model}) must be a multiple of heads ({cfg.heads})")
+        if clinical_features < 1:
+            raise ValueError("CLDCA needs at least one clinical input")
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained,
+                                     weights=cfg.encoder_weights)
+        f = self.encoder.out_features
+        self.seq = nn.LSTM(f, cfg.d_model, batch_first=True) if cfg.lstm else nn.Linear(f, cfg.d_model)
+        layers: list[nn.Module] = []
+        prev = clinical_features
+        for h in [*cfg.clinical_hidden, cfg.d_model]:
+            layers += [nn.Linear(prev, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            prev = h
+        self.clinical = nn.Sequential(*layers)
+        self.cross = nn.MultiheadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout, batch_first=True) \
+            if cfg.cross_attention else None
+        self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout, batch_first=True) \
+            if cfg.self_attention else None
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(2 * cfg.d_model, cfg.mlp_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.mlp_hidden, 1))
+
+    def ct_tokens(self, x: torch.Tensor, slice_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, d_model) sequence features of the baseline slices (L = streams x K)."""
+        b = x.shape[0]
+        base = x[:, 0].reshape(b, -1, *x.shape[4:])  # (B, L, C, H, W)
+        length = base.shape[1]
+        f = self.encoder(base.reshape(b * length, *x.shape[4:]).float()).view(b, length, -1)
+        if not self.cfg.lstm:
+            return self.seq(f)
+        if slice_mask is None:
+            return self.seq(f)[0]
+        lengths = slice_mask.sum(dim=1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(f, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.seq(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)[0]
+
+    def forward(self, x: torch.Tensor, clin: torch.Tensor | None = None,
+                slice_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One output per patient (B,): a logit (response) or a log-hazard (Cox)."""
+        if clin is None:
+            raise ValueError("CLDCA needs the clinical inputs")
+        if slice_mask is not None:  # real slices first, then padding
+            slice_mask = slice_mask.bool()
+        tokens = self.ct_tokens(x, slice_mask)  # keys and values
+        q = self.clinical(clin.float())  # (B, d)
+        if self.cross is not None:
+            pad = None if slice_mask is None else ~slice_mask
+            ct, _ = self.cross(q[:, None], tokens, tokens, key_padding_mask=pad)
+            ct = ct[:, 0]
+        elif slice_mask is None:
+            ct = tokens.mean(dim=1)
+        else:
+            w = slice_mask.float()[..., None]
+            ct = (tokens * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        pair = torch.stack([q, ct], dim=1)  # (B, 2, d): clinical and attended CT
+        if self.self_attn is not None:
+            att, _ = self.self_attn(pair, pair, pair)
+            pair = self.norm(pair + att)
+        return self.mlp(pair.flatten(1)).squeeze(-1)

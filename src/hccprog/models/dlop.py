@@ -1,0 +1,74 @@
+"""DLOP_Combin (Sun et al., J Hepatocell Carcinoma 2024): a CT image network and a clinical MLP
+joined by a fully connected layer that outputs discrete-time survival over yearly intervals.
+
+Input ``x``: (B, T, S, K, C, H, W) as for the CRNN; DLOP reads the baseline (``T = 0``) only.
+Each of the K representative slices goes through the encoder (ResNet101 with global average
+pooling to 2048 in the paper), features are averaged over slices and concatenated over streams.
+``clin`` (B, P): the screened clinical covariates (``hccprog.training.clinical``), through an MLP of
+16, 32 and 64 units. The two vectors are concatenated and mapped to one logit per interval (the
+conditional event probability of each yearly interval); ``variant="ctr"`` (DLOP_CTR) uses the
+image branch only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from hccprog.models.encoders import EncoderName, build_encoder
+
+
+class DLOPConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    encoder: EncoderName = "resnet101"
+    pretrained: bool = False
+    encoder_weights: str | None = None
+    variant: Literal["combin", "ctr"] = "combin"  # combin: image + clinical; ctr: image only
+    clinical_hidden: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    image_features: int | None = None  # optional linear projection of the image vector (None: as is)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    intervals: int = Field(4, ge=1)  # outputs: one logit per interval (set from the cuts)
+
+
+class DLOP(nn.Module):
+    def __init__(self, cfg: DLOPConfig, *, streams: int, channels: int, clinical_features: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained,
+                                     weights=cfg.encoder_weights)
+        feat = self.encoder.out_features * streams
+        self.project = None
+        if cfg.image_features:
+            self.project = nn.Sequential(nn.Linear(feat, cfg.image_features), nn.ReLU())
+            feat = cfg.image_features
+        self.use_clinical = cfg.variant == "combin" and clinical_features > 0
+        width = feat
+        if self.use_clinical:
+            layers: list[nn.Module] = []
+            prev = clinical_features
+            for h in cfg.clinical_hidden:
+                layers += [nn.Linear(prev, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+                prev = h
+            self.clinical = nn.Sequential(*layers)
+            width += prev
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(width, cfg.intervals)
+
+    def image_vector(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, s, k = x.shape[:4]
+        base = x[:, 0]  # (B, S, K, C, H, W): the pre-treatment scan
+        f = self.encoder(base.reshape(b * s * k, *x.shape[4:]).float()).view(b, s, k, -1).mean(dim=2)
+        f = f.reshape(b, -1)
+        return self.project(f) if self.project is not None else f
+
+    def forward(self, x: torch.Tensor, clin: torch.Tensor | None = None) -> torch.Tensor:
+        """Interval-hazard logits (B, intervals)."""
+        f = self.image_vector(x)
+        if self.use_clinical:
+            if clin is None:
+                raise ValueError("DLOP_Combin needs the clinical inputs")
+            f = torch.cat([f, self.clinical(clin.float())], dim=1)
+        return self.head(self.drop(f))

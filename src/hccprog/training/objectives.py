@@ -1,0 +1,119 @@
+"""What a network's output means and how it is trained: the loss, the risk score read from the
+output (higher = worse), and, when the output defines one, its own survival function.
+
+* ``CoxObjective``: one log-hazard per patient, Cox partial likelihood; survival comes from a
+  Breslow baseline fitted by the caller.
+* ``BinaryObjective``: one logit per patient, binary cross-entropy against the label carried in
+  the ``event`` array (e.g. progressive disease = 1 after TACE); the risk is the logit.
+* ``DiscreteTimeObjective``: logits of the interval hazards of ``cuts`` (DLOP_Combin's yearly
+  intervals), logistic-hazard likelihood; the risk is ``1 - S(horizon)``, the survival function
+  is the product of interval survivals with a constant hazard inside each interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hccprog.training.losses import cox_loss, discrete_survival, logistic_hazard_loss
+
+
+def _harrell(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
+    from hccprog.evaluation.survival import harrell_c
+
+    return {"val_c": float(harrell_c(time, event, risk))}
+
+
+class CoxObjective:
+    kind = "cox"
+    outputs = 1
+
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        return cox_loss(out.view(-1), event, time)
+
+    def risk(self, out: np.ndarray) -> np.ndarray:
+        return np.asarray(out, float).reshape(len(out))
+
+    def survival(self, out: np.ndarray, times) -> np.ndarray | None:
+        return None
+
+    def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
+        return _harrell(time, event, risk)
+
+    def state(self) -> dict:
+        return {"kind": self.kind}
+
+
+class DiscreteTimeObjective:
+    """Interval hazards ending at ``cuts`` (cohort time unit); ``horizon``: the time whose survival
+    is the score (a cut, e.g. 3 years)."""
+
+    kind = "discrete"
+
+    def __init__(self, cuts: list[float], horizon: float) -> None:
+        cuts = [float(c) for c in cuts]
+        if not cuts or any(b <= a for a, b in zip([0.0, *cuts], cuts, strict=False)):
+            raise ValueError(f"interval cuts must be positive and increasing, got {cuts}")
+        self.cuts = cuts
+        self.horizon = float(horizon)
+        self.outputs = len(cuts)
+        self._cuts_t = torch.tensor(cuts, dtype=torch.float64)
+
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        return logistic_hazard_loss(out, event, time, self._cuts_t)
+
+    def survival(self, out: np.ndarray, times) -> np.ndarray:
+        """S(t) at ``times``: constant hazard inside each interval, the last one's beyond the end."""
+        logits = torch.as_tensor(np.asarray(out, np.float64))
+        s_end = discrete_survival(logits).numpy()  # (N, J)
+        h = 1.0 / (1.0 + np.exp(-np.asarray(out, float)))
+        edges = np.array([0.0, *self.cuts])
+        widths = np.diff(edges)
+        log_s_start = np.concatenate([np.zeros((len(s_end), 1)), np.log(np.clip(s_end[:, :-1], 1e-300, 1))], axis=1)
+        rate = -np.log(np.clip(1.0 - h, 1e-12, 1.0)) / widths  # (N, J) constant hazard per interval
+        out_s = np.empty((len(s_end), len(times)))
+        for k, t in enumerate(np.asarray(times, float)):
+            j = min(int(np.searchsorted(edges[1:], t, side="left")), len(widths) - 1)
+            out_s[:, k] = np.exp(log_s_start[:, j] - rate[:, j] * (t - edges[j]))
+        return out_s
+
+    def risk(self, out: np.ndarray) -> np.ndarray:
+        return 1.0 - self.survival(out, [self.horizon])[:, 0]
+
+    def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
+        return _harrell(time, event, risk)
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "cuts": self.cuts, "horizon": self.horizon}
+
+
+class BinaryObjective:
+    kind = "binary"
+    outputs = 1
+
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(out.view(-1), event.to(out.dtype).view(-1))
+
+    def risk(self, out: np.ndarray) -> np.ndarray:
+        return np.asarray(out, float).reshape(len(out))
+
+    def survival(self, out: np.ndarray, times) -> None:
+        return None
+
+    def validation(self, time: np.ndarray, label: np.ndarray, risk: np.ndarray) -> dict:
+        from sklearn.metrics import roc_auc_score
+
+        return {"val_auc": float(roc_auc_score(label, risk))} if len(set(label.tolist())) == 2 else {}
+
+    def state(self) -> dict:
+        return {"kind": self.kind}
+
+
+def objective_from_state(state: dict):
+    if state["kind"] == "binary":
+        return BinaryObjective()
+    if state["kind"] == "cox":
+        return CoxObjective()
+    if state["kind"] == "discrete":
+        return DiscreteTimeObjective(state["cuts"], state["horizon"])
+    raise ValueError(f"unknown objective {state['kind']!r}")

@@ -1,0 +1,77 @@
+"""CLDCA: shapes, the paper's ablation modes, masking of padded slices, the paper-size config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hccprog.models import get_model, model_names
+from hccprog.models.cldca import CLDCA, CLDCAConfig
+from hccprog.training.train import resolve_config
+
+
+def _cfg(**kw) -> CLDCAConfig:
+    return CLDCAConfig(encoder="efficientnet-lite0", d_model=16, heads=2, clinical_hidden=[8], mlp_hidden=8,
+                       dropout=0.0, **kw)
+
+
+def test_registry_names_the_ablation_modes():
+    assert {"cldca", "cldca-mode5", "cldca-mode6", "cldca-mode7"} <= set(model_names())
+    assert get_model("cldca-mode5").defaults == {"cross_attention": False}
+    assert get_model("cldca-mode6").defaults == {"self_attention": False}
+    assert get_model("cldca-mode7").defaults == {"lstm": False}
+    assert resolve_config("cpu", model="cldca-mode7").network_config().lstm is False
+    paper = resolve_config("paper", model="cldca")
+    assert (paper.network_config().encoder, paper.network_config().d_model, paper.training.lr,
+            paper.training.batch_size, paper.network_config().dropout) == ("resnet50", 128, 1e-4, 32, 0.1)
+
+
+@pytest.mark.parametrize("mode", [{}, {"cross_attention": False}, {"self_attention": False}, {"lstm": False}])
+def test_cldca_shapes_and_modes(mode):
+    torch.manual_seed(0)
+    net = CLDCA(_cfg(**mode), streams=1, channels=3, clinical_features=4).eval()
+    x = torch.rand(3, 2, 1, 5, 3, 32, 32)
+    clin = torch.randn(3, 4)
+    with torch.no_grad():
+        out = net(x, clin)
+        assert out.shape == (3,)
+        x2 = x.clone()
+        x2[:, 1] = torch.rand_like(x2[:, 1])  # the baseline scan only
+        assert torch.allclose(net(x2, clin), out)
+        assert not torch.allclose(net(x, clin + 1.0), out)
+    assert (net.cross is None) == (mode.get("cross_attention") is False)
+    assert (net.self_attn is None) == (mode.get("self_attention") is False)
+    assert isinstance(net.seq, torch.nn.LSTM) == (mode.get("lstm", True))
+    with pytest.raises(ValueError, match="clinical"):
+        net(x)
+
+
+@pytest.mark.parametrize("mode", [{}, {"cross_attention": False}])
+def test_padded_slices_are_ignored_when_masked(mode):
+    """A patient with 3 real slices scores the same padded to 5 (masked) as alone with 3."""
+    torch.manual_seed(1)
+    net = CLDCA(_cfg(**mode), streams=1, channels=3, clinical_features=4).eval()
+    real = torch.rand(1, 1, 1, 3, 3, 32, 32)
+    padded = torch.cat([real, torch.rand(1, 1, 1, 2, 3, 32, 32)], dim=3)
+    clin = torch.randn(1, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        a = net(real, clin)
+        b = net(padded, clin, slice_mask=mask)
+        c = net(padded, clin)
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, c, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_paper_size_cldca_forward_backward():
+    """ResNet50 on 224 x 224 slices, LSTM, d_model 128, clinical DNN: one forward and backward pass."""
+    cfg = resolve_config("paper", model="cldca")
+    net = CLDCA(cfg.network_config(), streams=1, channels=3, clinical_features=10)
+    assert net.encoder.out_features == 2048
+    x = torch.rand(2, 1, 1, cfg.preprocessing.slices, 3, 224, 224)
+    out = net(x, torch.randn(2, 10))
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.tensor([0.0, 1.0]))
+    loss.backward()
+    grads = [p.grad for p in net.encoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
