@@ -335,10 +335,12 @@ def evaluate(
 @app.command()
 def train(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
-    model: Annotated[str, typer.Option(help="Model name (hccprog.models registry), e.g. crnn, crnn-s.")] = "crnn",
-    endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp).")] = "os",
+    model: Annotated[str, typer.Option(help="Model name (hccprog.models registry): crnn, crnn-s, dlop, dlop-ctr, "
+                                       "cldca, cldca-mode5/6/7.")] = "crnn",
+    endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
+                                          "(PD vs disease control, from the cohort's response column).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),
-    preset: Annotated[str, typer.Option(help="Named configuration: cpu (2-core sized), paper (Xia et al. sizes), "
+    preset: Annotated[str, typer.Option(help="Named configuration: cpu (2-core sized), paper (the paper's sizes), "
                                         "tiny (smoke tests).")] = "cpu",
     folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation.")] = 1,

@@ -57,6 +57,21 @@ def test_roi_crop_is_centred_on_the_tumor():
     assert liver.shape == (1, 1, 8, 8)
 
 
+@pytest.mark.parametrize(("region", "kept"), [("none", {0, 1, 2}), ("liver", {1, 2}), ("tumor", {2})])
+def test_stream_mask_zeroes_pixels_outside_the_region(region, kept):
+    mask = np.zeros((16, 16, 1), np.uint8)
+    mask[2:14, 2:14] = 1
+    mask[6:10, 6:10] = 2
+    image = np.ones((1, 16, 16, 1), np.float32)
+    cfg = SliceConfig(size=16, spacing_mm=(1.0, 1.0, 5.0))
+    spec = StreamSpec(name="t", roi="liver", fov_mm=16.0, mask=region)
+    crop = crop_stream(image, mask, np.array([0]), spec, cfg)[0, 0]
+    # the 16 mm window on the 16-pixel slice is the slice itself (centred on the liver box)
+    inside = np.isin(mask[..., 0], list(kept))
+    assert crop[inside].min() == 1.0
+    assert (crop[~inside] == 0).all()
+
+
 @pytest.fixture
 def cohort_missing_followup(tiny_cohort):
     images = pd.read_csv(tiny_cohort / "images.csv")
