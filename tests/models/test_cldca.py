@@ -61,17 +61,3 @@ def test_padded_slices_are_ignored_when_masked(mode):
         c = net(padded, clin)
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(a, c, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_paper_size_cldca_forward_backward():
-    """ResNet50 on 224 x 224 slices, LSTM, d_model 128, clinical DNN: one forward and backward pass."""
-    cfg = resolve_config("paper", model="cldca")
-    net = CLDCA(cfg.network_config(), streams=1, channels=3, clinical_features=10)
-    assert net.encoder.out_features == 2048
-    x = torch.rand(2, 1, 1, cfg.preprocessing.slices, 3, 224, 224)
-    out = net(x, torch.randn(2, 10))
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.tensor([0.0, 1.0]))
-    loss.backward()
-    grads = [p.grad for p in net.encoder.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -46,22 +46,6 @@ def test_dlop_shapes_and_the_ctr_variant_ignores_clinical_inputs():
         assert torch.allclose(ctr(x, clin), ctr(x, clin + 1.0))
 
 
-@pytest.mark.slow
-def test_paper_size_dlop_forward_backward():
-    """ResNet101 (2048 features) on 224 x 224 slices, clinical MLP 16-32-64, 4 yearly intervals."""
-    cfg = resolve_config("paper", model="dlop")
-    net = DLOP(cfg.network_config(), streams=1, channels=3, clinical_features=6)
-    assert net.encoder.out_features == 2048
-    x = torch.rand(2, 1, 1, cfg.preprocessing.slices, 3, 224, 224)
-    out = net(x, torch.randn(2, 6))
-    assert out.shape == (2, 4)
-    obj = DiscreteTimeObjective([1.0, 2.0, 3.0, 4.0], horizon=3.0)
-    loss = obj.loss(out, torch.tensor([1, 0]), torch.tensor([1.5, 3.2]))
-    loss.backward()
-    grads = [p.grad for p in net.encoder.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-
-
 def test_tiny_dlop_learns_from_clinical_and_image_inputs():
     """Training likelihood falls and the fitted risk orders a tiny cohort."""
     rng = np.random.default_rng(0)
