@@ -143,8 +143,8 @@ def forest_plot(rows: pd.DataFrame, title: str) -> Figure:
     rows = rows.dropna(subset=["hr"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    ax.errorbar(rows["hr"], y, xerr=[rows["hr"] - rows["ci_lower"], rows["ci_upper"] - rows["hr"]],
-                fmt="s", color="#333333", ecolor="#333333", capsize=3)
+    hr, lo, hi = (rows[c].to_numpy(float) for c in ("hr", "ci_lower", "ci_upper"))  # arrays: one row works too
+    ax.errorbar(hr, y, xerr=[hr - lo, hi - hr], fmt="s", color="#333333", ecolor="#333333", capsize=3)
     ax.axvline(1, color="grey", ls=":")
     ax.set_xscale("log")
     ax.set_yticks(y)
