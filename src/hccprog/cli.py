@@ -297,23 +297,8 @@ def baselines(
     c = _load_for_run(cohort, images=False)
     if cfg.endpoint not in c.endpoints:
         raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
-    started = time.perf_counter()
-    with _progress() as bar:
-        task = bar.add_task("cross-validating", total=None)
-
-        def tick(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label, completed=done, total=total)
-
-        try:
-            report, metrics = write_baselines_run(c, cohort, cfg, run, overwrite=overwrite, progress=tick)
-        except FileExistsError as exc:
-            err.print(f"[bold red]error[/]: {exc}")
-            raise typer.Exit(1) from None
-    out_table = _metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
-                                        f"{metrics['n_events']} events)")
-    out.print(out_table)
-    out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
-    out.print(f"report: {report}")
+    _run_and_summarise(run, "cross-validating", c.name, cfg.endpoint,
+                       lambda tick: write_baselines_run(c, cohort, cfg, run, overwrite=overwrite, progress=tick))
 
 
 @app.command()
@@ -385,23 +370,30 @@ def train(
         raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)}, "
                                  "or `response` for the treatment response)")
     extra = _oracle_scores(oracle) if oracle else None
+    _run_and_summarise(run, "preprocessing", c.name, cfg.endpoint,
+                       lambda tick: train_run(c, cohort, cfg, run, overwrite=overwrite, cache_dir=cache,
+                                              extra_scores=extra, progress=tick))
+
+
+def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: str, job) -> None:
+    """Run ``job(progress)`` -> (report path, metrics) under a progress bar, then print the
+    metrics table, the run folder and the report path; an existing run folder exits 1."""
     started = time.perf_counter()
     with _progress() as bar:
-        task = bar.add_task("preprocessing", total=None)
+        task = bar.add_task(first_label, total=None)
 
         def tick(label: str, done: float, total: float) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
         try:
-            report, metrics = train_run(c, cohort, cfg, run, overwrite=overwrite, cache_dir=cache,
-                                        extra_scores=extra, progress=tick)
+            report, metrics = job(tick)
         except FileExistsError as exc:
             err.print(f"[bold red]error[/]: {exc}")
             raise typer.Exit(1) from None
     if metrics.get("task") == "response":
-        out.print(_response_table(metrics, f"{c.name}: response, PD vs disease control"))
+        out.print(_response_table(metrics, f"{cohort_name}: response, PD vs disease control"))
     else:
-        out.print(_metrics_table(metrics, f"{c.name}: {cfg.endpoint} ({metrics['n_patients']} patients, "
+        out.print(_metrics_table(metrics, f"{cohort_name}: {endpoint} ({metrics['n_patients']} patients, "
                                           f"{metrics['n_events']} events)"))
     out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
     out.print(f"report: {report}")
