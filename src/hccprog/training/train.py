@@ -228,9 +228,12 @@ class DeepLearner:
             return pred
         t0 = time.perf_counter()
         tr = self.fit(s.train, s.seed * 1000 + s.fold, f"repeat {s.repeat + 1}, fold {s.fold + 1}")
-        train_risk, test_risk = self.risk(tr, s.train), self.risk(tr, s.test)
+        train_risk = self.risk(tr, s.train)
+        okt, o_test = self.outputs(tr, s.test)  # one forward pass of the test part: risk and survival
+        test_risk = np.full(len(s.test), np.nan)
+        if okt.any():
+            test_risk[okt] = self.objective.risk(o_test)
         surv = np.full((len(s.test), len(grid)), np.nan)
-        okt, o_test = self.outputs(tr, s.test)
         own = self.objective.survival(o_test, grid) if okt.any() else None
         if own is not None:
             surv[okt] = own
