@@ -23,7 +23,13 @@ phantoms. Differences from ``hccprog synth``:
 
 ``truth.csv`` holds ``log_hazard`` (imaging + clinical) for the oracle comparison.
 
+``--modality mri --followups 2`` writes MRI instead (series ``MR_T2W``, ``MR_ART``, ``MR_PV`` in
+arbitrary positive units with Rician-like noise) at three time points ``pre``, ``post``,
+``post2`` (the second follow-up continues the first one's change; 10% of those with a first
+follow-up lack the second). The survival model is the same. The CT default is unchanged.
+
     .venv/bin/python benchmarks/independent_cohort.py OUT --patients 200 --seed 0
+    .venv/bin/python benchmarks/independent_cohort.py OUT --modality mri --followups 2
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ SPACING = (3.5, 3.5, 6.0)
 LIVER_LABEL, TUMOR_LABEL = 7, 9
 HU = {"ART": {"body": 40, "liver": 75, "viable": 150, "dead": 15, "outside": -900},
       "PV": {"body": 55, "liver": 125, "viable": 85, "dead": 20, "outside": -900}}
+MR = {"MR_T2W": {"body": 300, "liver": 240, "viable": 520, "dead": 380, "outside": 0},
+      "MR_ART": {"body": 200, "liver": 260, "viable": 640, "dead": 150, "outside": 0},
+      "MR_PV": {"body": 230, "liver": 430, "viable": 330, "dead": 160, "outside": 0}}
 IMG = {"diameter": 0.6, "change": 0.8, "enhancing": 0.5}
 CLIN = {"age": 0.2, "bilirubin": 0.45, "albumin": -0.35, "afp": 0.35, "ps": 0.4, "vascular": 0.6}
 
@@ -70,7 +79,7 @@ def _write(array: np.ndarray, path: Path, pixel) -> None:
     sitk.WriteImage(img, str(path), useCompression=True)
 
 
-def patient(i: int, seed: int, out: Path) -> tuple[dict, dict, list[dict]]:
+def patient(i: int, seed: int, out: Path, modality: str = "ct", followups: int = 1) -> tuple[dict, dict, list[dict]]:
     rng = np.random.default_rng([seed, i, 77])
     pid = f"IND-{i:03d}"
     x, y, z = _grid()
@@ -108,20 +117,26 @@ def patient(i: int, seed: int, out: Path) -> tuple[dict, dict, list[dict]]:
 
     rows = []
     scans = [("pre", 1.0, False)] + ([("post", 1.0 + change, True)] if has_post else [])
+    if followups >= 2 and has_post and np.random.default_rng([seed, i, 91]).uniform() > 0.10:
+        scans.append(("post2", float(np.clip(1.0 + 1.5 * change, 0.1, 2.0)), True))
     folder = out / "scans" / pid
     folder.mkdir(parents=True, exist_ok=True)
     noise = np.random.default_rng([seed, i, 5])
+    levels = MR if modality == "mri" else HU
     for tp, scale, treated in scans:
         tumor, viable = scene(scale, treated)
         mask = np.where(tumor, TUMOR_LABEL, np.where(liver, LIVER_LABEL, 0)).astype(np.uint8)
         _write(mask, folder / f"{tp}_seg.mha", np.uint8)
-        for phase, hu in HU.items():
+        for phase, hu in levels.items():
             img = np.full(SHAPE, hu["outside"], np.float32)
             img[body] = hu["body"]
             img[liver] = hu["liver"]
             img[tumor] = hu["dead"]
             img[viable] = hu["viable"]
-            img += noise.normal(0, 12, SHAPE).astype(np.float32)
+            if modality == "mri":  # magnitude of a complex signal: Rician-like, never negative
+                img = np.hypot(img + noise.normal(0, 18, SHAPE), noise.normal(0, 18, SHAPE)).astype(np.float32)
+            else:
+                img += noise.normal(0, 12, SHAPE).astype(np.float32)
             _write(np.clip(img, -1024, 3000), folder / f"{tp}_{phase}.mha", np.int16)
             rows.append({"pid": pid, "timepoint": tp, "series": phase, "image": f"scans/{pid}/{tp}_{phase}.mha",
                          "mask": f"scans/{pid}/{tp}_seg.mha"})
@@ -187,9 +202,11 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--patients", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modality", choices=["ct", "mri"], default="ct")
+    ap.add_argument("--followups", type=int, choices=[1, 2], default=1)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=False)
-    res = [patient(i, a.seed, a.out) for i in range(a.patients)]
+    res = [patient(i, a.seed, a.out, a.modality, a.followups) for i in range(a.patients)]
     _csv(a.out / "table.csv", [r[0] for r in res])
     _csv(a.out / "truth.csv", [r[1] for r in res])
     _csv(a.out / "scans.csv", [row for r in res for row in r[2]])

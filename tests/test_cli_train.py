@@ -170,3 +170,51 @@ def test_cldca_response_classification_through_the_cli(small_cohort, trained, tm
     (comp,) = metrics["comparisons"]
     assert comp["model"] == "cldca" and comp["reference"] == "clinical_logistic"
     assert comp["auc_difference"]["ci_lower"] <= comp["auc_difference"]["value"] <= comp["auc_difference"]["ci_upper"]
+
+
+@pytest.fixture(scope="module")
+def mri_cohort(tmp_path_factory):
+    """MRI (T2/ART/PV) at three time points: pre-treatment and after the first and second TACE."""
+    from hccprog.synth import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("mri") / "cohort"
+    synthesize(out, SynthConfig(patients=16, seed=5, modality="mri", followups=2, shape=(32, 32, 16),
+                                spacing=(12.0, 12.0, 15.0), workers=1))
+    return out
+
+
+def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
+    """ProgSwin-UNETR on masked arterial volumes of three time points: class probabilities in
+    predictions.csv, class metrics and KM of the predicted classes, predict on new patients."""
+    from hccprog.cohort import load_cohort
+    from hccprog.evaluation.classification import risk_class_labels
+
+    run, cache = tmp_path / "ps", tmp_path / "cache"
+    result = runner.invoke(app, ["train", str(mri_cohort / "cohort.yaml"), "--model", "progswin", "--folds", "2",
+                                 "--preset", "tiny", "--n-boot", "20", "--out", str(run), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    conf = yaml.safe_load((run / "config.yaml").read_text())
+    assert conf["train"]["preprocessing"]["kind"] == "volume" and conf["train"]["preprocessing"]["timepoints"] == 3
+    preds = pd.read_csv(run / "predictions.csv")
+    ps = preds[preds["model"] == "progswin"]
+    probs = ps[["p_0", "p_1", "p_2", "p_3"]].to_numpy()
+    assert len(ps) == 16 and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert np.allclose(ps["risk"], probs @ np.arange(4), atol=1e-4)  # the expected class
+    assert preds.loc[preds["model"] != "progswin", "p_0"].isna().all()
+    metrics = json.loads((run / "metrics.json").read_text())
+    rc = metrics["models"]["progswin"]["risk_classes"]
+    cohort = load_cohort(mri_cohort / "cohort.yaml").cohort
+    out = cohort.outcomes("os", unit=cohort.time_unit)
+    labels = risk_class_labels(out["time"], out["event"], rc["edges"])
+    assert rc["n_known"] == int((labels >= 0).sum()) and sum(rc["predicted_counts"].values()) == 16
+    assert rc["edges"] == pytest.approx([m * 365.25 / 12 for m in (12, 24, 36)])  # cohort unit: days
+    assert (run / "figures" / "km_risk_classes.png").exists()
+    assert "Risk classes of progswin" in (run / "report.html").read_text()
+    desc = json.loads((run / "models" / "progswin.json").read_text())
+    assert desc["objective"]["kind"] == "classes" and desc["streams"] == 3
+    new = tmp_path / "ps-pred"
+    result = runner.invoke(app, ["predict", str(run), str(mri_cohort / "cohort.yaml"), "--out", str(new),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(new / "predictions.csv")
+    assert len(scored) == 16 and np.allclose(scored[["p_0", "p_1", "p_2", "p_3"]].sum(axis=1), 1, atol=1e-5)

@@ -321,7 +321,7 @@ def evaluate(
 def train(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
     model: Annotated[str, typer.Option(help="Model name (hccprog.models registry): crnn, crnn-s, dlop, dlop-ctr, "
-                                       "cldca, cldca-mode5/6/7.")] = "crnn",
+                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox.")] = "crnn",
     endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
                                           "(PD vs disease control, from the cohort's response column).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),

@@ -141,3 +141,19 @@ def test_groups_count(method):
     r = np.arange(30.0)
     g = G.assign_groups(r, G.learn_cutoffs(r, method=method))
     assert len(np.unique(g)) == (2 if method == "median" else 3)
+
+
+def test_hazard_ratio_that_does_not_converge_is_nan_not_an_error(monkeypatch):
+    """lifelines raises ConvergenceError ('delta contains nan') on some separated small folds;
+    the run must go on with a non-estimable HR rather than stop."""
+    from lifelines.exceptions import ConvergenceError
+
+    class Failing:
+        def fit(self, *args, **kwargs):
+            raise ConvergenceError("delta contains nan value(s)")
+
+    monkeypatch.setattr(G, "CoxPHFitter", Failing)
+    t = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    e = np.array([1, 1, 1, 0, 0, 1])
+    hr = G.hazard_ratio(t, e, np.array([1, 1, 1, 0, 0, 0]), name="high")
+    assert all(np.isnan(v) for v in hr.values())

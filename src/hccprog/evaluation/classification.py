@@ -94,3 +94,64 @@ def delong_auc_ci(y_true, score, level: float = 0.95) -> tuple[float, float, flo
     se = float(np.sqrt(np.var(v10, ddof=1) / y.sum() + np.var(v01, ddof=1) / (~y).sum()))
     zq = stats.norm.ppf(0.5 + level / 2)
     return auc, max(0.0, auc - zq * se), min(1.0, auc + zq * se)
+
+
+def risk_class_labels(time: np.ndarray, event: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Ordered risk classes from the time to event (higher = worse); ``edges`` e_1 < ... < e_{K-1}.
+
+    An event at t gets class ``K - 1 - #{e_j <= t}`` (event before e_1: the worst class K - 1);
+    anyone observed to e_{K-1} or beyond (event then or later, or censored later) gets class 0; a
+    patient censored before e_{K-1} has an unknown class: -1 (left out of the loss and of the class
+    metrics)."""
+    t = np.asarray(time, float)
+    e = np.asarray(event).astype(bool)
+    edges_a = np.asarray(edges, float)
+    k = len(edges_a) + 1
+    labels = k - 1 - np.searchsorted(edges_a, t, side="right")
+    return np.where(e | (t >= edges_a[-1]), labels, -1).astype(int)
+
+
+def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Ordered risk classes: accuracy, macro F1 and one-vs-rest AUC (per class and macro) of the
+    patients whose class is known, with percentile-bootstrap 95% CIs; the confusion matrix; the
+    log-rank test of the predicted classes on every patient (censored ones included)."""
+    from hccprog.evaluation.bootstrap import bootstrap_ci
+    from hccprog.evaluation.groups import logrank
+
+    y = np.asarray(labels).astype(int)
+    p = np.asarray(proba, float)
+    k = p.shape[1]
+    classes = list(range(k))
+    known = y >= 0
+    yk, pk = y[known], p[known]
+    point = multiclass_metrics(yk, pk, classes)
+
+    def stat(name):
+        def f(idx):
+            if len(np.unique(yk[idx])) < 2:
+                return float("nan")
+            return float(multiclass_metrics(yk[idx], pk[idx], classes)[name])
+        return f
+
+    out = {"n_known": int(known.sum()), "n_unknown": int((~known).sum()),
+           "class_counts": {str(c): int((yk == c).sum()) for c in classes},
+           "auc_ovr": {str(c): point["auc_ovr"][c] for c in classes},
+           "confusion": skm.confusion_matrix(yk, np.argmax(pk, axis=1), labels=classes).tolist()}
+    for name in ("accuracy", "f1_macro", "auc_ovr_macro"):
+        out[name] = bootstrap_ci(stat(name), len(yk), n_boot=n_boot, seed=seed).as_dict()
+    predicted = np.argmax(p, axis=1)
+    if len(np.unique(predicted)) > 1:
+        out["logrank_predicted"] = logrank(np.asarray(time, float), np.asarray(event, int), predicted)
+    out["predicted_counts"] = {str(c): int((predicted == c).sum()) for c in classes}
+    return _finite_or_none(out)
+
+
+def _finite_or_none(obj):
+    """NaN/inf -> None, recursively (metrics.json is strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return round(float(obj), 6) if np.isfinite(obj) else None
+    return obj

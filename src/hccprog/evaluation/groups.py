@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import multivariate_logrank_test
 
 from hccprog.evaluation.classification import youden_threshold
@@ -72,12 +74,20 @@ def logrank(time, event, groups) -> dict[str, float]:
 
 def hazard_ratio(time, event, x, *, name: str = "x") -> dict[str, float]:
     """Univariable Cox hazard ratio of ``x`` (a group indicator or a standardised risk) with its
-    Wald 95% CI and p-value (lifelines, Efron ties)."""
+    Wald 95% CI and p-value (lifelines, Efron ties). Not estimable (NaN) when ``x`` is constant,
+    there is no event, or the fit does not converge (e.g. every event in one group of a small
+    cohort: the maximum-likelihood HR is infinite)."""
     frame = pd.DataFrame({name: np.asarray(x, dtype=float), "T": np.asarray(time, float),
                           "E": np.asarray(event).astype(int)})
+    nan = {"hr": float("nan"), "ci_lower": float("nan"), "ci_upper": float("nan"), "p_value": float("nan")}
     if frame[name].nunique() < 2 or frame["E"].sum() == 0:
-        return {"hr": float("nan"), "ci_lower": float("nan"), "ci_upper": float("nan"), "p_value": float("nan")}
-    cph = CoxPHFitter().fit(frame, "T", "E")
+        return nan
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cph = CoxPHFitter().fit(frame, "T", "E")
+    except ConvergenceError:
+        return nan
     s = cph.summary.loc[name]
     return {"hr": float(s["exp(coef)"]), "ci_lower": float(s["exp(coef) lower 95%"]),
             "ci_upper": float(s["exp(coef) upper 95%"]), "p_value": float(s["p"])}

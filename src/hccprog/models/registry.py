@@ -17,8 +17,9 @@ class ModelSpec:
     build: Callable[..., object]  # build(cfg, *, streams, channels[, clinical_features]) -> nn.Module
     defaults: dict = field(default_factory=dict)  # overrides of the config's defaults for this name
     task: str = "survival"
-    objective: str = "cox"  # cox: one log-hazard; discrete: logits of interval hazards
+    objective: str = "cox"  # cox: one log-hazard; discrete: logits of interval hazards; classes: risk classes
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
+    input: str = "slices"  # slices: SliceConfig tensors; volume: VolumeConfig tensors
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -72,3 +73,11 @@ def _load_builtin() -> None:
     for name, (defaults, what) in modes.items():
         register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
                            clinical=True))
+
+    from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
+
+    register(ModelSpec("progswin", "ProgSwin-UNETR (Yao et al. 2025): Swin-UNETR on masked multi-time-point "
+                       "arterial-phase volumes, pooled head, 4 risk classes, cross-entropy", ProgSwinConfig,
+                       ProgSwinUNETR, objective="classes", input="volume"))
+    register(ModelSpec("progswin-cox", "ProgSwin-UNETR with a Cox head (one log-hazard, partial likelihood)",
+                       ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume"))

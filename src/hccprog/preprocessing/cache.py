@@ -1,11 +1,11 @@
 """Disk cache of preprocessed tensors, one file per patient, keyed by input content and config.
 
-The key of a patient is the SHA-256 of the preprocessing version, the resolved
-:class:`SliceConfig`, the channel list and the bytes of every image and mask file it reads. A
-second run on the same cohort therefore reads tensors instead of volumes; a changed file or
-config gives a new key. Each entry stores a checksum of its arrays: an entry that cannot be read
-or whose checksum fails is rebuilt (and reported in ``stats['rebuilt']``). Entries are written
-atomically. The cohort's own files are only read.
+The key of a patient is the SHA-256 of the preprocessing version, the resolved preprocessing
+config (:class:`SliceConfig` or :class:`VolumeConfig`), the channel list and the bytes of every
+image and mask file it reads. A second run on the same cohort therefore reads tensors instead of
+volumes; a changed file or config gives a new key. Each entry stores a checksum of its arrays: an
+entry that cannot be read or whose checksum fails is rebuilt (and reported in
+``stats['rebuilt']``). Entries are written atomically. The cohort's own files are only read.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ import numpy as np
 
 from hccprog.cohort.model import Cohort, Patient
 from hccprog.preprocessing.slices import SliceConfig, patient_slices
+from hccprog.preprocessing.volumes import VolumeConfig, patient_volumes
+
+PreprocessConfig = SliceConfig | VolumeConfig
 
 PREPROCESS_VERSION = 1
 
@@ -58,7 +61,12 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def patient_key(patient: Patient, channels: list[str], cfg: SliceConfig) -> str:
+def preprocessing_config(data: dict) -> PreprocessConfig:
+    """A saved preprocessing config (``kind: volume`` for volumes, slices otherwise)."""
+    return VolumeConfig(**data) if data.get("kind") == "volume" else SliceConfig(**data)
+
+
+def patient_key(patient: Patient, channels: list[str], cfg: PreprocessConfig) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": PREPROCESS_VERSION, "config": cfg.model_dump(mode="json"),
                          "channels": channels}, sort_keys=True).encode())
@@ -121,13 +129,20 @@ class PreprocessedCohort:
     """Model-ready tensors of the patients that could be preprocessed."""
 
     ids: list[str]
-    x: np.ndarray  # (N, T, S, K, C, H, W) float16
+    x: np.ndarray  # slices: (N, T, S, K, C, H, W); volumes: (N, T, C, D, H, W); float16
     observed: np.ndarray  # (N, T) bool; False: carried forward (LOCF)
     source: np.ndarray  # (N, T) 1: slices chosen by tumor area, 0: by liver area
     channels: list[str]
-    config: SliceConfig
+    config: PreprocessConfig
     skipped: dict[str, str] = field(default_factory=dict)  # patient -> reason
     stats: dict[str, float] = field(default_factory=dict)
+
+    def geometry(self) -> dict[str, int]:
+        """What a model builder needs: ``streams`` (slices: image streams; volumes: time points,
+        stacked as input channels) and ``channels`` (series per stream)."""
+        if isinstance(self.config, VolumeConfig):
+            return {"streams": int(self.x.shape[1]), "channels": int(self.x.shape[2])}
+        return {"streams": int(self.x.shape[2]), "channels": int(self.x.shape[4])}
 
     def subset(self, ids: list[str]) -> PreprocessedCohort:
         pos = {p: i for i, p in enumerate(self.ids)}
@@ -142,17 +157,24 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
+def patient_tensors(patient: Patient, channels: list[str], cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """The arrays of one patient: representative slices or masked volumes, by config type."""
+    if isinstance(cfg, VolumeConfig):
+        return patient_volumes(patient, channels, cfg)
+    return patient_slices(patient, channels, cfg)
+
+
 def _build(args) -> tuple[str, dict[str, np.ndarray] | None, str]:
     patient, channels, cfg, path = args
     try:
-        arrays = patient_slices(patient, channels, cfg)
+        arrays = patient_tensors(patient, channels, cfg)
     except (ValueError, OSError) as err:
         return patient.id, None, str(err)
     write_entry(Path(path), arrays)
     return patient.id, arrays, ""
 
 
-def preprocess_cohort(cohort: Cohort, cfg: SliceConfig, *, cache_dir: str | os.PathLike | None = None,
+def preprocess_cohort(cohort: Cohort, cfg: PreprocessConfig, *, cache_dir: str | os.PathLike | None = None,
                       ids: list[str] | None = None, workers: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> PreprocessedCohort:
     """Tensors for ``ids`` (default: every patient with images), from the cache where possible."""

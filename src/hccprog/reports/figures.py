@@ -60,6 +60,32 @@ def km_by_group(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, metrics:
     return fig
 
 
+def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
+    """Kaplan-Meier curves (95% band) by predicted risk class (arg-max of ``p_<k>``)."""
+    proba = frame.filter(like="p_").to_numpy(float)
+    pred = np.argmax(proba, axis=1)
+    k = proba.shape[1]
+    labels = [f"class {j}" for j in range(k)]
+    fig, axes = _grid(1, width=5.0, height=3.8)
+    ax = axes[0]
+    cmap = plt.get_cmap("viridis")
+    for label, tab in kaplan_meier_table(frame["time"], frame["event"], pred, labels).items():
+        j = labels.index(label)
+        c = cmap(j / max(1, k - 1))
+        ax.step(tab.index, tab["survival"], where="post", color=c, label=f"{label} (n={int((pred == j).sum())})")
+        ax.fill_between(tab.index, tab["lower"], tab["upper"], step="post", color=c, alpha=0.12)
+    p = rc.get("logrank_predicted", {}).get("p_value")
+    if p is not None:
+        ax.text(0.97, 0.97, f"log-rank p = {p:.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    ax.set_title(f"{model}: predicted risk class", fontsize=10)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("event-free probability")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def td_roc(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizons: list[float], metrics: dict,
            unit: str) -> Figure:
     """Cumulative/dynamic ROC curves at each horizon, all models overlaid."""

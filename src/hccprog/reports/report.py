@@ -24,6 +24,8 @@ FIGURE_CAPTIONS = {
     "decision_curve.png": "Decision curve: net benefit of acting on the predicted probability of the event "
                           "by the first horizon, against treating all and treating none.",
     "forest_risk_groups.png": "Hazard ratio of the high vs low risk group for every model (95% CI).",
+    "km_risk_classes.png": "Kaplan-Meier curves by predicted risk class (arg-max of the out-of-fold class "
+                           "probabilities; every patient, censored ones included), 95% bands, log-rank p.",
 }
 
 
@@ -49,10 +51,39 @@ def evaluate_run(run: Path) -> dict:
     metrics["notes"] = config.get("notes", [])
     metrics["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics["hccprog_version"] = __version__
+    rc = config.get("risk_classes")
+    if rc:
+        _risk_class_metrics(metrics, preds, outcomes, rc, n_boot=int(ev.get("n_boot", 1000)),
+                            seed=int(ev.get("seed", 0)))
     write_json(run / "metrics.json", metrics)
     _figures(run, preds, outcomes, metrics, horizons, unit)
     write_report(run, config, metrics)
     return metrics
+
+
+def _class_frame(preds: pd.DataFrame, outcomes: pd.DataFrame, model: str) -> pd.DataFrame:
+    first = _first_repeat(preds).get(model)
+    if first is None:
+        return pd.DataFrame()
+    cols = sorted((c for c in first.columns if c.startswith("p_") and c[2:].isdigit()), key=lambda c: int(c[2:]))
+    f = first[cols].dropna()
+    return f.join(outcomes[["time", "event"]], how="inner")
+
+
+def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFrame, rc: dict, *, n_boot: int,
+                        seed: int) -> None:
+    """``risk_classes`` of the class model: labels from the outcomes and the run's class edges."""
+    from hccprog.evaluation.classification import risk_class_labels, risk_class_metrics
+
+    f = _class_frame(preds, outcomes, rc["model"])
+    if f.empty or rc["model"] not in metrics["models"]:
+        return
+    proba = f.filter(like="p_").to_numpy(float)
+    labels = risk_class_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), rc["edges"])
+    res = risk_class_metrics(labels, proba, f["time"], f["event"], n_boot=n_boot, seed=seed)
+    res["edges"] = rc["edges"]
+    res["edges_months"] = rc.get("edges_months")
+    metrics["models"][rc["model"]]["risk_classes"] = res
 
 
 def _first_repeat(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -78,6 +109,10 @@ def _figures(run: Path, preds, outcomes, metrics, horizons, unit) -> None:
             rows.append({"label": model, **hr})
     if rows:
         save_figure(F.forest_plot(pd.DataFrame(rows), "high vs low risk group"), figdir / "forest_risk_groups.png")
+    for model, m in metrics["models"].items():
+        if "risk_classes" in m:
+            f = _class_frame(preds, outcomes, model)
+            save_figure(F.km_by_class(f, m["risk_classes"], model, unit), figdir / "km_risk_classes.png")
 
 
 def _img(path: Path) -> str:
@@ -174,6 +209,24 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
         parts.append("<h2>Event by each horizon as a classification</h2><p class='note'>Patients censored before "
                      "a horizon are left out there; the prediction is the high-risk group.</p>")
         parts.append(_table(pd.DataFrame(cls_rows)))
+    for model, m in metrics["models"].items():
+        rc = m.get("risk_classes")
+        if not rc:
+            continue
+        edges = ", ".join(f"{e:g}" for e in rc["edges"])
+        parts.append(f"<h2>Risk classes of {html.escape(model)}</h2><p class='note'>Class k = K-1-(number of "
+                     f"edges reached by the event time); edges {edges} {html.escape(unit)}; a patient censored "
+                     f"before the last edge has no known class and is left out here ({rc['n_unknown']} patients). "
+                     f"95% CIs by patient bootstrap.</p>")
+        row = {"patients (known class)": rc["n_known"],
+               "class counts": ", ".join(f"{k}: {v}" for k, v in rc["class_counts"].items()),
+               "accuracy": estimate_text(rc["accuracy"]), "macro F1": estimate_text(rc["f1_macro"]),
+               "one-vs-rest AUC (macro)": estimate_text(rc["auc_ovr_macro"]),
+               "AUC per class": ", ".join(f"{k}: {v:.3f}" for k, v in rc["auc_ovr"].items() if v is not None)}
+        parts.append(_table(pd.DataFrame([row])))
+        conf = pd.DataFrame(rc["confusion"], index=[f"true {k}" for k in rc["class_counts"]],
+                            columns=[f"predicted {k}" for k in rc["class_counts"]])
+        parts.append(_table(conf.reset_index(names="")))
     parts.append("<h2>Figures</h2>")
     figdir = run / "figures"
     for name, caption in FIGURE_CAPTIONS.items():

@@ -8,6 +8,9 @@ output (higher = worse), and, when the output defines one, its own survival func
 * ``DiscreteTimeObjective``: logits of the interval hazards of ``cuts`` (DLOP_Combin's yearly
   intervals), logistic-hazard likelihood; the risk is ``1 - S(horizon)``, the survival function
   is the product of interval survivals with a constant hazard inside each interval.
+* ``RiskClassObjective``: logits of K ordered risk classes cut from the time to event
+  (ProgSwin-UNETR's four strata), cross-entropy on the patients whose class is known; the risk is
+  the expected class, survival comes from a Breslow baseline on it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hccprog.evaluation.classification import risk_class_labels
 from hccprog.training.losses import cox_loss, discrete_survival, logistic_hazard_loss
 
 
@@ -109,6 +113,49 @@ class BinaryObjective:
         return {"kind": self.kind}
 
 
+class RiskClassObjective:
+    """K = len(edges) + 1 ordered risk classes (cohort time unit edges), cross-entropy."""
+
+    kind = "classes"
+
+    def __init__(self, edges: list[float]) -> None:
+        edges = [float(x) for x in edges]
+        if not edges or any(b <= a for a, b in zip([0.0, *edges], edges, strict=False)):
+            raise ValueError(f"class edges must be positive and increasing, got {edges}")
+        self.edges = edges
+        self.outputs = len(edges) + 1
+
+    def labels(self, time: np.ndarray, event: np.ndarray) -> np.ndarray:
+        return risk_class_labels(time, event, self.edges)
+
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        y = torch.as_tensor(self.labels(time.detach().cpu().numpy(), event.detach().cpu().numpy()))
+        known = y >= 0
+        if not bool(known.any()):
+            return out.sum() * 0.0  # keeps the graph; no labelled patient in this batch
+        return torch.nn.functional.cross_entropy(out[known].float(), y[known].to(out.device))
+
+    @staticmethod
+    def probabilities(out: np.ndarray) -> np.ndarray:
+        z = np.asarray(out, float)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def risk(self, out: np.ndarray) -> np.ndarray:
+        """The expected class (0 .. K - 1)."""
+        p = self.probabilities(out)
+        return p @ np.arange(p.shape[1], dtype=float)
+
+    def survival(self, out: np.ndarray, times) -> None:
+        return None
+
+    def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
+        return _harrell(time, event, risk)
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "edges": self.edges}
+
+
 def objective_from_state(state: dict):
     if state["kind"] == "binary":
         return BinaryObjective()
@@ -116,4 +163,6 @@ def objective_from_state(state: dict):
         return CoxObjective()
     if state["kind"] == "discrete":
         return DiscreteTimeObjective(state["cuts"], state["horizon"])
+    if state["kind"] == "classes":
+        return RiskClassObjective(state["edges"])
     raise ValueError(f"unknown objective {state['kind']!r}")

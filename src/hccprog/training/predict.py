@@ -24,8 +24,7 @@ from hccprog.baselines.run import surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import assign_groups
 from hccprog.models.registry import get_model
-from hccprog.preprocessing.cache import preprocess_cohort
-from hccprog.preprocessing.slices import SliceConfig
+from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
 from hccprog.runs import staged_run, write_csv, write_yaml
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
@@ -57,8 +56,8 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     """Predictions of the run's final model for every patient of ``cohort`` with images."""
     desc, net = load_trained(run)
     t0 = time.perf_counter()
-    slice_cfg = SliceConfig(**{**desc["preprocessing"], "series": desc["channels"]})
-    data = preprocess_cohort(cohort, slice_cfg, cache_dir=cache_dir, progress=progress)
+    pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
+    data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir, progress=progress)
     objective = objective_from_state(desc.get("objective", {"kind": "cox"}))
     clin = None
     if desc.get("clinical"):
@@ -83,6 +82,9 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
                           "risk_group": assign_groups(risk, desc["risk_groups"]["cutoffs"]).astype(int)})
     for j, h in enumerate(horizons):
         frame[surv_column(h)] = surv[:, j]
+    if hasattr(objective, "probabilities"):  # risk classes: p_<class> as the run-outputs spec names them
+        for k, col in enumerate(objective.probabilities(out).T):
+            frame[f"p_{k}"] = col
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
              "skipped": data.skipped}

@@ -14,11 +14,12 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from hccprog import __version__
 from hccprog.baselines.command import write_run_files
@@ -29,15 +30,26 @@ from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
 from hccprog.preprocessing.slices import SliceConfig
+from hccprog.preprocessing.volumes import VolumeConfig
 from hccprog.reports.report import evaluate_run
 from hccprog.runs import staged_run, write_json
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
-from hccprog.training.objectives import CoxObjective, DiscreteTimeObjective
+from hccprog.training.objectives import CoxObjective, DiscreteTimeObjective, RiskClassObjective
 
 Progress = Callable[[str, float, float], None]
+
+
+def _preprocessing_kind(value) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "volume" if kind == "volume" else "slices"
+
+
+#: Representative 2D slices (``SliceConfig``) or masked 3D volumes (``VolumeConfig``, ``kind: volume``).
+Preprocessing = Annotated[Annotated[SliceConfig, Tag("slices")] | Annotated[VolumeConfig, Tag("volume")],
+                          Discriminator(_preprocessing_kind)]
 
 
 class TrainRunConfig(BaseModel):
@@ -48,7 +60,7 @@ class TrainRunConfig(BaseModel):
     preset: str = "cpu"
     endpoint: str = "os"
     cv: CVConfig = Field(default_factory=lambda: CVConfig(folds=5, repeats=1, seed=0))
-    preprocessing: SliceConfig = Field(default_factory=SliceConfig)
+    preprocessing: Preprocessing = Field(default_factory=SliceConfig)
     network: dict = Field(default_factory=dict)  # validated by the model's own config class
     training: TrainConfig = Field(default_factory=TrainConfig)
     fuse_with: str | None = "clinical_cox"  # the fused model is named '<model>+clinical'
@@ -62,10 +74,27 @@ class TrainRunConfig(BaseModel):
     # discrete-time models (dlop): interval ends and the horizon whose survival is the score, in years
     intervals_years: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0])
     score_years: float = Field(3.0, gt=0)
+    # risk-class models (progswin): class edges in months; K = len + 1 classes, the last edge is
+    # the OS threshold (36 months in Yao et al. 2025); see training.objectives.risk_class_labels
+    class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
+
+    @model_validator(mode="after")
+    def _input_matches_model(self) -> TrainRunConfig:
+        spec = get_model(self.model)
+        wanted = VolumeConfig if spec.input == "volume" else SliceConfig
+        if not isinstance(self.preprocessing, wanted):
+            raise ValueError(f"model '{self.model}' needs {spec.input} preprocessing "
+                             f"({'kind: volume' if spec.input == 'volume' else 'representative slices'}); "
+                             f"got {type(self.preprocessing).__name__}")
+        return self
 
     def network_config(self) -> BaseModel:
         spec = get_model(self.model)
-        extra = {"intervals": len(self.intervals_years)} if spec.objective == "discrete" else {}
+        extra = {}
+        if spec.objective == "discrete":
+            extra = {"intervals": len(self.intervals_years)}
+        elif spec.objective == "classes":
+            extra = {"classes": len(self.class_edges_months) + 1}
         return spec.config(**{**spec.defaults, **self.network, **extra})
 
     def objective(self, time_unit: str):
@@ -74,6 +103,9 @@ class TrainRunConfig(BaseModel):
         if spec.objective == "discrete":
             per_year = DAYS_PER_UNIT["years"] / DAYS_PER_UNIT[time_unit]
             return DiscreteTimeObjective([y * per_year for y in self.intervals_years], self.score_years * per_year)
+        if spec.objective == "classes":
+            per_month = DAYS_PER_UNIT["months"] / DAYS_PER_UNIT[time_unit]
+            return RiskClassObjective([m * per_month for m in self.class_edges_months])
         return CoxObjective()
 
 
@@ -122,6 +154,21 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "tiny": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 16, "heads": 2,
                              "clinical_hidden": [16], "mlp_hidden": 8}},
     },
+    # ProgSwin-UNETR (Yao et al. 2025): 3 x 128^3 masked arterial volumes, batch 2, lr 1e-3, wd 1e-4.
+    # Its ``preprocessing`` replaces the slice preset (kind: volume). cpu: 32^3 at 4 mm, a 12-wide
+    # Swin with 4-voxel windows (a 16^3 token grid; 7 would pad it to 21^3) and batch norm (the
+    # bottleneck of a 32^3 input is one voxel, where instance norm is undefined).
+    "progswin": {
+        "cpu": {"preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
+                "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
+                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
+        "paper": {"preprocessing": {"kind": "volume", "size": 128, "spacing_mm": (1.5, 1.5, 1.5), "timepoints": 3},
+                  "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
+                  "training": {"epochs": 100, "batch_size": 2, "lr": 1e-3, "weight_decay": 1e-4, "patience": 15}},
+        "tiny": {"preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
+                 "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": (1, 1, 1, 1)},
+                 "training": {"epochs": 2, "batch_size": 8, "patience": 2, "val_fraction": 0.25, "augment": False}},
+    },
 }
 
 
@@ -134,7 +181,10 @@ def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
     if family in MODEL_PRESETS:
         base["network"] = {}
         for key, value in json.loads(json.dumps(MODEL_PRESETS[family].get(preset, {}))).items():
-            base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+            if key == "preprocessing" and value.get("kind") == "volume":
+                base[key] = value  # volumes share nothing with the slice preset
+            else:
+                base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
@@ -169,10 +219,10 @@ class DeepLearner:
         self.net_cfg = cfg.network_config()
         self.objective = objective or CoxObjective()
         self.clinical = clinical if spec.clinical else None  # rows in the order of ``ids``
-        shape = data.x.shape  # (N, T, S, K, C, H, W)
-        self.build_for = (lambda p: spec.build(self.net_cfg, streams=shape[2], channels=shape[4],
-                                               clinical_features=p)) if spec.clinical else \
-            (lambda p: spec.build(self.net_cfg, streams=shape[2], channels=shape[4]))
+        geo = data.geometry()
+        self.build_for = (lambda p: spec.build(self.net_cfg, **geo, clinical_features=p)) if spec.clinical else \
+            (lambda p: spec.build(self.net_cfg, **geo))
+        self.class_probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold -> (test positions, probabilities)
 
     def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
         """Train on cohort positions ``idx`` that have tensors."""
@@ -222,6 +272,8 @@ class DeepLearner:
         if saved.exists():
             with np.load(saved) as z:
                 pred = FoldPrediction(z["train_risk"], z["test_risk"], z["test_surv"])
+                if "test_probs" in z.files:
+                    self.class_probs[name] = (np.asarray(s.test), z["test_probs"])
             self.histories[name] = json.loads((self.state_dir / f"{name}.json").read_text())["history"]
             if self.progress:
                 self.progress(f"{name}: resumed from {saved.name}", 1, 1)
@@ -246,8 +298,15 @@ class DeepLearner:
         tr.save(self.state_dir / f"{name}.pt")
         write_json(self.state_dir / f"{name}.json", {"history": tr.history_, "best_epoch": tr.best_epoch_,
                                                      "seconds": self.fold_seconds[name]})
+        extra = {}
+        if isinstance(self.objective, RiskClassObjective):
+            probs = np.full((len(s.test), self.objective.outputs), np.nan)
+            if okt.any():
+                probs[okt] = self.objective.probabilities(o_test)
+            self.class_probs[name] = (np.asarray(s.test), probs)
+            extra["test_probs"] = probs
         tmp = self.state_dir / f".{name}.tmp.npz"
-        np.savez(tmp, train_risk=train_risk, test_risk=test_risk, test_surv=surv)
+        np.savez(tmp, train_risk=train_risk, test_risk=test_risk, test_surv=surv, **extra)
         tmp.replace(saved)
         return FoldPrediction(train_risk, test_risk, surv)
 
@@ -293,6 +352,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
 
+    if learner.class_probs:
+        res.predictions = _with_class_probabilities(res.predictions, name, learner.class_probs, ids)
     final = None
     if cfg.final_model:
         final = _final_model(learner, res, cfg, t, e)
@@ -305,6 +366,9 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             "network_resolved": learner.net_cfg.model_dump(mode="json"),
             "preprocessing_stats": data.stats,
         }
+        if isinstance(learner.objective, RiskClassObjective):
+            extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
+                                     "edges_months": cfg.class_edges_months}
         notes = [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
         locf = int((~data.observed).any(axis=1).sum())
         if locf:
@@ -326,6 +390,21 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     return out / "report.html", metrics
 
 
+def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, tuple[np.ndarray, np.ndarray]],
+                              ids: list[str]) -> pd.DataFrame:
+    """``p_<class>`` columns (out-of-fold class probabilities) on the rows of ``model``."""
+    rows = []
+    for fold, (pos, p) in probs.items():
+        repeat = int(fold.split("-")[1])
+        for i, row in zip(pos, p, strict=True):
+            if np.isfinite(row).all():
+                rows.append({"patient_id": ids[i], "model": model, "repeat": repeat,
+                             **{f"p_{k}": float(v) for k, v in enumerate(row)}})
+    if not rows:
+        return preds
+    return preds.merge(pd.DataFrame(rows), on=["patient_id", "model", "repeat"], how="left")
+
+
 def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
     """Refit on every patient; the Breslow baseline, risk-group cut-offs and the fusion with the
     clinical Cox score are learned on all patients too (what ``predict`` applies)."""
@@ -341,7 +420,7 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
         "network": learner.net_cfg.model_dump(mode="json"),
         "preprocessing": cfg.preprocessing.model_dump(mode="json"),
         "channels": learner.data.channels,
-        "streams": int(learner.data.x.shape[2]),
+        "streams": learner.data.geometry()["streams"],
         "best_epoch": tr.best_epoch_,
         "objective": learner.objective.state(),
         "clinical": tr.clinical_encoder_.state() if tr.clinical_encoder_ is not None else None,

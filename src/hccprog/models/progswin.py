@@ -1,0 +1,62 @@
+"""ProgSwin-UNETR (Yao et al., Radiol Med 2025): a Swin-UNETR encoder and decoder on masked
+multi-time-point arterial-phase volumes, with an adaptive average pooling head.
+
+Input ``x``: (B, T, C, D, H, W) from :mod:`hccprog.preprocessing.volumes` (the paper: T = 3 time
+points, pre-treatment and after the first and second TACE, C = 1 arterial series, 128\\ :sup:`3`);
+the time points (times series) are stacked as ``T * C`` input channels of MONAI's ``SwinUNETR``,
+whose decoder output (``feature_size`` channels at full resolution) is average-pooled to one
+vector and mapped to ``classes`` risk-class logits (cross-entropy, the paper) or to one log-hazard
+(``head="cox"``, an option of hccprog).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class ProgSwinConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    feature_size: int = Field(24, ge=12)  # Swin-UNETR embedding size (multiple of 12)
+    depths: tuple[int, int, int, int] = (2, 2, 2, 2)
+    num_heads: tuple[int, int, int, int] = (3, 6, 12, 24)
+    window_size: int = Field(7, ge=2)
+    norm: Literal["instance", "batch"] = "instance"  # batch: needed when the bottleneck is 1 voxel (32^3 input)
+    dropout: float = Field(0.1, ge=0, lt=1)  # before the head
+    head: Literal["classes", "cox"] = "classes"
+    classes: int = Field(4, ge=2)
+    checkpointing: bool = False  # gradient checkpointing inside Swin (memory for time)
+
+
+class ProgSwinUNETR(nn.Module):
+    def __init__(self, cfg: ProgSwinConfig, *, streams: int, channels: int) -> None:
+        super().__init__()
+        from monai.networks.nets import SwinUNETR
+
+        if cfg.feature_size % 12:
+            raise ValueError(f"feature_size must be a multiple of 12, got {cfg.feature_size}")
+        self.cfg = cfg
+        self.in_channels = streams * channels
+        self.backbone = SwinUNETR(in_channels=self.in_channels, out_channels=cfg.feature_size,
+                                  feature_size=cfg.feature_size, depths=cfg.depths, num_heads=cfg.num_heads,
+                                  window_size=cfg.window_size, norm_name=cfg.norm, spatial_dims=3,
+                                  use_checkpoint=cfg.checkpointing)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.feature_size, cfg.classes if cfg.head == "classes" else 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, feature_size): the pooled decoder output."""
+        b = x.shape[0]
+        v = x.reshape(b, -1, *x.shape[-3:]).float()
+        if v.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channels (time points x series), got {v.shape[1]}")
+        return self.pool(self.backbone(v)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, classes) logits, or (B,) log-hazards with ``head="cox"``."""
+        out = self.head(self.drop(self.features(x)))
+        return out.squeeze(-1) if self.cfg.head == "cox" else out

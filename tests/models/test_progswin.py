@@ -1,0 +1,91 @@
+"""ProgSwin-UNETR: shapes, heads, gradients, input checks, the risk-class objective."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hccprog.models import get_model
+from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
+from hccprog.training.objectives import RiskClassObjective, objective_from_state
+from hccprog.training.train import TrainRunConfig, resolve_config
+
+TINY = {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": (1, 1, 1, 1)}
+
+
+def test_class_head_output_and_gradient():
+    torch.manual_seed(0)
+    net = ProgSwinUNETR(ProgSwinConfig(**TINY), streams=3, channels=1)
+    x = torch.rand(2, 3, 1, 32, 32, 32)  # (B, T, C, D, H, W)
+    out = net(x)
+    assert out.shape == (2, 4)
+    obj = RiskClassObjective([12.0, 24.0, 36.0])
+    obj.loss(out, torch.tensor([1, 1]), torch.tensor([5.0, 30.0])).backward()
+    grads = [p.grad for p in net.backbone.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_cox_head_and_channel_check():
+    net = get_model("progswin-cox").build(get_model("progswin-cox").config(**TINY, head="cox"), streams=2, channels=1)
+    net.eval()
+    assert net(torch.rand(3, 2, 1, 32, 32, 32)).shape == (3,)
+    with pytest.raises(ValueError, match="input channels"):
+        net(torch.rand(1, 3, 1, 32, 32, 32))
+    with pytest.raises(ValueError, match="multiple of 12"):
+        ProgSwinUNETR(ProgSwinConfig(feature_size=18), streams=3, channels=1)
+
+
+def test_time_points_are_channels_in_order():
+    """Swapping two time points changes the output: the model sees them as distinct channels."""
+    torch.manual_seed(0)
+    net = ProgSwinUNETR(ProgSwinConfig(**TINY), streams=3, channels=1).eval()
+    x = torch.rand(2, 3, 1, 32, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(net(x), net(x[:, [1, 0, 2]]))
+
+
+def test_risk_class_objective_matches_cross_entropy_on_known_patients():
+    obj = RiskClassObjective([10.0, 20.0, 30.0])
+    out = torch.randn(5, 4)
+    time = torch.tensor([5.0, 15.0, 25.0, 40.0, 12.0])
+    event = torch.tensor([1, 1, 1, 0, 0])  # the last one: censored before 30, class unknown
+    expected = torch.nn.functional.cross_entropy(out[:4], torch.tensor([3, 2, 1, 0]))
+    assert obj.loss(out, event, time).item() == pytest.approx(expected.item(), rel=1e-6)
+    # no patient with a known class: zero loss that still back-propagates
+    z = torch.randn(2, 4, requires_grad=True)
+    loss = obj.loss(z, torch.tensor([0, 0]), torch.tensor([3.0, 4.0]))
+    loss.backward()
+    assert loss.item() == 0 and z.grad is not None
+    # risk: the expected class; a state round trip keeps the edges
+    p = obj.probabilities(out.numpy())
+    assert np.allclose(p.sum(axis=1), 1) and np.allclose(obj.risk(out.numpy()), p @ np.arange(4))
+    assert objective_from_state(obj.state()).edges == obj.edges
+
+
+def test_progswin_presets():
+    cfg = resolve_config("cpu", model="progswin")
+    assert cfg.preprocessing.kind == "volume" and cfg.preprocessing.size == 32
+    assert cfg.network_config().classes == 4
+    assert cfg.objective("months").edges == pytest.approx([12.0, 24.0, 36.0])
+    assert cfg.objective("days").edges[-1] == pytest.approx(36 * 365.25 / 12)
+    paper = resolve_config("paper", model="progswin")
+    assert paper.preprocessing.size == 128 and paper.training.batch_size == 2 and paper.training.lr == 1e-3
+    assert paper.training.weight_decay == 1e-4
+    five = resolve_config("cpu", model="progswin", class_edges_months=[6, 12, 24, 36])
+    assert five.network_config().classes == 5
+    with pytest.raises(ValueError, match="needs volume preprocessing"):
+        TrainRunConfig(model="progswin")  # the default preprocessing is representative slices
+    with pytest.raises(ValueError, match="needs slices preprocessing"):
+        TrainRunConfig(model="crnn", preprocessing={"kind": "volume"})
+
+
+@pytest.mark.slow
+def test_paper_config_forward_at_128_cubed():
+    """The paper's input, 3 time points x 128^3, one forward pass (about 30 s and 5 GB on 2 CPU cores;
+    benchmarks/progswin_memory.py records time and peak memory)."""
+    cfg = resolve_config("paper", model="progswin")
+    net = get_model("progswin").build(cfg.network_config(), streams=3, channels=1).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 1, 128, 128, 128))
+    assert out.shape == (1, 4) and torch.isfinite(out).all()
