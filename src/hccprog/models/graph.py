@@ -79,7 +79,7 @@ class SpatialGraphModule(nn.Module):
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        b, c = fmap.shape[:2]
+        c = fmap.shape[1]
         flat = fmap.flatten(2)  # (B, C, P)
         pos = top_k_positions(fmap, self.nodes)  # (B, n)
         n = pos.shape[1]

@@ -181,22 +181,34 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
     return np.stack(crops)
 
 
-def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:
-    """``x``: (T, S, K, C, size, size) float16; ``observed``: (T,) bool (False: carried forward);
-    ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
+def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[str, np.ndarray]:
+    """Per time point ``make(image, mask) -> (array, by_tumor)``, stacked over the first
+    ``cfg.timepoints`` time points; a missing one is the last observed one carried forward (LOCF).
+    ``x``: (T, ...) float16; ``observed``: (T,) bool; ``source``: (T,) 1 when ``by_tumor``."""
     tps = list(patient.timepoints)[: cfg.timepoints]
     if not tps:
         raise ValueError(f"patient {patient.id} has no images")
     per_tp, observed, source = [], [], []
     for tp in tps:
         image, mask = load_timepoint(tp, channels, cfg)
-        idx, by = select_slices(mask, cfg.slices)
-        per_tp.append(np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]))
+        array, by_tumor = make(image, mask)
+        per_tp.append(array)
         observed.append(True)
-        source.append(by == "tumor")
+        source.append(bool(by_tumor))
     while len(per_tp) < cfg.timepoints:  # LOCF
         per_tp.append(per_tp[-1].copy())
         observed.append(False)
         source.append(source[-1])
     return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
             "source": np.array(source, np.uint8)}
+
+
+def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:
+    """``x``: (T, S, K, C, size, size) float16; ``observed``: (T,) bool (False: carried forward);
+    ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
+
+    def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        idx, by = select_slices(mask, cfg.slices)
+        return np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]), by == "tumor"
+
+    return stack_timepoints(patient, channels, cfg, make)

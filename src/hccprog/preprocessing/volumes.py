@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient
-from hccprog.preprocessing.slices import TUMOR, load_timepoint
+from hccprog.preprocessing.slices import TUMOR, stack_timepoints
 
 
 class VolumeConfig(BaseModel):
@@ -68,18 +68,5 @@ def masked_volume(image: np.ndarray, mask: np.ndarray, cfg: VolumeConfig) -> np.
 def patient_volumes(patient: Patient, channels: list[str], cfg: VolumeConfig) -> dict[str, np.ndarray]:
     """``x``: (T, C, size, size, size) float16; ``observed``: (T,) bool (False: carried forward);
     ``source``: (T,) 1 when the mask of the time point holds tumor voxels."""
-    tps = list(patient.timepoints)[: cfg.timepoints]
-    if not tps:
-        raise ValueError(f"patient {patient.id} has no images")
-    per_tp, observed, source = [], [], []
-    for tp in tps:
-        image, mask = load_timepoint(tp, channels, cfg)
-        per_tp.append(masked_volume(image, mask, cfg))
-        observed.append(True)
-        source.append(bool((mask == TUMOR).any()))
-    while len(per_tp) < cfg.timepoints:  # LOCF
-        per_tp.append(per_tp[-1].copy())
-        observed.append(False)
-        source.append(source[-1])
-    return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
-            "source": np.array(source, np.uint8)}
+    return stack_timepoints(patient, channels, cfg,
+                            lambda image, mask: (masked_volume(image, mask, cfg), (mask == TUMOR).any()))

@@ -51,13 +51,17 @@ def km_by_group(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, metrics:
         if hr.get("hr") is not None:
             txt.append(f"HR {hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})")
         ax.text(0.97, 0.97, "\n".join(txt), transform=ax.transAxes, ha="right", va="top", fontsize=8)
-        ax.set_title(model, fontsize=10)
-        ax.set_xlabel(f"time ({unit})")
-        ax.set_ylabel("event-free probability")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7, loc="lower left")
+        _km_axes(ax, model, unit)
     fig.tight_layout()
     return fig
+
+
+def _km_axes(ax, title: str, unit: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("event-free probability")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
 
 
 def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
@@ -77,11 +81,7 @@ def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
     p = rc.get("logrank_predicted", {}).get("p_value")
     if p is not None:
         ax.text(0.97, 0.97, f"log-rank p = {p:.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
-    ax.set_title(f"{model}: predicted risk class", fontsize=10)
-    ax.set_xlabel(f"time ({unit})")
-    ax.set_ylabel("event-free probability")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="lower left")
+    _km_axes(ax, f"{model}: predicted risk class", unit)
     fig.tight_layout()
     return fig
 
