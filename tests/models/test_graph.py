@@ -83,3 +83,72 @@ def test_sgcm_changes_only_the_selected_positions_and_is_differentiable():
     assert fmap.grad is not None and m.conv.lin.weight.grad is not None
     vol = m(torch.randn(1, 8, 4, 4, 4))  # dimension-agnostic: 3D maps too
     assert vol.shape == (1, 8, 4, 4, 4)
+
+
+def test_neighbourhood_rings_and_borders():
+    from hccprog.models.graph import neighbourhood
+
+    shape = (7, 7, 7)
+    pos, ring = neighbourhood(torch.tensor([[3, 3, 3]]), shape, 2)
+    assert pos.shape == (1, 125) and torch.bincount(ring).tolist() == [1, 26, 98]
+    assert pos[0, 0].item() == np.ravel_multi_index((3, 3, 3), shape)  # the centre first
+    expected = {np.ravel_multi_index(c, shape) for c in itertools.product(range(1, 6), repeat=3)}
+    assert set(pos[0].tolist()) == expected
+    corner, _ = neighbourhood(torch.tensor([[0, 6, 0]]), shape, 1)  # shifted inward, still 27 voxels
+    assert len(set(corner[0].tolist())) == 27
+    assert set(corner[0].tolist()) == {np.ravel_multi_index(c, shape)
+                                       for c in itertools.product(range(0, 3), range(4, 7), range(0, 3))}
+    small, ring = neighbourhood(torch.tensor([[1, 1]]), (3, 3), 2)  # 2D, the radius shrinks to fit
+    assert sorted(small[0].tolist()) == list(range(9)) and ring.max() == 1
+
+
+def test_mmdfm_similarity_selection_and_put_back():
+    from hccprog.models.graph import LiverTumorFusionModule
+
+    torch.manual_seed(0)
+    m = LiverTumorFusionModule(6, nodes=5, k=2)
+    tumor, liver = torch.randn(2, 6, 4, 4, 3), torch.randn(2, 6, 4, 4, 3)
+    a, b = torch.randn(2, 5, 6), torch.randn(2, 3, 6)
+    sim = m.similarity(a, b)
+    brute = torch.tensor([[[float(torch.nn.functional.cosine_similarity(a[i, r], b[i, c], dim=0))
+                            for c in range(3)] for r in range(5)] for i in range(2)])
+    torch.testing.assert_close(sim, brute)
+    t2, l2 = m(tumor, liver)
+    for before, after in ((tumor, t2), (liver, l2)):
+        pos = top_k_positions(before, 5)
+        changed = ((after - before).abs().flatten(2).sum(1) > 0)
+        for i in range(2):
+            assert set(torch.nonzero(changed[i]).flatten().tolist()) <= set(pos[i].tolist())
+    with torch.no_grad():
+        m.alpha.zero_()
+        m.beta.zero_()
+    t0, l0 = m(tumor, liver)
+    assert torch.equal(t0, tumor) and torch.equal(l0, liver)  # zero weights: no fusion
+    with torch.no_grad():
+        m.alpha.fill_(0.5)
+    m(tumor, liver)[0].sum().backward()
+    assert m.alpha.grad is not None and m.alpha.grad != 0
+
+
+def test_cmtfm_is_local_and_links_the_two_sequences():
+    from hccprog.models.graph import CrossSequenceTopologyModule, neighbourhood
+
+    torch.manual_seed(0)
+    m = CrossSequenceTopologyModule(4, radius=1, k=3)
+    a, b = torch.randn(1, 4, 6, 6, 6), torch.randn(1, 4, 6, 6, 6)
+    a[0, :, 2, 3, 3] += 10.0  # the tumor's strongest position
+    a2, b2 = m(a, b)
+    pos, _ = neighbourhood(torch.tensor([[2, 3, 3]]), (6, 6, 6), 1)
+    inside = torch.zeros(216, dtype=torch.bool)
+    inside[pos[0]] = True
+    for before, after in ((a, a2), (b, b2)):
+        changed = (after - before).abs().flatten(2).sum(1)[0] > 0
+        assert not changed[~inside].any() and changed[inside].any()
+    b_other = b.clone()
+    b_other[0, 0, 2, 3, 3] += 50.0  # change sequence b at the centre only ...
+    a3, _ = m(a, b_other)
+    assert not torch.allclose(a3[0, :, 2, 3, 3], a2[0, :, 2, 3, 3])  # ... and sequence a's centre hears it
+    with pytest.raises(ValueError, match="differ in shape"):
+        m(a, b[:, :, :5])
+    flat2d = m(torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8))  # 2D maps, a batch
+    assert flat2d[0].shape == (2, 4, 8, 8)
