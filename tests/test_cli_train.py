@@ -218,3 +218,56 @@ def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(new / "predictions.csv")
     assert len(scored) == 16 and np.allclose(scored[["p_0", "p_1", "p_2", "p_3"]].sum(axis=1), 1, atol=1e-5)
+
+
+def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_path):
+    """DMMGNet on liver/tumor crops of T2 and PV slabs: PFS risk and the 1-year progression
+    probability in predictions.csv, its metrics and report section, predict, and a two-row
+    ablation table whose rows are reused when the command runs again."""
+    from hccprog.cohort import load_cohort
+    from hccprog.training.objectives import horizon_labels
+
+    run, cache = tmp_path / "dm", tmp_path / "cache"
+    result = runner.invoke(app, ["train", str(mri_cohort / "cohort.yaml"), "--model", "dmmgnet", "--endpoint", "pfs",
+                                 "--folds", "2", "--preset", "tiny", "--n-boot", "20", "--out", str(run),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    conf = yaml.safe_load((run / "config.yaml").read_text())
+    pre = conf["train"]["preprocessing"]
+    assert pre["selection"] == "contiguous"
+    desc = json.loads((run / "models" / "dmmgnet.json").read_text())
+    assert desc["channels"] == ["MR_T2", "MR_PV"]  # hccprog synth's names, resolved from the preset's alternatives
+    preds = pd.read_csv(run / "predictions.csv")
+    dm = preds[preds["model"] == "dmmgnet"]
+    assert len(dm) == 16 and dm["p_progression"].between(0, 1).all()
+    assert preds.loc[preds["model"] != "dmmgnet", "p_progression"].isna().all()
+    metrics = json.loads((run / "metrics.json").read_text())
+    pg = metrics["models"]["dmmgnet"]["progression"]
+    cohort = load_cohort(mri_cohort / "cohort.yaml").cohort
+    out = cohort.outcomes("pfs", unit=cohort.time_unit)
+    labels = horizon_labels(out["time"], out["event"], 365.25)
+    assert pg["n_known"] == int((labels >= 0).sum()) and pg["events"] == int((labels == 1).sum())
+    assert "Progression head of dmmgnet" in (run / "report.html").read_text()
+    new = tmp_path / "dm-pred"
+    result = runner.invoke(app, ["predict", str(run), str(mri_cohort / "cohort.yaml"), "--out", str(new),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(new / "predictions.csv")["p_progression"].between(0, 1).all()
+
+    abl = tmp_path / "abl"
+    args = ["ablation", str(mri_cohort / "cohort.yaml"), "--model", "dmmgnet", "--preset", "tiny", "--folds", "2",
+            "--n-boot", "20", "--rows", "baseline,+CMTFM", "--out", str(abl), "--cache", str(cache)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(abl / "ablation.csv")
+    assert table["row"].tolist() == ["baseline", "+CMTFM"]
+    assert table[["sgcm", "mmdfm", "cmtfm"]].values.tolist() == [["no", "no", "no"], ["no", "no", "yes"]]
+    row_metrics = json.loads((abl / "runs" / "plus-cmtfm" / "metrics.json").read_text())
+    c = row_metrics["models"]["dmmgnet"]["harrell_c"]["value"]
+    assert table.loc[1, "dmmgnet C-index (95% CI)"].startswith(f"{c:.3f}")
+    assert yaml.safe_load((abl / "runs" / "plus-cmtfm" / "config.yaml").read_text())["train"]["network"]["cmtfm"]
+    stamp = (abl / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and (abl / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns == stamp
+    bad = runner.invoke(app, [*args[:-4], "--rows", "nonsense", "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "unknown ablation rows" in bad.output

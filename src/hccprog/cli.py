@@ -237,14 +237,14 @@ def _load_for_run(cohort: Path, images: bool):
 
 
 def _metrics_table(metrics: dict, title: str) -> Table:
-    from hccprog.evaluation.metrics import estimate_text
+    from hccprog.evaluation.metrics import estimate_text, hr_text
 
     table = Table(title=title, title_justify="left")
     for col in ("model", "kind", "n", "events", "Harrell's C (95% CI)", "Uno's C (95% CI)", "HR high vs low"):
         table.add_column(col)
     for name, m in metrics["models"].items():
         hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
-        hr_txt = f"{hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})" if hr.get("hr") else "n/a"
+        hr_txt = hr_text(hr)
         table.add_row(name, m["kind"], str(m["n"]), str(m["events"]), estimate_text(m["harrell_c"]),
                       estimate_text(m["uno_c"]), hr_txt)
     return table
@@ -321,7 +321,7 @@ def evaluate(
 def train(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
     model: Annotated[str, typer.Option(help="Model name (hccprog.models registry): crnn, crnn-s, dlop, dlop-ctr, "
-                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox.")] = "crnn",
+                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox, dmmgnet.")] = "crnn",
     endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
                                           "(PD vs disease control, from the cohort's response column).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),
@@ -373,6 +373,64 @@ def train(
     _run_and_summarise(run, "preprocessing", c.name, cfg.endpoint,
                        lambda tick: train_run(c, cohort, cfg, run, overwrite=overwrite, cache_dir=cache,
                                               extra_scores=extra, progress=tick))
+
+
+@app.command()
+def ablation(
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
+    model: Annotated[str, typer.Option(help="A model with an ablation table: dmmgnet (module combinations), "
+                                       "cldca (Mode5/6/7).")] = "dmmgnet",
+    endpoint: Annotated[str, typer.Option(help="Survival endpoint (os, pfs, ttp) or `response`.")] = "pfs",
+    run: Annotated[Path, typer.Option("--out", help="Folder for the table and one run folder per row.")] = Path(
+        "runs/ablation"),
+    preset: Annotated[str, typer.Option(help="Named configuration: cpu, paper, tiny.")] = "cpu",
+    rows: Annotated[str | None, typer.Option(help="Comma-separated row labels (default: every row).")] = None,
+    folds: Annotated[int, typer.Option(help="Outer cross-validation folds (the same folds for every row).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of folds, initialisation, augmentation and bootstrap.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's maximum epochs.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the CIs.")] = 1000,
+    cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder (shared by the rows).")] = None,
+    oracle: Annotated[str | None, typer.Option(help="FILE.csv:COLUMN, a known risk per patient, reported as "
+                                                    "'oracle' in every row's run.")] = None,
+) -> None:
+    """Run a model's ablation table (e.g. DMMGNet: baseline, +SGCM, +MMDFM, +CMTFM, pairs, all) with
+    the same cross-validation folds and write it as ablation.md / ablation.csv.
+
+    Rows already run with the same settings are reused, so an interrupted ablation resumes."""
+    from hccprog.training.ablation import ablation_run
+    from hccprog.training.train import resolve_config
+
+    try:
+        cfg = resolve_config(preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": 1, "seed": seed},
+                             training={"seed": seed, **({"epochs": epochs} if epochs else {})},
+                             n_boot=n_boot, seed=seed)
+        cfg.network_config()
+    except Exception as exc:
+        raise typer.BadParameter(str(exc)) from None
+    c = _load_for_run(cohort, images=True)
+    if cfg.endpoint not in c.endpoints and cfg.endpoint != "response":
+        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+    extra = _oracle_scores(oracle) if oracle else None
+    wanted = [r.strip() for r in rows.split(",")] if rows else None
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("ablation", total=None)
+
+        def tick(label: str, done: float, total: float) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        try:
+            path, frame = ablation_run(c, cohort, cfg, run, rows=wanted, cache_dir=cache, extra_scores=extra,
+                                       progress=tick)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    table = Table(title=f"{model} ablation: {c.name}, {cfg.endpoint}", title_justify="left")
+    for col in frame.columns:
+        table.add_column(str(col))
+    for r in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in r])
+    out.print(table)
+    out.print(f"table: {path} ({time.perf_counter() - started:.0f} s)")
 
 
 def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: str, job) -> None:

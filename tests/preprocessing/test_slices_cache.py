@@ -34,6 +34,36 @@ def test_top_k_tumor_slices_then_liver_fallback():
         select_slices(np.zeros((4, 4, 4), np.uint8), 2)
 
 
+def test_contiguous_slab_centred_on_the_largest_tumor_slice():
+    mask = np.zeros((6, 6, 12), np.uint8)
+    mask[1:5, 1:5, 2:11] = 1
+    for z, n in {3: 1, 4: 4, 5: 2}.items():
+        mask[1:1 + n, 1, z] = 2
+    idx, by = select_slices(mask, 4, "contiguous")
+    assert by == "tumor" and idx.tolist() == [3, 4, 5, 6]  # centre 4, (k - 1) // 2 = 1 slice before
+    assert select_slices(mask, 6, "contiguous")[0].tolist() == [2, 3, 4, 5, 6, 7]
+    # shifted inward at the volume's ends; a volume shorter than k repeats its last slice
+    edge = np.zeros((4, 4, 5), np.uint8)
+    edge[1:3, 1:3, :] = 1
+    edge[1, 1, 0] = 2
+    assert select_slices(edge, 3, "contiguous")[0].tolist() == [0, 1, 2]
+    assert select_slices(edge, 7, "contiguous")[0].tolist() == [0, 1, 2, 3, 4, 4, 4]
+    liver_only = np.where(mask == 2, 1, mask)
+    liver_only[1:5, 1:5, 8] = 0
+    liver_only[0:6, 0:6, 9] = 1  # slice 9 has the largest liver area
+    idx, by = select_slices(liver_only, 3, "contiguous")
+    assert by == "liver" and idx.tolist() == [8, 9, 10]
+
+
+def test_series_alternatives_and_a_series_the_cohort_lacks():
+    from hccprog.preprocessing.slices import resolve_series
+
+    assert resolve_series(["MR_T2|MR_T2W", "MR_PV"], ["MR_T2W", "MR_PV"]) == ["MR_T2W", "MR_PV"]
+    assert SliceConfig(series=["CT_PV"]).channels(["CT_ART", "CT_PV"]) == ["CT_PV"]
+    with pytest.raises(ValueError, match=r"\['MR_T2W'\] not in the cohort \(it has MR_T2, MR_PV\)"):
+        SliceConfig(series=["MR_T2W", "MR_PV"]).channels(["MR_T2", "MR_PV"])
+
+
 def test_ct_window_width_400_level_40():
     cfg = SliceConfig()
     values = _intensity(np.array([-1000.0, -160.0, 40.0, 240.0, 1000.0]), "CT_PV", np.ones(5, bool), cfg)

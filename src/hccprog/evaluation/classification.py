@@ -111,6 +111,23 @@ def risk_class_labels(time: np.ndarray, event: np.ndarray, edges: list[float]) -
     return np.where(e | (t >= edges_a[-1]), labels, -1).astype(int)
 
 
+def horizon_progression_metrics(labels, probability, *, threshold: float = 0.5) -> dict:
+    """A predicted probability of the event by a horizon against the known status there
+    (``labels`` 1 / 0, -1 unknown and left out): AUC with DeLong's 95% CI, and accuracy, F1,
+    sensitivity, specificity at ``threshold``."""
+    y = np.asarray(labels).astype(int)
+    p = np.asarray(probability, float)
+    known = (y >= 0) & np.isfinite(p)
+    yk, pk = y[known], p[known]
+    out: dict = {"n_known": int(known.sum()), "n_unknown": int((~known).sum()), "events": int(yk.sum())}
+    if len(np.unique(yk)) == 2:
+        auc, lo, hi = delong_auc_ci(yk, pk)
+        out["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi}
+    if len(yk):
+        out.update({k: v for k, v in binary_metrics(yk, pk, threshold).items() if k != "auc"})
+    return _finite_or_none(out)
+
+
 def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Ordered risk classes: accuracy, macro F1 and one-vs-rest AUC (per class and macro) of the
     patients whose class is known, with percentile-bootstrap 95% CIs; the confusion matrix; the

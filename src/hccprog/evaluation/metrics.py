@@ -173,6 +173,15 @@ def _round(d: dict) -> dict:
                 else (None if isinstance(v, float) else v)) for k, v in d.items()}
 
 
+def hr_text(hr: dict | None) -> str:
+    """'1.85 (1.20-2.84)' from a hazard-ratio entry; the CI left out where it is undefined."""
+    if not hr or hr.get("hr") is None:
+        return "n/a"
+    if hr.get("ci_lower") is None or hr.get("ci_upper") is None:
+        return f"{hr['hr']:.2f}"
+    return f"{hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})"
+
+
 def estimate_text(d: dict | None, digits: int = 3) -> str:
     """'0.612 (0.551 to 0.668)' from a metrics.json estimate."""
     if not d or d.get("value") is None:

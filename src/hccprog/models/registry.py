@@ -17,9 +17,13 @@ class ModelSpec:
     build: Callable[..., object]  # build(cfg, *, streams, channels[, clinical_features]) -> nn.Module
     defaults: dict = field(default_factory=dict)  # overrides of the config's defaults for this name
     task: str = "survival"
-    objective: str = "cox"  # cox: one log-hazard; discrete: logits of interval hazards; classes: risk classes
+    # cox: one log-hazard; discrete: logits of interval hazards; classes: risk classes;
+    # cox-progression: a log-hazard and the logit of progression within a horizon
+    objective: str = "cox"
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
     input: str = "slices"  # slices: SliceConfig tensors; volume: VolumeConfig tensors
+    # the paper's ablation table: row label -> network overrides (``hccprog ablation``)
+    ablations: dict[str, dict] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -69,7 +73,11 @@ def _load_builtin() -> None:
              "cldca-mode6": ({"self_attention": False}, "without self-attention"),
              "cldca-mode7": ({"lstm": False}, "without the LSTM over slices")}
     register(ModelSpec("cldca", "CLDCA (Tong et al.): ResNet50 per CT slice, LSTM over slices, clinical DNN, "
-                       "clinical-query cross-attention, self-attention, MLP", CLDCAConfig, CLDCA, clinical=True))
+                       "clinical-query cross-attention, self-attention, MLP", CLDCAConfig, CLDCA, clinical=True,
+                       ablations={"Mode5 (no cross-attention)": {"cross_attention": False},
+                                  "Mode6 (no self-attention)": {"self_attention": False},
+                                  "Mode7 (no LSTM)": {"lstm": False},
+                                  "CLDCA": {}}))
     for name, (defaults, what) in modes.items():
         register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
                            clinical=True))
@@ -81,3 +89,23 @@ def _load_builtin() -> None:
                        ProgSwinUNETR, objective="classes", input="volume"))
     register(ModelSpec("progswin-cox", "ProgSwin-UNETR with a Cox head (one log-hazard, partial likelihood)",
                        ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume"))
+
+    from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
+
+    register(ModelSpec("dmmgnet", "DMMGNet (Tang et al. 2024): liver/tumor x T2/portal-venous CNN branches, "
+                       "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
+                       "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
+                       ablations=_dmmgnet_ablations()))
+
+
+def _dmmgnet_ablations() -> dict[str, dict]:
+    """Tang et al.'s ablation rows: the baseline, each module, each pair, all three."""
+    from itertools import combinations
+
+    names = ("sgcm", "mmdfm", "cmtfm")
+    rows = {}
+    for r in range(4):
+        for on in combinations(names, r):
+            label = "baseline" if not on else "DMMGNet" if r == 3 else "+" + "+".join(n.upper() for n in on)
+            rows[label] = {n: n in on for n in names}
+    return rows

@@ -39,9 +39,13 @@ class SliceConfig(BaseModel):
     """How tensors are made from a cohort (part of the cache key)."""
 
     model_config = ConfigDict(extra="forbid")
-    series: list[str] | None = None  # channels, in order; None: every series of the cohort (max 3)
+    # channels, in order ("A|B": A, or B where the cohort has no A); None: the cohort's first 3 series
+    series: list[str] | None = None
     timepoints: int = Field(2, ge=1)  # baseline + (timepoints - 1) follow-ups
     slices: int = Field(3, ge=1)  # representative slices per time point
+    # top_area: the k slices of largest tumor area (Xia et al.); contiguous: k consecutive slices
+    # centred on the slice of largest tumor area (a slab, DMMGNet's 10-slice input)
+    selection: Literal["top_area", "contiguous"] = "top_area"
     size: int = Field(64, ge=8)  # output pixels per side
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 5.0)  # resampling target (RAS)
     streams: list[StreamSpec] = Field(default_factory=lambda: [StreamSpec(name="tumor", roi="tumor", fov_mm=128.0)])
@@ -51,10 +55,28 @@ class SliceConfig(BaseModel):
     context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling (beyond: zero)
 
     def channels(self, cohort_series: list[str]) -> list[str]:
-        names = self.series or list(cohort_series)[:3]
+        if self.series:
+            return resolve_series(self.series, cohort_series)
+        names = list(cohort_series)[:3]
         if not names:
             raise ValueError("the cohort has no image series")
         return names
+
+
+def resolve_series(wanted: list[str], cohort_series: list[str]) -> list[str]:
+    """The cohort's names of the ``wanted`` series, in order. An entry may give alternatives
+    separated by ``|`` (``"MR_T2|MR_T2W"``): the first one the cohort has. A series that no
+    patient of the cohort has is an error (never silently replaced by another series)."""
+    have = list(cohort_series)
+    out, missing = [], []
+    for entry in wanted:
+        options = [o.strip() for o in str(entry).split("|") if o.strip()]
+        hit = next((o for o in options if o in have), None)
+        (out if hit else missing).append(hit or entry)
+    if missing:
+        raise ValueError(f"series {missing} not in the cohort (it has {', '.join(have) or 'none'}); "
+                         "set preprocessing.series to the cohort's names")
+    return out
 
 
 def _is_ct(series: str) -> bool:
@@ -121,12 +143,18 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig) -> tupl
     return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8)
 
 
-def select_slices(mask: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+def select_slices(mask: np.ndarray, k: int, selection: str = "top_area") -> tuple[np.ndarray, str]:
     """Indices (ascending z) of the ``k`` axial slices with the largest tumor area, or the largest
-    liver area when there is no tumor; fewer slices than ``k`` are repeated."""
+    liver area when there is no tumor; fewer slices than ``k`` are repeated. ``contiguous``: the
+    ``k`` consecutive slices centred on the slice of largest area (shifted inward at the volume's
+    ends; a volume of fewer than ``k`` slices repeats its last one)."""
     for label, name in ((TUMOR, "tumor"), (LIVER, "liver")):
         area = (mask == label).sum(axis=(0, 1)) if label == TUMOR else (mask > 0).sum(axis=(0, 1))
         if area.max() > 0:
+            if selection == "contiguous":
+                nz = len(area)
+                start = int(np.clip(int(np.argmax(area)) - (k - 1) // 2, 0, max(nz - k, 0)))
+                return np.minimum(np.arange(start, start + k), nz - 1), name
             order = np.argsort(-area, kind="stable")[: min(k, int((area > 0).sum()))]
             idx = np.sort(order)
             return np.resize(idx, k), name
@@ -208,7 +236,7 @@ def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> d
     ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
-        idx, by = select_slices(mask, cfg.slices)
+        idx, by = select_slices(mask, cfg.slices, cfg.selection)
         return np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]), by == "tumor"
 
     return stack_timepoints(patient, channels, cfg, make)

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient
-from hccprog.preprocessing.slices import TUMOR, stack_timepoints
+from hccprog.preprocessing.slices import TUMOR, resolve_series, stack_timepoints
 
 
 class VolumeConfig(BaseModel):
@@ -38,7 +38,7 @@ class VolumeConfig(BaseModel):
 
     def channels(self, cohort_series: list[str]) -> list[str]:
         if self.series:
-            return list(self.series)
+            return resolve_series(self.series, cohort_series)
         names = list(cohort_series)
         if not names:
             raise ValueError("the cohort has no image series")

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from hccprog.evaluation import survival as S
 from hccprog.evaluation.calibration import calibration_table, decision_curve
 from hccprog.evaluation.groups import GROUP_LABELS, kaplan_meier_table
+from hccprog.evaluation.metrics import hr_text
 
 COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
           "#1f78b4", "#b2df8a"]
@@ -49,7 +50,7 @@ def km_by_group(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, metrics:
         if p is not None:
             txt.append(f"log-rank p = {p:.3g}")
         if hr.get("hr") is not None:
-            txt.append(f"HR {hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})")
+            txt.append(f"HR {hr_text(hr)}")
         ax.text(0.97, 0.97, "\n".join(txt), transform=ax.transAxes, ha="right", va="top", fontsize=8)
         _km_axes(ax, model, unit)
     fig.tight_layout()

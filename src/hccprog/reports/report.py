@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from hccprog import __version__
-from hccprog.evaluation.metrics import estimate_text, survival_metrics
+from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.reports import figures as F
 from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
 
@@ -55,6 +55,9 @@ def evaluate_run(run: Path) -> dict:
     if rc:
         _risk_class_metrics(metrics, preds, outcomes, rc, n_boot=int(ev.get("n_boot", 1000)),
                             seed=int(ev.get("seed", 0)))
+    pg = config.get("progression")
+    if pg:
+        _progression_metrics(metrics, preds, outcomes, pg)
     write_json(run / "metrics.json", metrics)
     _figures(run, preds, outcomes, metrics, horizons, unit)
     write_report(run, config, metrics)
@@ -86,6 +89,23 @@ def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFra
     metrics["models"][rc["model"]]["risk_classes"] = res
 
 
+def _progression_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFrame, pg: dict) -> None:
+    """``progression`` of a model with a progression head: its ``p_progression`` against the
+    status at the run's horizon (patients censored before it are left out)."""
+    from hccprog.evaluation.classification import horizon_progression_metrics
+    from hccprog.training.objectives import horizon_labels
+
+    first = _first_repeat(preds).get(pg["model"])
+    if first is None or "p_progression" not in first or pg["model"] not in metrics["models"]:
+        return
+    f = first[["p_progression"]].join(outcomes[["time", "event"]], how="inner")
+    labels = horizon_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), float(pg["horizon"]))
+    res = horizon_progression_metrics(labels, f["p_progression"].to_numpy(float))
+    res["horizon"] = pg["horizon"]
+    res["horizon_months"] = pg.get("horizon_months")
+    metrics["models"][pg["model"]]["progression"] = res
+
+
 def _first_repeat(preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
     r0 = preds[preds["repeat"] == preds["repeat"].min()]
     return {m: g.set_index("patient_id") for m, g in r0.groupby("model", sort=False)}
@@ -105,7 +125,7 @@ def _figures(run: Path, preds, outcomes, metrics, horizons, unit) -> None:
     rows = []
     for model, m in metrics["models"].items():
         hr = m.get("risk_groups", {}).get("hr_high_vs_low")
-        if hr and hr.get("hr") is not None:
+        if hr and all(hr.get(k) is not None for k in ("hr", "ci_lower", "ci_upper")):
             rows.append({"label": model, **hr})
     if rows:
         save_figure(F.forest_plot(pd.DataFrame(rows), "high vs low risk group"), figdir / "forest_risk_groups.png")
@@ -135,8 +155,7 @@ def summary_table(metrics: dict) -> pd.DataFrame:
             row[f"AUC({h}) (95% CI)"] = estimate_text(est)
         row["IBS (95% CI)"] = estimate_text(m.get("integrated_brier"))
         hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
-        row["HR high vs low (95% CI)"] = (f"{hr['hr']:.2f} ({hr['ci_lower']:.2f}-{hr['ci_upper']:.2f})"
-                                         if hr.get("hr") is not None else "n/a")
+        row["HR high vs low (95% CI)"] = hr_text(hr)
         p = m.get("risk_groups", {}).get("logrank", {}).get("p_value")
         row["log-rank p"] = f"{p:.3g}" if p is not None else "n/a"
         rows.append(row)
@@ -227,6 +246,18 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
         conf = pd.DataFrame(rc["confusion"], index=[f"true {k}" for k in rc["class_counts"]],
                             columns=[f"predicted {k}" for k in rc["class_counts"]])
         parts.append(_table(conf.reset_index(names="")))
+    for model, m in metrics["models"].items():
+        pg = m.get("progression")
+        if not pg:
+            continue
+        parts.append(f"<h2>Progression head of {html.escape(model)}</h2><p class='note'>Predicted probability of "
+                     f"the event by {pg['horizon']:g} {html.escape(unit)} (out of fold) against the observed "
+                     f"status; {pg['n_unknown']} patients censored earlier are left out. AUC with DeLong's "
+                     f"95% CI; the other figures at probability 0.5.</p>")
+        row = {"patients (known status)": pg["n_known"], "events": pg["events"],
+               "AUC (DeLong 95% CI)": estimate_text(pg.get("auc")),
+               **{k: f"{pg[k]:.3f}" for k in ("accuracy", "f1", "recall", "specificity") if pg.get(k) is not None}}
+        parts.append(_table(pd.DataFrame([row])))
     parts.append("<h2>Figures</h2>")
     figdir = run / "figures"
     for name, caption in FIGURE_CAPTIONS.items():

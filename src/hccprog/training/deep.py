@@ -4,7 +4,6 @@ batches only, checkpoints loadable with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,17 @@ class TrainConfig(BaseModel):
     augment: bool = True
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None: leave as is
+    # auto: the first CUDA GPU when there is one, else the CPU; or cpu, cuda, cuda:N
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; an unavailable CUDA device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"training.device is {name!r} but PyTorch sees no CUDA GPU")
+    return torch.device(name)
 
 
 def augmenter(seed: int):
@@ -85,9 +95,13 @@ class SurvivalNetTrainer:
         self.cfg = cfg
         self.objective = objective or CoxObjective()
 
-    @staticmethod
-    def _forward(model: nn.Module, xb: torch.Tensor, cb: np.ndarray | None) -> torch.Tensor:
-        return model(xb) if cb is None else model(xb, torch.as_tensor(cb, dtype=torch.float32))
+    device_: torch.device = torch.device("cpu")
+
+    def _forward(self, model: nn.Module, xb: torch.Tensor, cb: np.ndarray | None) -> torch.Tensor:
+        xb = xb.to(self.device_)
+        if cb is None:
+            return model(xb)
+        return model(xb, torch.as_tensor(cb, dtype=torch.float32, device=self.device_))
 
     def _outputs(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None, batch: int = 64) -> np.ndarray:
         model.eval()
@@ -95,7 +109,7 @@ class SurvivalNetTrainer:
         with torch.no_grad():
             for i in range(0, len(x), batch):
                 xb = torch.as_tensor(x[i:i + batch].astype(np.float32))
-                out.append(self._forward(model, xb, None if clin is None else clin[i:i + batch]).numpy())
+                out.append(self._forward(model, xb, None if clin is None else clin[i:i + batch]).cpu().numpy())
         return np.concatenate(out).astype(float)
 
     def fit(self, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *, clin: np.ndarray | None = None,
@@ -113,7 +127,8 @@ class SurvivalNetTrainer:
             tr, va = next(iter(inner_splits(len(x), e, k, cfg.seed)))
         else:
             tr, va = np.arange(len(x)), np.array([], int)
-        model = self.build()
+        self.device_ = resolve_device(cfg.device)
+        model = self.build().to(self.device_)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.schedule == "cosine":
@@ -134,7 +149,7 @@ class SurvivalNetTrainer:
                 xb = x[tr[b]]
                 xb = torch.stack([aug(v) for v in xb]) if aug else torch.as_tensor(xb.astype(np.float32))
                 cb = None if clin is None else clin[tr[b]]
-                loss = obj.loss(self._forward(model, xb, cb), e_tr[b], t_tr[b])
+                loss = obj.loss(self._forward(model, xb, cb), e_tr[b].to(self.device_), t_tr[b].to(self.device_))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -142,10 +157,10 @@ class SurvivalNetTrainer:
             rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
             if len(va):
                 o = self._outputs(model, x[va], None if clin is None else clin[va])
-                val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va])))
+                val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va])).cpu())
                 rec.update(val_loss=val_loss, **obj.validation(t[va], e[va], obj.risk(o)))
                 if val_loss < best - 1e-4:
-                    best, best_state, best_epoch, waited = val_loss, copy.deepcopy(model.state_dict()), epoch + 1, 0
+                    best, best_state, best_epoch, waited = val_loss, self._cpu_state(model), epoch + 1, 0
                 else:
                     waited += 1
             rec["seconds"] = time.perf_counter() - t0
@@ -166,6 +181,14 @@ class SurvivalNetTrainer:
         self.train_idx_, self.val_idx_ = tr, va
         return self
 
+    @staticmethod
+    def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The fitted weights on the CPU (checkpoints load anywhere)."""
+        return self._cpu_state(self.model_)
+
     def outputs(self, x: np.ndarray, clin: np.ndarray | None = None) -> np.ndarray:
         """The network's raw outputs: (N,) log-hazards or (N, J) interval logits."""
         return self._outputs(self.model_, x, clin)
@@ -179,5 +202,5 @@ class SurvivalNetTrainer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.model_.state_dict(), tmp)
+        torch.save(self.state_dict(), tmp)
         tmp.replace(path)

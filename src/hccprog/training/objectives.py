@@ -11,9 +11,17 @@ output (higher = worse), and, when the output defines one, its own survival func
 * ``RiskClassObjective``: logits of K ordered risk classes cut from the time to event
   (ProgSwin-UNETR's four strata), cross-entropy on the patients whose class is known; the risk is
   the expected class, survival comes from a Breslow baseline on it.
+* ``CoxProgressionObjective``: a log-hazard and the logit of progression within a horizon
+  (DMMGNet's PFS and 1-year progression), Cox partial likelihood plus weighted cross-entropy on
+  the patients whose status at the horizon is known; the risk is the log-hazard.
+
+Objectives that also classify expose ``class_columns`` and ``probabilities(out)``: the run writes
+them as ``p_<column>`` in ``predictions.csv``.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -124,6 +132,7 @@ class RiskClassObjective:
             raise ValueError(f"class edges must be positive and increasing, got {edges}")
         self.edges = edges
         self.outputs = len(edges) + 1
+        self.class_columns = [str(k) for k in range(self.outputs)]
 
     def labels(self, time: np.ndarray, event: np.ndarray) -> np.ndarray:
         return risk_class_labels(time, event, self.edges)
@@ -156,6 +165,55 @@ class RiskClassObjective:
         return {"kind": self.kind, "edges": self.edges}
 
 
+def horizon_labels(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
+    """1: event at or before ``horizon``; 0: followed beyond it without the event by then
+    (event later, or censored at or after it); -1: censored before it (unknown)."""
+    t = np.asarray(time, float)
+    e = np.asarray(event).astype(bool)
+    return np.where(e & (t <= horizon), 1, np.where(t >= horizon, 0, -1)).astype(int)
+
+
+class CoxProgressionObjective:
+    """Output (N, 2): log-hazard, logit of progression by ``horizon`` (cohort time unit)."""
+
+    kind = "cox-progression"
+    outputs = 2
+    class_columns: ClassVar[list[str]] = ["progression"]
+
+    def __init__(self, horizon: float, weight: float = 1.0) -> None:
+        if horizon <= 0 or weight < 0:
+            raise ValueError(f"horizon must be > 0 and weight >= 0, got {horizon}, {weight}")
+        self.horizon = float(horizon)
+        self.weight = float(weight)
+
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        cox = cox_loss(out[:, 0], event, time)
+        y = torch.as_tensor(horizon_labels(time.detach().cpu().numpy(), event.detach().cpu().numpy(), self.horizon))
+        known = y >= 0
+        if self.weight == 0 or not bool(known.any()):
+            return cox
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            out[known, 1].float(), y[known].to(out.device, torch.float32))
+        return cox + self.weight * bce
+
+    def risk(self, out: np.ndarray) -> np.ndarray:
+        return np.asarray(out, float)[:, 0]
+
+    @staticmethod
+    def probabilities(out: np.ndarray) -> np.ndarray:
+        """(N, 1): the predicted probability of progression by the horizon."""
+        return 1.0 / (1.0 + np.exp(-np.asarray(out, float)[:, 1:2]))
+
+    def survival(self, out: np.ndarray, times) -> None:
+        return None
+
+    def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
+        return _harrell(time, event, risk)
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "horizon": self.horizon, "weight": self.weight}
+
+
 def objective_from_state(state: dict):
     if state["kind"] == "binary":
         return BinaryObjective()
@@ -165,4 +223,6 @@ def objective_from_state(state: dict):
         return DiscreteTimeObjective(state["cuts"], state["horizon"])
     if state["kind"] == "classes":
         return RiskClassObjective(state["edges"])
+    if state["kind"] == "cox-progression":
+        return CoxProgressionObjective(state["horizon"], state.get("weight", 1.0))
     raise ValueError(f"unknown objective {state['kind']!r}")

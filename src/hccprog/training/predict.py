@@ -82,9 +82,9 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
                           "risk_group": assign_groups(risk, desc["risk_groups"]["cutoffs"]).astype(int)})
     for j, h in enumerate(horizons):
         frame[surv_column(h)] = surv[:, j]
-    if hasattr(objective, "probabilities"):  # risk classes: p_<class> as the run-outputs spec names them
-        for k, col in enumerate(objective.probabilities(out).T):
-            frame[f"p_{k}"] = col
+    if hasattr(objective, "class_columns"):  # classes: p_<class> as the run-outputs spec names them
+        for name, col in zip(objective.class_columns, objective.probabilities(out).T, strict=True):
+            frame[f"p_{name}"] = col
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
              "skipped": data.skipped}

@@ -37,7 +37,12 @@ from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
-from hccprog.training.objectives import CoxObjective, DiscreteTimeObjective, RiskClassObjective
+from hccprog.training.objectives import (
+    CoxObjective,
+    CoxProgressionObjective,
+    DiscreteTimeObjective,
+    RiskClassObjective,
+)
 
 Progress = Callable[[str, float, float], None]
 
@@ -77,6 +82,10 @@ class TrainRunConfig(BaseModel):
     # risk-class models (progswin): class edges in months; K = len + 1 classes, the last edge is
     # the OS threshold (36 months in Yao et al. 2025); see training.objectives.risk_class_labels
     class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
+    # Cox models with a progression head (dmmgnet): progression by this horizon (12 months in Tang
+    # et al. 2024), its cross-entropy added to the partial likelihood with this weight
+    progression_months: float = Field(12.0, gt=0)
+    progression_weight: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")
     def _input_matches_model(self) -> TrainRunConfig:
@@ -106,8 +115,14 @@ class TrainRunConfig(BaseModel):
         if spec.objective == "classes":
             per_month = DAYS_PER_UNIT["months"] / DAYS_PER_UNIT[time_unit]
             return RiskClassObjective([m * per_month for m in self.class_edges_months])
+        if spec.objective == "cox-progression" and getattr(self.network_config(), "progression_head", False):
+            per_month = DAYS_PER_UNIT["months"] / DAYS_PER_UNIT[time_unit]
+            return CoxProgressionObjective(self.progression_months * per_month, self.progression_weight)
         return CoxObjective()
 
+
+#: DMMGNet's two series under the names MRI cohorts commonly use (the first one a cohort has).
+T2_PV = ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"]
 
 #: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks);
 #: ``paper``: the sizes of Xia et al. (224 px slices, EfficientNet-b0 trained end to end).
@@ -168,6 +183,31 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "tiny": {"preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
                  "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": (1, 1, 1, 1)},
                  "training": {"epochs": 2, "batch_size": 8, "patience": 2, "val_fraction": 0.25, "augment": False}},
+    },
+    # DMMGNet (Tang et al. 2024): liver and tumor crops of T2 and portal-venous MRI, 10 consecutive
+    # slices of 112 x 112, four ResNet branches. cpu: 48 px, ResNet widths 16-128 with one block per
+    # stage (the paper size costs ~1.5 s per forward of two patients on this CPU).
+    "dmmgnet": {
+        "cpu": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 10,
+                                  "selection": "contiguous", "size": 48, "spacing_mm": (2.0, 2.0, 5.0),
+                                  "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                                              {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]},
+                "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
+                            "dropout": 0.3},
+                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
+        "paper": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 10,
+                                    "selection": "contiguous", "size": 112, "spacing_mm": (1.0, 1.0, 5.0),
+                                    "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                                                {"name": "tumor", "roi": "tumor", "fov_mm": None,
+                                                 "margin_mm": 10.0}]},
+                  "network": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "nodes": 16, "k": 4,
+                              "hidden": 128, "dropout": 0.3},
+                  "training": {"epochs": 100, "batch_size": 8, "lr": 1e-4, "patience": 15}},
+        "tiny": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 4,
+                                   "selection": "contiguous", "size": 24, "spacing_mm": (4.0, 4.0, 5.0),
+                                   "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
+                                               {"name": "tumor", "roi": "tumor", "fov_mm": None}]},
+                 "network": {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8}},
     },
 }
 
@@ -299,8 +339,8 @@ class DeepLearner:
         write_json(self.state_dir / f"{name}.json", {"history": tr.history_, "best_epoch": tr.best_epoch_,
                                                      "seconds": self.fold_seconds[name]})
         extra = {}
-        if isinstance(self.objective, RiskClassObjective):
-            probs = np.full((len(s.test), self.objective.outputs), np.nan)
+        if hasattr(self.objective, "class_columns"):
+            probs = np.full((len(s.test), len(self.objective.class_columns)), np.nan)
             if okt.any():
                 probs[okt] = self.objective.probabilities(o_test)
             self.class_probs[name] = (np.asarray(s.test), probs)
@@ -353,7 +393,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
 
     if learner.class_probs:
-        res.predictions = _with_class_probabilities(res.predictions, name, learner.class_probs, ids)
+        res.predictions = _with_class_probabilities(res.predictions, name, learner.class_probs, ids,
+                                                    learner.objective.class_columns)
     final = None
     if cfg.final_model:
         final = _final_model(learner, res, cfg, t, e)
@@ -369,6 +410,9 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         if isinstance(learner.objective, RiskClassObjective):
             extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
                                      "edges_months": cfg.class_edges_months}
+        if isinstance(learner.objective, CoxProgressionObjective):
+            extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
+                                    "horizon_months": cfg.progression_months}
         notes = [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
         locf = int((~data.observed).any(axis=1).sum())
         if locf:
@@ -391,7 +435,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
 
 
 def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, tuple[np.ndarray, np.ndarray]],
-                              ids: list[str]) -> pd.DataFrame:
+                              ids: list[str], columns: list[str]) -> pd.DataFrame:
     """``p_<class>`` columns (out-of-fold class probabilities) on the rows of ``model``."""
     rows = []
     for fold, (pos, p) in probs.items():
@@ -399,7 +443,7 @@ def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, 
         for i, row in zip(pos, p, strict=True):
             if np.isfinite(row).all():
                 rows.append({"patient_id": ids[i], "model": model, "repeat": repeat,
-                             **{f"p_{k}": float(v) for k, v in enumerate(row)}})
+                             **{f"p_{c}": float(v) for c, v in zip(columns, row, strict=True)}})
     if not rows:
         return preds
     return preds.merge(pd.DataFrame(rows), on=["patient_id", "model", "repeat"], how="left")
@@ -428,6 +472,6 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
         "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
         "horizons": horizons,
         "train_groups": np.bincount(assign_groups(risk[ok], cut)).tolist(),
-        "state_dict": tr.model_.state_dict(),
+        "state_dict": tr.state_dict(),
     }
     return out

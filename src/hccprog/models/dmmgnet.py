@@ -1,0 +1,158 @@
+"""DMMGNet (Tang et al., PRCV 2024): a dual-sequence multi-modal graph network for progression
+after TACE.
+
+Input ``x``: (B, T, S, K, C, H, W) from the slice preprocessing with two streams (the liver crop
+and the tumor crop, in that order) and two channels (the two MRI series, T2 and portal-venous in
+the paper), K consecutive-by-area slices per time point. That gives the paper's four branches
+(liver T2, tumor T2, liver PV, tumor PV); each is a 2D CNN (MONAI ``ResNet``, its own weights)
+run on every slice. After each of the four stages the K slice maps of a branch are stacked into a
+(C, K, h, w) volume and the graph modules of :mod:`hccprog.models.graph` act on it:
+
+* SGCM (``sgcm``): per branch, top-k positions, dilated kNN graph, graph convolution, put back;
+* MMDFM (``mmdfm``): per series, fusion of the tumor and the liver branch through a similarity
+  map and cross top-k selection;
+* CMTFM (``cmtfm``): around the tumor's strongest position (its 26 first- and 98 second-order
+  neighbours in the slice stack), a graph across the two series' tumor branches.
+
+Each branch is then averaged over (h, w) per slice; the four branches are concatenated per slice
+and an LSTM runs over the slices (time points after one another when T > 1). The head gives the
+log-hazard (Cox partial likelihood, PFS) and, with ``progression_head``, the logit of
+progression within the horizon (1 year in the paper). Every module is switchable, for the
+paper's ablation table.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from hccprog.models.graph import CrossSequenceTopologyModule, LiverTumorFusionModule, SpatialGraphModule
+
+
+class DMMGNetConfig(BaseModel):
+    """Architecture of DMMGNet (the preprocessing lives in ``SliceConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)  # channels of the four stages (ResNet18)
+    blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # residual blocks per stage
+    sgcm: bool = True
+    mmdfm: bool = True
+    cmtfm: bool = True
+    graph_stages: tuple[int, ...] = (1, 2, 3, 4)  # stages followed by the graph modules
+    nodes: int = Field(16, ge=2)  # top-k positions that become graph nodes (SGCM, MMDFM)
+    k: int = Field(4, ge=1)  # neighbours per node
+    dilation: int = Field(2, ge=1)  # dilated kNN (SGCM)
+    cmtfm_radius: int = Field(2, ge=1)  # 1: the 26 first-order neighbours; 2: also the 98 second-order
+    hidden: int = Field(128, ge=1)  # LSTM units
+    dropout: float = Field(0.3, ge=0, lt=1)
+    progression_head: bool = True  # a second output: the logit of progression within the horizon
+    liver_stream: int = Field(0, ge=0)
+    tumor_stream: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DMMGNetConfig:
+        if not set(self.graph_stages) <= {1, 2, 3, 4}:
+            raise ValueError(f"graph_stages must be among 1..4, got {self.graph_stages}")
+        if self.liver_stream == self.tumor_stream:
+            raise ValueError("liver_stream and tumor_stream must differ")
+        return self
+
+    @property
+    def modules_label(self) -> str:
+        """The paper's ablation naming: 'baseline' or '+SGCM+MMDFM' etc."""
+        on = [n for n, f in (("SGCM", self.sgcm), ("MMDFM", self.mmdfm), ("CMTFM", self.cmtfm)) if f]
+        return "baseline" if not on else "+" + "+".join(on)
+
+
+class Branch(nn.Module):
+    """One CNN branch: a 2D MONAI ResNet whose stages are run one by one."""
+
+    def __init__(self, cfg: DMMGNetConfig) -> None:
+        super().__init__()
+        from monai.networks.nets.resnet import ResNet
+
+        self.net = ResNet("basic", list(cfg.blocks), list(cfg.widths), spatial_dims=2, n_input_channels=1,
+                          conv1_t_stride=2, feed_forward=False)
+        self.net.fc = None
+        self.net.avgpool = nn.Identity()
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        return n.maxpool(n.act(n.bn1(n.conv1(x))))
+
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.net, f"layer{i}")(x)
+
+
+class DMMGNet(nn.Module):
+    def __init__(self, cfg: DMMGNetConfig, *, streams: int, channels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.mmdfm and streams < 2:
+            raise ValueError("MMDFM fuses a liver and a tumor stream: the preprocessing gives "
+                             f"{streams} stream(s); add a liver and a tumor stream or set mmdfm: false")
+        if cfg.mmdfm and max(cfg.liver_stream, cfg.tumor_stream) >= streams:
+            raise ValueError(f"liver_stream / tumor_stream out of range for {streams} streams")
+        if cfg.cmtfm and channels != 2:
+            raise ValueError(f"CMTFM links two MRI series: the preprocessing gives {channels} channel(s); "
+                             "select two series (e.g. T2 and portal-venous) or set cmtfm: false")
+        self.streams, self.channels = streams, channels
+        nb = streams * channels
+        self.branches = nn.ModuleList(Branch(cfg) for _ in range(nb))
+        stages = sorted(cfg.graph_stages)
+        self.sgcm = nn.ModuleDict({
+            str(i): nn.ModuleList(SpatialGraphModule(cfg.widths[i - 1], nodes=cfg.nodes, k=cfg.k,
+                                                     dilation=cfg.dilation) for _ in range(nb))
+            for i in stages}) if cfg.sgcm else None
+        self.mmdfm = nn.ModuleDict({
+            str(i): nn.ModuleList(LiverTumorFusionModule(cfg.widths[i - 1], nodes=cfg.nodes, k=cfg.k)
+                                  for _ in range(channels)) for i in stages}) if cfg.mmdfm else None
+        self.cmtfm = nn.ModuleDict({
+            str(i): CrossSequenceTopologyModule(cfg.widths[i - 1], radius=cfg.cmtfm_radius, k=cfg.k + 2)
+            for i in stages}) if cfg.cmtfm else None
+        feat = cfg.widths[-1] * nb
+        self.drop = nn.Dropout(cfg.dropout)
+        self.lstm = nn.LSTM(feat, cfg.hidden, batch_first=True)
+        self.head = nn.Linear(cfg.hidden, 2 if cfg.progression_head else 1)
+
+    def _branch(self, s: int, c: int) -> int:
+        return s * self.channels + c
+
+    def _graph(self, i: int, maps: list[torch.Tensor], n: int, k: int) -> list[torch.Tensor]:
+        """Graph modules after stage ``i`` on (n * k, C, h, w) maps, seen as (n, C, k, h, w)."""
+        key = str(i)
+        vols = [m.view(n, k, *m.shape[1:]).transpose(1, 2) for m in maps]
+        if self.sgcm is not None and key in self.sgcm:
+            vols = [mod(v) for mod, v in zip(self.sgcm[key], vols, strict=True)]
+        lv, tu = self.cfg.liver_stream, self.cfg.tumor_stream
+        if self.mmdfm is not None and key in self.mmdfm:
+            for c in range(self.channels):
+                bt, bl = self._branch(tu, c), self._branch(lv, c)
+                vols[bt], vols[bl] = self.mmdfm[key][c](vols[bt], vols[bl])
+        if self.cmtfm is not None and key in self.cmtfm:
+            b0, b1 = self._branch(tu, 0), self._branch(tu, 1)
+            vols[b0], vols[b1] = self.cmtfm[key](vols[b0], vols[b1])
+        return [v.transpose(1, 2).reshape(n * k, *v.shape[1:2], *v.shape[3:]) for v in vols]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T * K, branches * F): per slice, the four branches' pooled features."""
+        b, t, s, k, c, h, w = x.shape
+        if s != self.streams or c != self.channels:
+            raise ValueError(f"DMMGNet was built for {self.streams} streams x {self.channels} channels, "
+                             f"got {s} x {c}")
+        n = b * t
+        maps = [self.branches[self._branch(si, ci)].stem(
+            x[:, :, si, :, ci].reshape(n * k, 1, h, w).float()) for si in range(s) for ci in range(c)]
+        for i in range(1, 5):
+            maps = [br.stage(i, m) for br, m in zip(self.branches, maps, strict=True)]
+            if i in self.cfg.graph_stages:
+                maps = self._graph(i, maps, n, k)
+        pooled = [m.mean(dim=(2, 3)).view(b, t * k, -1) for m in maps]
+        return torch.cat(pooled, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2): log-hazard and progression logit; (B,) without the progression head."""
+        h, _ = self.lstm(self.drop(self.features(x)))
+        out = self.head(self.drop(h[:, -1]))
+        return out if self.cfg.progression_head else out.squeeze(-1)
