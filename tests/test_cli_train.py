@@ -271,3 +271,42 @@ def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_p
     assert result.exit_code == 0 and (abl / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns == stamp
     bad = runner.invoke(app, [*args[:-4], "--rows", "nonsense", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "unknown ablation rows" in bad.output
+
+
+def test_progswin_classes_from_a_user_column(mri_cohort, tmp_path):
+    """`--class-column`: the risk classes come from the clinical table (blank = unknown) and the
+    class metrics are computed against them; a bad value names its file, row and column."""
+    import shutil
+
+    from hccprog.cohort import load_cohort
+    from hccprog.training.train import class_labels_from_column
+
+    cohort_dir = tmp_path / "cohort"
+    shutil.copytree(mri_cohort, cohort_dir)
+    spec = yaml.safe_load((cohort_dir / "cohort.yaml").read_text())
+    table_path = cohort_dir / spec["clinical"]
+    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+    classes = ["3", "2", "", "0", "1", "3", "2", "1", "0", "", "3", "2", "1", "0", "3", "2"][: len(table)]
+    table["risk_class"] = classes
+    table.to_csv(table_path, index=False)
+    run = tmp_path / "ps"
+    result = runner.invoke(app, ["train", str(cohort_dir / "cohort.yaml"), "--model", "progswin", "--folds", "2",
+                                 "--preset", "tiny", "--n-boot", "20", "--class-column", "risk_class",
+                                 "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    rc = json.loads((run / "metrics.json").read_text())["models"]["progswin"]["risk_classes"]
+    given = [int(c) for c in classes if c]
+    assert rc["n_known"] == len(given) and rc["n_unknown"] == classes.count("")
+    assert rc["class_counts"] == {str(k): given.count(k) for k in range(4)}
+    assert rc["labels"] == "column risk_class"
+    outcomes = pd.read_csv(run / "outcomes.csv", dtype={"patient_id": str}).set_index("patient_id")
+    assert outcomes["risk_class"].tolist() == [int(c) if c else -1 for c in classes]
+    assert "clinical table's column risk_class" in (run / "report.html").read_text()
+
+    table.loc[4, "risk_class"] = "high"
+    table.to_csv(table_path, index=False)
+    cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
+    with pytest.raises(ValueError, match=r"row 6, column 'risk_class': 'high' is not a risk class 0\.\.3"):
+        class_labels_from_column(cohort, cohort.ids, "risk_class", 4)
+    with pytest.raises(ValueError, match="no column 'stage'"):
+        class_labels_from_column(cohort, cohort.ids, "stage", 4)

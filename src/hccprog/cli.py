@@ -340,6 +340,9 @@ def train(
                                                     "patient_id or the first column; e.g. a "
                                                     "synthetic cohort's truth.csv:log_hazard_os) reported as 'oracle'.")
                       ] = None,
+    class_column: Annotated[str | None, typer.Option(help="Risk-class models (progswin): take the classes "
+                                                        "0..K-1 (higher = worse; blank = unknown) from this "
+                                                        "clinical column instead of the OS rule.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
 ) -> None:
     """Cross-validate a deep model (and RadCLN-style fusion with the clinical Cox score) beside the
@@ -358,7 +361,7 @@ def train(
             cfg = resolve_config(preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats,
                                                                              "seed": seed},
                                  training={"seed": seed, **({"epochs": epochs} if epochs else {})},
-                                 n_boot=n_boot, seed=seed)
+                                 n_boot=n_boot, seed=seed, class_column=class_column)
         cfg.network_config()
     except Exception as exc:  # pydantic / registry messages name the field or model
         raise typer.BadParameter(str(exc)) from None

@@ -82,10 +82,14 @@ def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFra
     if f.empty or rc["model"] not in metrics["models"]:
         return
     proba = f.filter(like="p_").to_numpy(float)
-    labels = risk_class_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), rc["edges"])
+    if "risk_class" in outcomes:  # the user's classes (train.class_column)
+        labels = outcomes.loc[f.index, "risk_class"].fillna(-1).to_numpy(int)
+    else:
+        labels = risk_class_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), rc["edges"])
     res = risk_class_metrics(labels, proba, f["time"], f["event"], n_boot=n_boot, seed=seed)
     res["edges"] = rc["edges"]
     res["edges_months"] = rc.get("edges_months")
+    res["labels"] = rc.get("labels", "rule")
     metrics["models"][rc["model"]]["risk_classes"] = res
 
 
@@ -233,9 +237,14 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
         if not rc:
             continue
         edges = ", ".join(f"{e:g}" for e in rc["edges"])
-        parts.append(f"<h2>Risk classes of {html.escape(model)}</h2><p class='note'>Class k = K-1-(number of "
-                     f"edges reached by the event time); edges {edges} {html.escape(unit)}; a patient censored "
-                     f"before the last edge has no known class and is left out here ({rc['n_unknown']} patients). "
+        if str(rc.get("labels", "rule")).startswith("column"):
+            rule = (f"Classes from the clinical table's {html.escape(rc['labels'])} (higher = worse); patients "
+                    f"with a blank class are left out here ({rc['n_unknown']} patients).")
+        else:
+            rule = (f"Class k = K-1-(number of edges reached by the event time); edges {edges} "
+                    f"{html.escape(unit)}; a patient censored before the last edge has no known class and is "
+                    f"left out here ({rc['n_unknown']} patients).")
+        parts.append(f"<h2>Risk classes of {html.escape(model)}</h2><p class='note'>{rule} "
                      f"95% CIs by patient bootstrap.</p>")
         row = {"patients (known class)": rc["n_known"],
                "class counts": ", ".join(f"{k}: {v}" for k, v in rc["class_counts"].items()),

@@ -113,7 +113,10 @@ class SurvivalNetTrainer:
         return np.concatenate(out).astype(float)
 
     def fit(self, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *, clin: np.ndarray | None = None,
+            labels: np.ndarray | None = None,
             progress: Callable[[int, int, dict], None] | None = None) -> SurvivalNetTrainer:
+        """``labels``: per-patient class labels given by the user (-1 unknown), passed to the
+        objective's loss instead of labels derived from time and event."""
         cfg = self.cfg
         obj = self.objective
         if cfg.threads:
@@ -149,7 +152,9 @@ class SurvivalNetTrainer:
                 xb = x[tr[b]]
                 xb = torch.stack([aug(v) for v in xb]) if aug else torch.as_tensor(xb.astype(np.float32))
                 cb = None if clin is None else clin[tr[b]]
-                loss = obj.loss(self._forward(model, xb, cb), e_tr[b].to(self.device_), t_tr[b].to(self.device_))
+                extra = {} if labels is None else {"labels": labels[tr[b]]}
+                loss = obj.loss(self._forward(model, xb, cb), e_tr[b].to(self.device_), t_tr[b].to(self.device_),
+                                **extra)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -157,7 +162,9 @@ class SurvivalNetTrainer:
             rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
             if len(va):
                 o = self._outputs(model, x[va], None if clin is None else clin[va])
-                val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va])).cpu())
+                extra = {} if labels is None else {"labels": labels[va]}
+                val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va]),
+                                          **extra).cpu())
                 rec.update(val_loss=val_loss, **obj.validation(t[va], e[va], obj.risk(o)))
                 if val_loss < best - 1e-4:
                     best, best_state, best_epoch, waited = val_loss, self._cpu_state(model), epoch + 1, 0

@@ -137,8 +137,12 @@ class RiskClassObjective:
     def labels(self, time: np.ndarray, event: np.ndarray) -> np.ndarray:
         return risk_class_labels(time, event, self.edges)
 
-    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        y = torch.as_tensor(self.labels(time.detach().cpu().numpy(), event.detach().cpu().numpy()))
+    def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
+             labels: np.ndarray | None = None) -> torch.Tensor:
+        """``labels``: user-given classes (-1 unknown) instead of the rule on time and event."""
+        if labels is None:
+            labels = self.labels(time.detach().cpu().numpy(), event.detach().cpu().numpy())
+        y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
         known = y >= 0
         if not bool(known.any()):
             return out.sum() * 0.0  # keeps the graph; no labelled patient in this batch

@@ -82,6 +82,9 @@ class TrainRunConfig(BaseModel):
     # risk-class models (progswin): class edges in months; K = len + 1 classes, the last edge is
     # the OS threshold (36 months in Yao et al. 2025); see training.objectives.risk_class_labels
     class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
+    # ... or the classes from this column of the clinical table: integers 0 .. K-1 (higher = worse,
+    # K = len(class_edges_months) + 1), blank = unknown (left out of the loss and class metrics)
+    class_column: str | None = None
     # Cox models with a progression head (dmmgnet): progression by this horizon (12 months in Tang
     # et al. 2024), its cross-entropy added to the partial likelihood with this weight
     progression_months: float = Field(12.0, gt=0)
@@ -233,6 +236,31 @@ def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
     return TrainRunConfig(preset=preset, **base)
 
 
+def class_labels_from_column(cohort: Cohort, ids: list[str], column: str, k: int) -> np.ndarray:
+    """Risk classes of ``ids`` from a column of the clinical table: 0 .. k-1, -1 where blank.
+    Any other value is an error naming the file, row and column."""
+    table = cohort.table
+    if column not in table.columns:
+        raise ValueError(f"{cohort.spec.clinical}: no column '{column}' for the risk classes "
+                         f"(columns: {', '.join(map(str, table.columns))})")
+    rows = {pid: i for i, pid in enumerate(table.index)}
+    out = np.full(len(ids), -1, int)
+    for j, pid in enumerate(ids):
+        raw = table.at[pid, column]
+        text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+        if text == "" or text.upper() in ("NA", "NAN"):
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value.is_integer() and 0 <= value < k):
+            raise ValueError(f"{cohort.spec.clinical}, row {rows[pid] + 2}, column '{column}': '{text}' is not a "
+                             f"risk class 0..{k - 1} (or blank for unknown)")
+        out[j] = int(value)
+    return out
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -245,7 +273,7 @@ class DeepLearner:
 
     def __init__(self, cfg: TrainRunConfig, data: PreprocessedCohort, ids: list[str], time_: np.ndarray,
                  event: np.ndarray, state_dir: Path, progress: Progress | None = None, *,
-                 objective=None, clinical: pd.DataFrame | None = None) -> None:
+                 objective=None, clinical: pd.DataFrame | None = None, labels: np.ndarray | None = None) -> None:
         self.cfg = cfg
         self.data = data
         self.pos = np.array([data.ids.index(p) if p in data.ids else -1 for p in ids])
@@ -263,6 +291,7 @@ class DeepLearner:
         self.build_for = (lambda p: spec.build(self.net_cfg, **geo, clinical_features=p)) if spec.clinical else \
             (lambda p: spec.build(self.net_cfg, **geo))
         self.class_probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold -> (test positions, probabilities)
+        self.labels = labels  # user-given class labels in the order of ``ids`` (-1 unknown), or None
 
     def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
         """Train on cohort positions ``idx`` that have tensors."""
@@ -285,7 +314,9 @@ class DeepLearner:
         trainer = SurvivalNetTrainer(lambda: self.build_for(n_clin),
                                      self.cfg.training.model_copy(update={"seed": seed}), self.objective)
         trainer.clinical_encoder_ = encoder
-        return trainer.fit(self.data.x[self.pos[ok]], self.t[ok], self.e[ok], clin=clin, progress=tick)
+        labels = None if self.labels is None else self.labels[ok]
+        return trainer.fit(self.data.x[self.pos[ok]], self.t[ok], self.e[ok], clin=clin, labels=labels,
+                           progress=tick)
 
     def _clin(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray | None:
         enc = getattr(tr, "clinical_encoder_", None)
@@ -383,8 +414,12 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
 
     spec = get_model(cfg.model)
     clinical = clinical_frame(cohort, ids, cfg.clinical) if spec.clinical else None
-    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress, objective=cfg.objective(cohort.time_unit),
-                          clinical=clinical)
+    objective = cfg.objective(cohort.time_unit)
+    labels = None
+    if cfg.class_column and isinstance(objective, RiskClassObjective):
+        labels = class_labels_from_column(cohort, ids, cfg.class_column, objective.outputs)
+    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
+                          labels=labels)
     name = cfg.model
     fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
@@ -409,7 +444,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         }
         if isinstance(learner.objective, RiskClassObjective):
             extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
-                                     "edges_months": cfg.class_edges_months}
+                                     "edges_months": cfg.class_edges_months,
+                                     "labels": f"column {cfg.class_column}" if labels is not None else "rule"}
+            if labels is not None:  # the user's classes travel with the outcomes (metrics read them there)
+                res.outcomes = res.outcomes.assign(risk_class=pd.Series(labels, index=ids).reindex(res.outcomes.index))
         if isinstance(learner.objective, CoxProgressionObjective):
             extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
                                     "horizon_months": cfg.progression_months}
