@@ -171,6 +171,24 @@ def test_cldca_response_classification_through_the_cli(small_cohort, trained, tm
     assert comp["model"] == "cldca" and comp["reference"] == "clinical_logistic"
     assert comp["auc_difference"]["ci_lower"] <= comp["auc_difference"]["value"] <= comp["auc_difference"]["ci_upper"]
 
+    # the final model scores new patients: logit, p_PD, group at the training cut-off; AUC where
+    # the new cohort has responses
+    desc = json.loads((run / "models" / "cldca.json").read_text())
+    assert desc["task"] == "response" and desc["clinical"] is not None
+    new = tmp_path / "cldca-new"
+    result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(new),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "response AUC" in result.output
+    scored = pd.read_csv(new / "predictions.csv")
+    assert len(scored) == 30 and (scored["fold"] == -1).all()
+    assert ((1 / (1 + np.exp(-scored["risk"])) - scored["p_PD"]).abs() < 1e-5).all()
+    clear = (scored["risk"] - desc["threshold"]).abs() > 1e-4  # predictions.csv rounds to 6 digits
+    assert (scored["risk_group"] == (scored["risk"] >= desc["threshold"]).astype(int))[clear].all()
+    ext = json.loads((new / "metrics.json").read_text())["models"]["cldca"]
+    y = labels.loc[scored["patient_id"]]
+    assert ext["n"] == 30 and ext["auc"]["value"] == pytest.approx(delong_auc_ci(y, scored["risk"])[0], abs=1e-5)
+
 
 @pytest.fixture(scope="module")
 def mri_cohort(tmp_path_factory):

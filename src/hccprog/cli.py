@@ -518,5 +518,11 @@ def predict(
     out.print(f"{stats['patients']} patients scored in {stats['seconds_total']:.1f} s "
               f"({stats['seconds_per_patient']:.3f} s per patient); skipped: {len(stats['skipped'])}")
     out.print(f"predictions: {dest / 'predictions.csv'}")
-    if stats["validated"]:
+    if stats["validated"] and (dest / "report.html").exists():
         out.print(f"report: {dest / 'report.html'}")
+    elif stats["validated"]:  # a response model: AUC against the new cohort's responses
+        m = json.loads((dest / "metrics.json").read_text(encoding="utf-8"))
+        for name, v in m["models"].items():
+            auc = v.get("auc")
+            txt = f"{auc['value']:.3f} ({auc['ci_lower']:.3f} to {auc['ci_upper']:.3f})" if auc else "n/a"
+            out.print(f"{name}: response AUC {txt}; metrics: {dest / 'metrics.json'}")

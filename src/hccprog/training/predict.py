@@ -70,6 +70,14 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
             outs.append((net(xb) if clin is None else net(xb, clin[i:i + 64])).numpy())
     out = np.concatenate(outs).astype(float) if outs else np.zeros((0, 1))
     risk = objective.risk(out)
+    stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
+             "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
+             "skipped": data.skipped}
+    if desc.get("task") == "response":  # logit of PD; the group at the training cohort's Youden cut-off
+        frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
+                              "risk_group": (risk >= desc["threshold"]).astype(int),
+                              "p_PD": 1.0 / (1.0 + np.exp(-risk))})
+        return frame, stats
     horizons = [float(h) for h in desc["horizons"]]
     surv = objective.survival(out, horizons)
     if surv is None:
@@ -85,9 +93,6 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     if hasattr(objective, "class_columns"):  # classes: p_<class> as the run-outputs spec names them
         for name, col in zip(objective.class_columns, objective.probabilities(out).T, strict=True):
             frame[f"p_{name}"] = col
-    stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
-             "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
-             "skipped": data.skipped}
     return frame, stats
 
 
@@ -107,6 +112,11 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                   "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
                   "time_unit": cohort.time_unit, "model": conf["model"],
                   "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]}
+        if conf.get("task") == "response":
+            validated = _validate_response(tmp, run, cohort, frame, config)
+            write_yaml(tmp / "config.yaml", config)
+            stats["validated"] = validated
+            return stats
         validated = endpoint in cohort.endpoints and cohort.time_unit == conf.get("time_unit")
         if validated:
             outcomes = cohort.outcomes(endpoint, unit=cohort.time_unit).loc[lambda d: d.index.isin(frame.patient_id)]
@@ -121,3 +131,26 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
             evaluate_run(tmp)
     stats["validated"] = validated
     return stats
+
+
+def _validate_response(tmp: Path, run: Path, cohort: Cohort, frame: pd.DataFrame, config: dict) -> bool:
+    """External validation of a response model where the new cohort has responses: outcomes.csv
+    (the label) and metrics.json (AUC with DeLong's CI; classification at the training cut-off)."""
+    from hccprog.runs import write_json
+    from hccprog.training.response import response_labels, response_metrics
+
+    if cohort.spec.response is None:
+        return False
+    labels = response_labels(cohort)
+    scored = frame[frame["patient_id"].isin(labels.index)]
+    y = labels.loc[scored["patient_id"]].to_numpy(int)
+    if len(np.unique(y)) < 2:
+        return False
+    desc = json.loads((Path(run) / "models" / f"{config['model']}.json").read_text(encoding="utf-8"))
+    write_csv(tmp / "outcomes.csv", labels.loc[scored["patient_id"]].rename_axis("patient_id").to_frame(),
+              float_format="%.6g")
+    metrics = {"schema": 1, "task": "response", "positive_class": "PD",
+               "models": {config["model"]: response_metrics(y, scored["risk"].to_numpy(float), desc["threshold"])},
+               "notes": ["classification at the cut-off learned on the training cohort"]}
+    write_json(tmp / "metrics.json", metrics)
+    return True

@@ -59,6 +59,32 @@ def _logistic(x_train: pd.DataFrame, y: np.ndarray, seed: int):
                                     random_state=seed).fit(x_train, y)
 
 
+def _final_model(learner, y: np.ndarray, cfg) -> dict:
+    """Refit on every patient for ``predict``: the weights, and the Youden threshold of the
+    refitted model on all patients (the cut-off ``predict`` applies)."""
+    idx = np.arange(len(y))
+    tr = learner.fit(idx, cfg.seed, "final model (all patients)")
+    risk = learner.risk(tr, idx)
+    return {"model": cfg.model, "task": "response", "positive_class": "PD",
+            "network": learner.net_cfg.model_dump(mode="json"),
+            "preprocessing": cfg.preprocessing.model_dump(mode="json"), "channels": learner.data.channels,
+            "streams": learner.data.geometry()["streams"], "best_epoch": tr.best_epoch_,
+            "objective": learner.objective.state(), "threshold": youden_threshold(y, risk),
+            "clinical": tr.clinical_encoder_.state() if tr.clinical_encoder_ is not None else None,
+            "state_dict": tr.state_dict()}
+
+
+def response_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict:
+    """ROC AUC with DeLong's 95% CI, and the classification at a fixed logit threshold."""
+    bm = binary_metrics(y, risk, threshold)
+    out = {"n": len(y), "n_positive": int(np.sum(y)),
+           **{k: bm[k] for k in ("accuracy", "f1", "precision", "recall", "specificity", "threshold")}}
+    if 0 < np.sum(y) < len(y):
+        auc, lo, hi = delong_auc_ci(y, risk)
+        out["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"}
+    return out
+
+
 def _metrics(preds: pd.DataFrame, labels: pd.Series, thresholds: dict[str, dict[int, float]]) -> dict:
     models = {}
     for name, g in preds.groupby("model", sort=False):
@@ -176,6 +202,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
             rows += [{"patient_id": ids[i], "model": name, "fold": s.fold, "risk": float(r),
                       "p_PD": float(1 / (1 + np.exp(-r)))} for i, r in zip(s.test, r_te, strict=True)
                      if s.repeat == 0]
+    final = _final_model(learner, y, cfg) if cfg.final_model else None
     preds = pd.DataFrame(rows)
     for col in ("risk", "p_PD"):  # metrics from exactly what predictions.csv holds
         preds[col] = preds[col].map(lambda v: float(f"{v:.6g}"))
@@ -198,6 +225,12 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
         write_json(tmp / "metrics.json", metrics)
         for fold, hist in learner.histories.items():
             write_json(tmp / "training" / f"{fold}.json", {"history": hist})
+        if final is not None:
+            import torch
+
+            (tmp / "models").mkdir(exist_ok=True)
+            torch.save(final.pop("state_dict"), tmp / "models" / f"{cfg.model}.pt")
+            write_json(tmp / "models" / f"{cfg.model}.json", final)
         save_figure(_roc_figure(preds, lab, metrics), tmp / "roc.png")
         _report(tmp, config, metrics)
     shutil.rmtree(state_dir, ignore_errors=True)
