@@ -280,10 +280,10 @@ def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_p
     table = pd.read_csv(abl / "ablation.csv")
     assert table["row"].tolist() == ["baseline", "+CMTFM"]
     assert table[["sgcm", "mmdfm", "cmtfm"]].values.tolist() == [["no", "no", "no"], ["no", "no", "yes"]]
-    row_metrics = json.loads((abl / "runs" / "plus-cmtfm" / "metrics.json").read_text())
+    row_metrics = json.loads((abl / "runs" / "cmtfm" / "metrics.json").read_text())
     c = row_metrics["models"]["dmmgnet"]["harrell_c"]["value"]
     assert table.loc[1, "dmmgnet C-index (95% CI)"].startswith(f"{c:.3f}")
-    assert yaml.safe_load((abl / "runs" / "plus-cmtfm" / "config.yaml").read_text())["train"]["network"]["cmtfm"]
+    assert yaml.safe_load((abl / "runs" / "cmtfm" / "config.yaml").read_text())["train"]["network"]["cmtfm"]
     stamp = (abl / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and (abl / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns == stamp

@@ -30,14 +30,17 @@ Progress = Callable[[str, float, float], None]
 
 
 def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", label.replace("+", "plus-")).strip("-").lower() or "row"
+    """A folder name for a row label: '+SGCM+CMTFM' -> 'sgcm-cmtfm'."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower() or "row"
 
 
 def _same_config(run: Path, cfg: TrainRunConfig) -> bool:
+    """The run folder holds a finished run of ``cfg`` (settings added since default alike)."""
     try:
         saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["train"]
-        return (run / "metrics.json").exists() and saved == json.loads(cfg.model_dump_json())
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        same = TrainRunConfig.model_validate(saved).model_dump(mode="json") == cfg.model_dump(mode="json")
+        return (run / "metrics.json").exists() and same
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         return False
 
 
@@ -64,6 +67,8 @@ def table_row(label: str, overrides: dict, model: str, metrics: dict) -> dict:
         row["fused minus clinical (95% CI)"] = estimate_text(_difference(metrics, fused))
     if ref is not None:
         row[f"clinical {what}"] = estimate_text(models[ref][key])
+    if "oracle" in models:  # a known true risk (synthetic cohorts)
+        row[f"oracle {what}"] = estimate_text(models["oracle"][key])
     pg = models[model].get("progression")
     if pg:
         row[f"progression by {pg.get('horizon_months') or pg['horizon']:g} mo AUC (95% CI)"] = \
