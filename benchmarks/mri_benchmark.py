@@ -68,7 +68,8 @@ def _c(metrics: dict, name: str) -> dict:
     return {q: round(metrics["models"][name]["harrell_c"][q], 4) for q in ("value", "ci_lower", "ci_upper")}
 
 
-FOLLOWUPS = {"progswin": 2, "dmmgnet": 0}  # dmmgnet reads the pre-treatment time point only
+# dmmgnet reads the pre-treatment time point only (the independent generator writes at least one follow-up)
+FOLLOWUPS = {"progswin": 2, "dmmgnet": 0}
 ENDPOINTS = {"progswin": ["os"], "dmmgnet": ["pfs", "os"]}  # the first one the cohort has
 
 
@@ -77,7 +78,7 @@ def one(model: str, kind: str, seed: int, patients: int, work: Path) -> dict:
     if kind == "independent":
         script = Path(__file__).with_name("independent_cohort.py")
         subprocess.run([sys.executable, str(script), str(path), "--patients", str(patients), "--seed", str(seed),
-                        "--modality", "mri", "--followups", str(FOLLOWUPS[model])], check=True,
+                        "--modality", "mri", "--followups", str(max(1, FOLLOWUPS[model]))], check=True,
                        stdout=subprocess.DEVNULL)
     else:
         synthesize(path, SynthConfig(patients=patients, seed=seed, modality="mri", followups=FOLLOWUPS[model]),
