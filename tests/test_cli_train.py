@@ -189,6 +189,21 @@ def test_cldca_response_classification_through_the_cli(small_cohort, trained, tm
     y = labels.loc[scored["patient_id"]]
     assert ext["n"] == 30 and ext["auc"]["value"] == pytest.approx(delong_auc_ci(y, scored["risk"])[0], abs=1e-5)
 
+    # CLDCA's ablation rows through `hccprog ablation` (response AUC table); a second call reuses them
+    abl = tmp_path / "cldca-abl"
+    args = ["ablation", str(small_cohort / "cohort.yaml"), "--model", "cldca", "--endpoint", "response",
+            "--folds", "3", "--preset", "tiny", "--rows", "Mode7 (no LSTM),CLDCA", "--out", str(abl),
+            "--cache", str(cache)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(abl / "ablation.csv")
+    assert table["row"].tolist() == ["Mode7 (no LSTM)", "CLDCA"] and table["lstm"].tolist() == ["no", "yes"]
+    m7 = json.loads((abl / "runs" / "mode7-no-lstm" / "metrics.json").read_text())["models"]["cldca"]["auc"]
+    assert table.loc[0, "cldca AUC (95% CI)"].startswith(f"{m7['value']:.3f}")
+    stamp = (abl / "runs" / "cldca" / "metrics.json").stat().st_mtime_ns
+    assert runner.invoke(app, args).exit_code == 0
+    assert (abl / "runs" / "cldca" / "metrics.json").stat().st_mtime_ns == stamp
+
 
 @pytest.fixture(scope="module")
 def mri_cohort(tmp_path_factory):

@@ -96,6 +96,7 @@ def ablation_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Pa
     unknown = [r for r in chosen if r not in spec.ablations]
     if unknown:
         raise ValueError(f"unknown ablation rows {unknown} for '{cfg.model}'; known: {', '.join(spec.ablations)}")
+    switches = list(dict.fromkeys(k for row in spec.ablations.values() for k in row))
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     table = []
@@ -115,7 +116,8 @@ def ablation_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Pa
 
             _, metrics = train_run(cohort, cohort_path, row_cfg, run, overwrite=True, cache_dir=cache_dir,
                                    extra_scores=extra_scores, progress=tick)
-        table.append(table_row(label, overrides, cfg.model, metrics))
+        net = row_cfg.network_config()  # every switch of the table, as this row resolves it
+        table.append(table_row(label, {k: getattr(net, k) for k in switches}, cfg.model, metrics))
     frame = pd.DataFrame(table)
     atomic_write_text(out / "ablation.csv", frame.to_csv(index=False))
     head = (f"# {cfg.model} ablation: {cohort.name}, {cfg.endpoint}\n\n"

@@ -215,7 +215,9 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
         config = {"command": "train", "task": "response", "title": f"{cfg.model}: response (PD vs disease control), "
                   f"{cohort.name}", "hccprog_version": __version__, "cohort": str(Path(cohort_path).resolve()),
                   "cohort_name": cohort.name, "endpoint": "response", "model": cfg.model,
-                  "train": run_cfg.model_dump(mode="json"), "network_resolved": learner.net_cfg.model_dump(mode="json"),
+                  # the settings as given (the run itself never screens by Cox: see clinical_resolved)
+                  "train": cfg.model_dump(mode="json"), "clinical_resolved": clin_cfg.model_dump(mode="json"),
+                  "network_resolved": learner.net_cfg.model_dump(mode="json"),
                   "cv": cfg.cv.model_dump(), "preprocessing_stats": data.stats,
                   "notes": [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
                   + [f"{len(labels) - len(ids)} patients with a response but no images are not scored"]
