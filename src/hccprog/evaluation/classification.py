@@ -120,12 +120,20 @@ def horizon_progression_metrics(labels, probability, *, threshold: float = 0.5) 
     known = (y >= 0) & np.isfinite(p)
     yk, pk = y[known], p[known]
     out: dict = {"n_known": int(known.sum()), "n_unknown": int((~known).sum()), "events": int(yk.sum())}
-    if len(np.unique(yk)) == 2:
-        auc, lo, hi = delong_auc_ci(yk, pk)
-        out["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi}
     if len(yk):
-        out.update({k: v for k, v in binary_metrics(yk, pk, threshold).items() if k != "auc"})
+        out.update(auc_and_classification(yk, pk, threshold))
     return _finite_or_none(out)
+
+
+def auc_and_classification(y_true, score, threshold: float) -> dict:
+    """ROC AUC with DeLong's 95% CI (``auc``, where both classes occur) and accuracy, F1,
+    precision, recall, specificity at ``threshold`` (score >= threshold is positive)."""
+    y = np.asarray(y_true).astype(int)
+    out: dict = {k: v for k, v in binary_metrics(y, score, threshold).items() if k != "auc"}
+    if len(np.unique(y)) == 2:
+        auc, lo, hi = delong_auc_ci(y, score)
+        out["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi}
+    return out
 
 
 def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 1000, seed: int = 0) -> dict:

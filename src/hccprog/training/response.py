@@ -28,7 +28,13 @@ import pandas as pd
 from hccprog import __version__
 from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.cohort.model import Cohort
-from hccprog.evaluation.classification import binary_metrics, delong_auc_ci, delong_test, youden_threshold
+from hccprog.evaluation.classification import (
+    auc_and_classification,
+    binary_metrics,
+    delong_auc_ci,
+    delong_test,
+    youden_threshold,
+)
 from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 from hccprog.training.clinical import clinical_frame
@@ -62,26 +68,20 @@ def _logistic(x_train: pd.DataFrame, y: np.ndarray, seed: int):
 def _final_model(learner, y: np.ndarray, cfg) -> dict:
     """Refit on every patient for ``predict``: the weights, and the Youden threshold of the
     refitted model on all patients (the cut-off ``predict`` applies)."""
+    from hccprog.training.train import model_description
+
     idx = np.arange(len(y))
     tr = learner.fit(idx, cfg.seed, "final model (all patients)")
     risk = learner.risk(tr, idx)
-    return {"model": cfg.model, "task": "response", "positive_class": "PD",
-            "network": learner.net_cfg.model_dump(mode="json"),
-            "preprocessing": cfg.preprocessing.model_dump(mode="json"), "channels": learner.data.channels,
-            "streams": learner.data.geometry()["streams"], "best_epoch": tr.best_epoch_,
-            "objective": learner.objective.state(), "threshold": youden_threshold(y, risk),
-            "clinical": tr.clinical_encoder_.state() if tr.clinical_encoder_ is not None else None,
-            "state_dict": tr.state_dict()}
+    return model_description(learner, tr, cfg, task="response", positive_class="PD",
+                             threshold=youden_threshold(y, risk))
 
 
 def response_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict:
     """ROC AUC with DeLong's 95% CI, and the classification at a fixed logit threshold."""
-    bm = binary_metrics(y, risk, threshold)
-    out = {"n": len(y), "n_positive": int(np.sum(y)),
-           **{k: bm[k] for k in ("accuracy", "f1", "precision", "recall", "specificity", "threshold")}}
-    if 0 < np.sum(y) < len(y):
-        auc, lo, hi = delong_auc_ci(y, risk)
-        out["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"}
+    out = {"n": len(y), "n_positive": int(np.sum(y)), **auc_and_classification(y, risk, threshold)}
+    if "auc" in out:
+        out["auc"]["method"] = "DeLong"
     return out
 
 

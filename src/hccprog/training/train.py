@@ -127,6 +127,14 @@ class TrainRunConfig(BaseModel):
 #: DMMGNet's two series under the names MRI cohorts commonly use (the first one a cohort has).
 T2_PV = ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"]
 
+
+def _dmmgnet_input(*, size: int, spacing_mm: tuple[float, float, float], slices: int) -> dict:
+    """DMMGNet's input: liver and tumor boxes (+10 mm) of T2 and PV, a slab of consecutive slices."""
+    return {"series": T2_PV, "timepoints": 1, "slices": slices, "selection": "contiguous", "size": size,
+            "spacing_mm": spacing_mm,
+            "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                        {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]}
+
 #: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks);
 #: ``paper``: the sizes of Xia et al. (224 px slices, EfficientNet-b0 trained end to end).
 PRESETS: dict[str, dict] = {
@@ -191,25 +199,15 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
     # slices of 112 x 112, four ResNet branches. cpu: 48 px, ResNet widths 16-128 with one block per
     # stage (the paper size costs ~1.5 s per forward of two patients on this CPU).
     "dmmgnet": {
-        "cpu": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 10,
-                                  "selection": "contiguous", "size": 48, "spacing_mm": (2.0, 2.0, 5.0),
-                                  "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                                              {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]},
+        "cpu": {"preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
                 "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
                             "dropout": 0.3},
                 "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
-        "paper": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 10,
-                                    "selection": "contiguous", "size": 112, "spacing_mm": (1.0, 1.0, 5.0),
-                                    "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                                                {"name": "tumor", "roi": "tumor", "fov_mm": None,
-                                                 "margin_mm": 10.0}]},
+        "paper": {"preprocessing": _dmmgnet_input(size=112, spacing_mm=(1.0, 1.0, 5.0), slices=10),
                   "network": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "nodes": 16, "k": 4,
                               "hidden": 128, "dropout": 0.3},
                   "training": {"epochs": 100, "batch_size": 8, "lr": 1e-4, "patience": 15}},
-        "tiny": {"preprocessing": {"series": T2_PV, "timepoints": 1, "slices": 4,
-                                   "selection": "contiguous", "size": 24, "spacing_mm": (4.0, 4.0, 5.0),
-                                   "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
-                                               {"name": "tumor", "roi": "tumor", "fov_mm": None}]},
+        "tiny": {"preprocessing": _dmmgnet_input(size=24, spacing_mm=(4.0, 4.0, 5.0), slices=4),
                  "network": {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8}},
     },
 }
@@ -497,7 +495,18 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
     base = BreslowSurvival().fit(risk[ok], t[ok], e[ok])
     horizons = res.horizons
     cut = learn_cutoffs(risk[ok], t[ok], e[ok], method=cfg.risk_groups, horizon=max(horizons))
-    out = {
+    return model_description(learner, tr, cfg, **{
+        "risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
+        "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
+        "horizons": horizons,
+        "train_groups": np.bincount(assign_groups(risk[ok], cut)).tolist(),
+    })
+
+
+def model_description(learner: DeepLearner, tr: SurvivalNetTrainer, cfg: TrainRunConfig, **extra) -> dict:
+    """What ``predict`` needs to rebuild a final model (``models/<model>.json``; ``state_dict``
+    goes to ``models/<model>.pt``), plus the task's own ``extra`` entries."""
+    return {
         "model": cfg.model,
         "network": learner.net_cfg.model_dump(mode="json"),
         "preprocessing": cfg.preprocessing.model_dump(mode="json"),
@@ -506,10 +515,6 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
         "best_epoch": tr.best_epoch_,
         "objective": learner.objective.state(),
         "clinical": tr.clinical_encoder_.state() if tr.clinical_encoder_ is not None else None,
-        "risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
-        "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
-        "horizons": horizons,
-        "train_groups": np.bincount(assign_groups(risk[ok], cut)).tolist(),
+        **extra,
         "state_dict": tr.state_dict(),
     }
-    return out
