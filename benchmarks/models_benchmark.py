@@ -8,6 +8,7 @@ number of parameters, seconds per epoch and inference seconds per patient (netwo
 preprocessed tensors). Writes ``benchmarks/results/models.json``.
 
     .venv/bin/python benchmarks/models_benchmark.py --seeds 0 --independent-seeds 0
+    .venv/bin/python benchmarks/models_benchmark.py --models dlop   # re-run one model, keep the others' rows
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ def _inference_seconds(cfg, cohort, cache: Path, clinical_features: int) -> tupl
         return params, (time.perf_counter() - t0) / len(x)
 
 
-def one(kind: str, seed: int, patients: int, work: Path) -> list[dict]:
+MODELS = {"dlop": "os", "cldca": "response"}
+
+
+def one(kind: str, seed: int, patients: int, work: Path, models: list[str]) -> list[dict]:
     path = _cohort(kind, seed, patients, work)
     cohort = load_cohort(path).cohort
     cache = work / f"cache-{kind}-{seed}"
     rows = []
-    for model, endpoint in (("dlop", "os"), ("cldca", "response")):
+    for model, endpoint in ((m, MODELS[m]) for m in models):
         cfg = resolve_config("cpu", model=model, endpoint=endpoint, n_boot=1000, seed=seed, final_model=False,
                              cv={"folds": 5, "repeats": 1, "seed": seed}, training={"seed": seed})
         run = work / f"run-{kind}-{seed}-{model}"
@@ -108,15 +112,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0], help="hccprog synthetic CT cohorts")
     ap.add_argument("--independent-seeds", type=int, nargs="*", default=[0], help="independent_cohort.py cohorts")
     ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "models.json")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            rows += one("hccprog", seed, args.patients, Path(tmp))
+            rows += one("hccprog", seed, args.patients, Path(tmp), args.models)
         for seed in args.independent_seeds:
-            rows += one("independent", seed, args.patients, Path(tmp))
+            rows += one("independent", seed, args.patients, Path(tmp), args.models)
+    if args.out.exists():  # rows of models not run this time are kept (each row records its own run)
+        rows = [r for r in json.loads(args.out.read_text())["runs"] if r["model"] not in args.models] + rows
     result = {"benchmark": "models (dlop, cldca)", "hccprog_version": __version__, "machine": platform.machine(),
               "torch_threads": torch.get_num_threads(),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -46,6 +46,28 @@ def test_efficientnet_b0_monai_and_one_channel_input():
         build_encoder("efficientnet-b0", pretrained=True)
 
 
+def test_compact_resnet_encoder_sizes_and_user_weights(tmp_path):
+    enc = build_encoder("resnet-compact", in_channels=2, widths=(8, 8, 16, 24)).eval()
+    with torch.no_grad():
+        assert enc(torch.rand(3, 2, 32, 32)).shape == (3, 24)
+        assert enc(torch.rand(1, 2, 17, 23)).shape == (1, 24)  # any size (global average pooling)
+    assert enc.out_features == 24
+    # a 3x3 stem without stride or max pooling: the first stage keeps the full resolution
+    assert enc.backbone.conv1.stride == (1, 1) and enc.backbone.conv1.kernel_size == (3, 3)
+    path = tmp_path / "compact.pt"
+    torch.save(enc.backbone.state_dict(), path)
+    other = build_encoder("resnet-compact", in_channels=2, widths=(8, 8, 16, 24), weights=path).eval()
+    x = torch.rand(2, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(enc(x), other(x))
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        build_encoder("resnet-compact", pretrained=True)
+    with pytest.raises(ValueError, match="4 stages"):
+        build_encoder("resnet-compact", widths=(8, 16))
+    net = CRNN(CRNNConfig(encoder="resnet-compact", encoder_widths=(4, 8, 8, 16), hidden=4), streams=2, channels=3)
+    assert net.encoders[0].out_features == 16 and net(torch.rand(2, 2, 2, 3, 3, 32, 32)).shape == (2,)
+
+
 def test_pretrained_lite0_loads_offline_weights():
     from efficientnet_lite_pytorch import EfficientNet
 

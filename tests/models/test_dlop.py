@@ -18,7 +18,7 @@ def test_registry_and_presets():
     assert spec.objective == "discrete" and spec.clinical
     assert get_model("dlop-ctr").defaults == {"variant": "ctr"}
     cpu = resolve_config("cpu", model="dlop")
-    assert cpu.network_config().encoder == "efficientnet-lite0" and cpu.clinical.screening == "cox"
+    assert cpu.network_config().encoder == "resnet-compact" and cpu.clinical.screening == "cox"
     paper = resolve_config("paper", model="dlop")
     net = paper.network_config()
     assert (net.encoder, net.clinical_hidden, net.intervals) == ("resnet101", [16, 32, 64], 4)

@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hccprog.models.encoders import EncoderName, build_encoder
+from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
 
 
 class CLDCAConfig(BaseModel):
@@ -29,6 +29,7 @@ class CLDCAConfig(BaseModel):
     encoder: EncoderName = "resnet50"
     pretrained: bool = False
     encoder_weights: str | None = None
+    encoder_widths: tuple[int, int, int, int] = COMPACT_WIDTHS  # resnet-compact only: stage widths
     d_model: int = Field(128, ge=8)
     heads: int = Field(4, ge=1)
     clinical_hidden: list[int] = Field(default_factory=lambda: [64])  # DNN hidden layers before d_model
@@ -48,7 +49,8 @@ class CLDCA(nn.Module):
             raise ValueError("CLDCA needs at least one clinical input")
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained,
-                                     weights=cfg.encoder_weights)
+                                     weights=cfg.encoder_weights,
+                                     widths=cfg.encoder_widths)
         f = self.encoder.out_features
         self.seq = nn.LSTM(f, cfg.d_model, batch_first=True) if cfg.lstm else nn.Linear(f, cfg.d_model)
         layers: list[nn.Module] = []

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hccprog.models.encoders import EncoderName, build_encoder
+from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
 
 
 class CRNNConfig(BaseModel):
@@ -26,6 +26,7 @@ class CRNNConfig(BaseModel):
     encoder: EncoderName = "efficientnet-b0"
     pretrained: bool = False  # efficientnet-lite0 only: offline ImageNet weights
     encoder_weights: str | None = None  # a user-supplied encoder state dict
+    encoder_widths: tuple[int, int, int, int] = COMPACT_WIDTHS  # resnet-compact only: stage widths
     shared_encoder: bool = True  # one encoder for every stream
     freeze_encoder: bool = False
     hidden: int = Field(64, ge=1)  # LSTM units
@@ -40,7 +41,8 @@ class CRNN(nn.Module):
         self.streams = streams
         n_enc = 1 if cfg.shared_encoder else streams
         self.encoders = nn.ModuleList(
-            build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained, weights=cfg.encoder_weights)
+            build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained, weights=cfg.encoder_weights,
+                          widths=cfg.encoder_widths)
             for _ in range(n_enc))
         if cfg.freeze_encoder:
             for p in self.encoders.parameters():

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hccprog.models.encoders import EncoderName, build_encoder
+from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
 
 
 class DLOPConfig(BaseModel):
@@ -26,6 +26,7 @@ class DLOPConfig(BaseModel):
     encoder: EncoderName = "resnet101"
     pretrained: bool = False
     encoder_weights: str | None = None
+    encoder_widths: tuple[int, int, int, int] = COMPACT_WIDTHS  # resnet-compact only: stage widths
     variant: Literal["combin", "ctr"] = "combin"  # combin: image + clinical; ctr: image only
     clinical_hidden: list[int] = Field(default_factory=lambda: [16, 32, 64])
     image_features: int | None = None  # optional linear projection of the image vector (None: as is)
@@ -38,7 +39,8 @@ class DLOP(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained,
-                                     weights=cfg.encoder_weights)
+                                     weights=cfg.encoder_weights,
+                                     widths=cfg.encoder_widths)
         feat = self.encoder.out_features * streams
         self.project = None
         if cfg.image_features:

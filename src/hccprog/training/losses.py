@@ -44,8 +44,9 @@ def logistic_hazard_loss(logits: torch.Tensor, event: torch.Tensor, time: torch.
     surviving interval j too; a time beyond the last cut survived every interval.
     """
     n, j = logits.shape
-    idx = interval_index(time.to(torch.float64), cuts.to(torch.float64))
-    ev = event.bool() & (idx < j)
+    # the cuts follow the batch to its device (a model trained on a GPU)
+    idx = interval_index(time.to(torch.float64), cuts.to(device=time.device, dtype=torch.float64)).to(logits.device)
+    ev = event.bool().to(logits.device) & (idx < j)
     last = idx.clamp(max=j - 1)
     target = torch.zeros_like(logits)
     target[ev, last[ev]] = 1.0

@@ -135,14 +135,16 @@ def _dmmgnet_input(*, size: int, spacing_mm: tuple[float, float, float], slices:
             "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
                         {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]}
 
-#: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks);
+#: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks): a compact
+#: ResNet from scratch, 20 epochs on every training patient (no inner validation split; see
+#: docs/models/crnn.md for the measured alternatives);
 #: ``paper``: the sizes of Xia et al. (224 px slices, EfficientNet-b0 trained end to end).
 PRESETS: dict[str, dict] = {
     "cpu": {
         "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 3, "timepoints": 2,
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
-        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "hidden": 32, "dropout": 0.3},
-        "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2},
+        "network": {"encoder": "resnet-compact", "pretrained": False, "hidden": 32, "dropout": 0.3},
+        "training": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.0},
     },
     "paper": {
         "preprocessing": {"size": 224, "spacing_mm": (0.8, 0.8, 5.0), "slices": 3, "timepoints": 2,
@@ -163,7 +165,7 @@ PRESETS: dict[str, dict] = {
 #: DLOP_Combin ``paper``: ResNet101 on 224 x 224 CT slices (Sun et al. 2024).
 MODEL_PRESETS: dict[str, dict[str, dict]] = {
     "dlop": {
-        "cpu": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "dropout": 0.3},
+        "cpu": {"network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
                 "clinical": {"screening": "cox"}},
         "paper": {"preprocessing": {"streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
                   "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
@@ -173,7 +175,9 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
     # CLDCA (Tong et al.): ResNet50 on 224 x 224 slices, lr 1e-4, batch 32, dropout 0.1, Adam
     "cldca": {
         "cpu": {"preprocessing": {"slices": 6},
-                "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1}},
+                "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
+                # as measured in benchmarks/results/models.json (early stopping on an inner split)
+                "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2}},
         "paper": {"preprocessing": {"slices": 8, "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
                   "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
                   "training": {"lr": 1e-4, "batch_size": 32}},
