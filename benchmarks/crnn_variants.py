@@ -1,4 +1,4 @@
-"""Image-model variants of ``crnn`` (or ``dlop``) under 5-fold CV: how the ``cpu`` preset was chosen.
+"""Image-model variants of ``crnn`` (or ``crnn-s``) under 5-fold CV: how the ``cpu`` preset was chosen.
 
 Preprocesses a cohort once with the ``cpu`` preset's slice config (hccprog's cache), then for
 each named variant and CV seed trains the network alone (no clinical baselines, no fusion, no
@@ -53,8 +53,6 @@ def _job(args: tuple) -> dict:
     net_over, train_over = VARIANTS[variant]
     cfg = resolve_config("cpu", model=model, network=net_over, training={**train_over, "device": device})
     spec = get_model(model)
-    if spec.clinical or spec.objective != "cox":
-        raise SystemExit("variants cover image-only Cox models (crnn, crnn-s)")
     geo = {"streams": x.shape[2], "channels": x.shape[4]}
     risk = np.zeros(len(t))
     t0 = time.perf_counter()
@@ -69,6 +67,7 @@ def _job(args: tuple) -> dict:
 
 def main() -> None:
     from hccprog.cohort.load import load_cohort
+    from hccprog.models.registry import get_model
     from hccprog.preprocessing.cache import preprocess_cohort
     from hccprog.training.train import resolve_config
 
@@ -82,6 +81,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--tensors", default="crnn_variants_tensors.npz", help="where the preprocessed tensors go")
     args = ap.parse_args()
+    spec = get_model(args.model)
+    if spec.clinical or spec.objective != "cox":
+        raise SystemExit("variants cover image-only Cox models (crnn, crnn-s)")
     cohort = load_cohort(args.cohort).cohort
     out = cohort.outcomes(args.endpoint, unit=cohort.time_unit)
     data = preprocess_cohort(cohort, resolve_config("cpu", model=args.model).preprocessing, ids=list(out.index))

@@ -80,8 +80,8 @@ def load_state(module: nn.Module, path: str | Path) -> None:
 
 def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3, pretrained: bool = False,
                   weights: str | Path | None = None, bn_momentum: float = 0.1,
-                  widths: tuple[int, ...] = COMPACT_WIDTHS, blocks: tuple[int, ...] | None = None) -> Encoder:
-    """``widths`` / ``blocks``: stage widths and residual blocks per stage of ``resnet-compact``."""
+                  widths: tuple[int, ...] = COMPACT_WIDTHS) -> Encoder:
+    """``widths``: the four stage widths of ``resnet-compact`` (one residual block each)."""
     if name == "efficientnet-b0":
         if pretrained:
             raise ValueError("no offline ImageNet weights for efficientnet-b0: use efficientnet-lite0, or pass "
@@ -117,11 +117,9 @@ def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3
         from monai.networks.nets import ResNet
 
         widths = tuple(int(w) for w in widths)
-        blocks = tuple(blocks) if blocks is not None else (1,) * len(widths)
-        if len(widths) != 4 or len(blocks) != 4:
-            raise ValueError(f"resnet-compact has 4 stages: 4 widths and 4 block counts; got widths {widths}, "
-                             f"blocks {blocks}")
-        net = ResNet("basic", list(blocks), list(widths), spatial_dims=2, n_input_channels=in_channels,
+        if len(widths) != 4:
+            raise ValueError(f"resnet-compact has 4 stages: give 4 widths, got {widths}")
+        net = ResNet("basic", [1, 1, 1, 1], list(widths), spatial_dims=2, n_input_channels=in_channels,
                      conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, feed_forward=False)
         enc = Encoder(net, widths[-1], normalize=False)
     else:

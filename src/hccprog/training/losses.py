@@ -44,9 +44,8 @@ def logistic_hazard_loss(logits: torch.Tensor, event: torch.Tensor, time: torch.
     surviving interval j too; a time beyond the last cut survived every interval.
     """
     n, j = logits.shape
-    # the cuts follow the batch to its device (a model trained on a GPU)
-    idx = interval_index(time.to(torch.float64), cuts.to(device=time.device, dtype=torch.float64)).to(logits.device)
-    ev = event.bool().to(logits.device) & (idx < j)
+    idx = interval_index(time.to(torch.float64), cuts.to(time.device, torch.float64))  # cuts follow a GPU batch
+    ev = event.bool() & (idx < j)
     last = idx.clamp(max=j - 1)
     target = torch.zeros_like(logits)
     target[ev, last[ev]] = 1.0
