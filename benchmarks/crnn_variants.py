@@ -1,10 +1,12 @@
 """Image-model variants of ``crnn`` (or ``crnn-s``) under 5-fold CV: how the ``cpu`` preset was chosen.
 
-Preprocesses a cohort once with the ``cpu`` preset's slice config (hccprog's cache), then for
-each named variant and CV seed trains the network alone (no clinical baselines, no fusion, no
-bootstrap) and prints one JSON line with the out-of-fold Harrell's C. Variants change the
-network or training config of the preset; ``--device cuda`` runs them on a GPU, ``--workers``
-in parallel processes. The table in docs/models/crnn.md came from these runs.
+Preprocesses a cohort once per slice config that the chosen variants need (the ``cpu``
+preset's, or the variant's overrides of it), then for each named variant and CV seed trains the
+network alone (no clinical baselines, no fusion, no bootstrap) and prints one JSON line with the
+out-of-fold Harrell's C. Variants change the preprocessing, network or training config of the
+preset, average the predictions over the eight flips and 90-degree rotations of the slices
+(``tta``) or over networks trained with two seeds (``seeds2``); ``--device cuda`` runs them on a
+GPU, ``--workers`` in parallel processes. The tables in docs/models/crnn.md came from these runs.
 
     .venv/bin/python benchmarks/crnn_variants.py COHORT.yaml --variants preset noaug ep40 --cv-seeds 0 1
 """
@@ -21,6 +23,8 @@ import numpy as np
 
 VARIANTS: dict[str, tuple[dict, dict]] = {  # name -> (network overrides, training overrides)
     "preset": ({}, {}),
+    "tta": ({}, {}),
+    "seeds2": ({}, {}),
     "lite0": ({"encoder": "efficientnet-lite0", "pretrained": True},
               {"epochs": 10, "val_fraction": 0.2, "patience": 4}),
     "early-stopping": ({}, {"epochs": 30, "val_fraction": 0.2, "patience": 10}),
@@ -34,7 +38,24 @@ VARIANTS: dict[str, tuple[dict, dict]] = {  # name -> (network overrides, traini
     "drop0.1": ({"dropout": 0.1}, {}),
     "hidden64": ({"hidden": 64}, {}),
     "wd1e-3": ({}, {"weight_decay": 1e-3}),
+    "res2mm": ({}, {}),
+    "res3mm": ({}, {}),
+    "liver-stream": ({}, {}),
 }
+_TUMOR = {"name": "tumor", "roi": "tumor", "fov_mm": 128.0}
+PREPROCESSING: dict[str, dict] = {  # name -> preprocessing overrides of the preset
+    "res2mm": {"spacing_mm": (2.0, 2.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 64.0}]},  # 32 px
+    "res3mm": {"spacing_mm": (3.0, 3.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 96.0}]},
+    "liver-stream": {"streams": [_TUMOR, {"name": "liver", "roi": "liver", "fov_mm": None}]},
+}
+
+
+def _dihedral(x: np.ndarray):
+    """The eight flips and 90-degree rotations of the slices (last two axes)."""
+    for k in range(4):
+        r = np.rot90(x, k, axes=(-2, -1))
+        yield np.ascontiguousarray(r)
+        yield np.ascontiguousarray(r[..., ::-1])
 
 
 def _job(args: tuple) -> dict:
@@ -57,10 +78,15 @@ def _job(args: tuple) -> dict:
     risk = np.zeros(len(t))
     t0 = time.perf_counter()
     for s in make_splits(len(t), e, CVConfig(folds=5, repeats=1, seed=cv_seed)):
-        tr = SurvivalNetTrainer(lambda: spec.build(cfg.network_config(), **geo),
-                                cfg.training.model_copy(update={"seed": cv_seed * 1000 + s.fold}))
-        tr.fit(x[s.train], t[s.train], e[s.train])
-        risk[s.test] = tr.predict(x[s.test])
+        fold_risk = []
+        for rep in range(2 if variant == "seeds2" else 1):
+            tr = SurvivalNetTrainer(lambda: spec.build(cfg.network_config(), **geo),
+                                    cfg.training.model_copy(update={"seed": cv_seed * 1000 + s.fold + 100 * rep}))
+            tr.fit(x[s.train], t[s.train], e[s.train])
+            views = _dihedral(x[s.test]) if variant == "tta" else [x[s.test]]
+            # centred on the training part's mean: the partial likelihood leaves the offset free
+            fold_risk.append(np.mean([tr.predict(v) for v in views], axis=0) - tr.predict(x[s.train]).mean())
+        risk[s.test] = np.mean(fold_risk, axis=0)
     return {"variant": variant, "cv_seed": cv_seed, "c": round(float(harrell_c(t, e, risk)), 4),
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -86,10 +112,15 @@ def main() -> None:
         raise SystemExit("variants cover image-only Cox models (crnn, crnn-s)")
     cohort = load_cohort(args.cohort).cohort
     out = cohort.outcomes(args.endpoint, unit=cohort.time_unit)
-    data = preprocess_cohort(cohort, resolve_config("cpu", model=args.model).preprocessing, ids=list(out.index))
-    out = out.loc[data.ids]
-    np.savez(args.tensors, x=data.x, t=out["time"].to_numpy(float), e=out["event"].to_numpy(int))
-    jobs = [(args.tensors, args.model, v, s, args.device) for v in args.variants
+    tensors = {}
+    for prep in dict.fromkeys(v if v in PREPROCESSING else "preset" for v in args.variants):
+        cfg = resolve_config("cpu", model=args.model, preprocessing=PREPROCESSING.get(prep, {}))
+        data = preprocess_cohort(cohort, cfg.preprocessing, ids=list(out.index))
+        o = out.loc[data.ids]
+        path = args.tensors if prep == "preset" else args.tensors.replace(".npz", f"-{prep}.npz")
+        np.savez(path, x=data.x, t=o["time"].to_numpy(float), e=o["event"].to_numpy(int))
+        tensors[prep] = path
+    jobs = [(tensors[v if v in PREPROCESSING else "preset"], args.model, v, s, args.device) for v in args.variants
             for s in args.cv_seeds]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         for row in ex.map(_job, jobs):
