@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -113,11 +114,12 @@ def main() -> None:
     cohort = load_cohort(args.cohort).cohort
     out = cohort.outcomes(args.endpoint, unit=cohort.time_unit)
     tensors = {}
+    base = Path(args.tensors).with_suffix(".npz")
     for prep in dict.fromkeys(v if v in PREPROCESSING else "preset" for v in args.variants):
         cfg = resolve_config("cpu", model=args.model, preprocessing=PREPROCESSING.get(prep, {}))
         data = preprocess_cohort(cohort, cfg.preprocessing, ids=list(out.index))
         o = out.loc[data.ids]
-        path = args.tensors if prep == "preset" else args.tensors.replace(".npz", f"-{prep}.npz")
+        path = base if prep == "preset" else base.with_name(f"{base.stem}-{prep}.npz")
         np.savez(path, x=data.x, t=o["time"].to_numpy(float), e=o["event"].to_numpy(int))
         tensors[prep] = path
     jobs = [(tensors[v if v in PREPROCESSING else "preset"], args.model, v, s, args.device) for v in args.variants
