@@ -42,12 +42,14 @@ VARIANTS: dict[str, tuple[dict, dict]] = {  # name -> (network overrides, traini
     "res2mm": ({}, {}),
     "res3mm": ({}, {}),
     "liver-stream": ({}, {}),
+    "contiguous7": ({}, {}),
 }
 _TUMOR = {"name": "tumor", "roi": "tumor", "fov_mm": 128.0}
 PREPROCESSING: dict[str, dict] = {  # name -> preprocessing overrides of the preset
     "res2mm": {"spacing_mm": (2.0, 2.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 64.0}]},  # 32 px
     "res3mm": {"spacing_mm": (3.0, 3.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 96.0}]},
     "liver-stream": {"streams": [_TUMOR, {"name": "liver", "roi": "liver", "fov_mm": None}]},
+    "contiguous7": {"slices": 7, "selection": "contiguous"},  # a slab around the largest tumor slice
 }
 
 
