@@ -22,34 +22,31 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS: dict[str, tuple[dict, dict]] = {  # name -> (network overrides, training overrides)
-    "preset": ({}, {}),
-    "tta": ({}, {}),
-    "seeds2": ({}, {}),
-    "lite0": ({"encoder": "efficientnet-lite0", "pretrained": True},
-              {"epochs": 10, "val_fraction": 0.2, "patience": 4}),
-    "early-stopping": ({}, {"epochs": 30, "val_fraction": 0.2, "patience": 10}),
-    "noaug": ({}, {"augment": False}),
-    "ep30": ({}, {"epochs": 30}),
-    "ep40": ({}, {"epochs": 40}),
-    "wide": ({"encoder_widths": (32, 64, 128, 256)}, {}),
-    "lr2e-3": ({}, {"lr": 2e-3}),
-    "bs16": ({}, {"batch_size": 16}),
-    "bs64": ({}, {"batch_size": 64}),
-    "drop0.1": ({"dropout": 0.1}, {}),
-    "hidden64": ({"hidden": 64}, {}),
-    "wd1e-3": ({}, {"weight_decay": 1e-3}),
-    "res2mm": ({}, {}),
-    "res3mm": ({}, {}),
-    "liver-stream": ({}, {}),
-    "contiguous7": ({}, {}),
-}
 _TUMOR = {"name": "tumor", "roi": "tumor", "fov_mm": 128.0}
-PREPROCESSING: dict[str, dict] = {  # name -> preprocessing overrides of the preset
-    "res2mm": {"spacing_mm": (2.0, 2.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 64.0}]},  # 32 px
-    "res3mm": {"spacing_mm": (3.0, 3.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 96.0}]},
-    "liver-stream": {"streams": [_TUMOR, {"name": "liver", "roi": "liver", "fov_mm": None}]},
-    "contiguous7": {"slices": 7, "selection": "contiguous"},  # a slab around the largest tumor slice
+#: name -> overrides of the preset: ``network``, ``training``, ``preprocessing`` (dicts), ``seeds``
+#: (networks averaged per fold), ``tta`` (average over the slices' flips and 90-degree rotations)
+VARIANTS: dict[str, dict] = {
+    "preset": {},
+    "tta": {"tta": True},
+    "seeds2": {"seeds": 2},
+    "lite0": {"network": {"encoder": "efficientnet-lite0", "pretrained": True},
+              "training": {"epochs": 10, "val_fraction": 0.2, "patience": 4}},
+    "early-stopping": {"training": {"epochs": 30, "val_fraction": 0.2, "patience": 10}},
+    "noaug": {"training": {"augment": False}},
+    "ep30": {"training": {"epochs": 30}},
+    "ep40": {"training": {"epochs": 40}},
+    "wide": {"network": {"encoder_widths": (32, 64, 128, 256)}},
+    "lr2e-3": {"training": {"lr": 2e-3}},
+    "bs16": {"training": {"batch_size": 16}},
+    "bs64": {"training": {"batch_size": 64}},
+    "drop0.1": {"network": {"dropout": 0.1}},
+    "hidden64": {"network": {"hidden": 64}},
+    "wd1e-3": {"training": {"weight_decay": 1e-3}},
+    "res2mm": {"preprocessing": {"spacing_mm": (2.0, 2.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 64.0}]}},  # 32 px
+    "res3mm": {"preprocessing": {"spacing_mm": (3.0, 3.0, 5.0), "streams": [{**_TUMOR, "fov_mm": 96.0}]}},
+    "liver-stream": {"preprocessing": {"streams": [_TUMOR, {"name": "liver", "roi": "liver", "fov_mm": None}]}},
+    # a slab around the largest tumor slice
+    "contiguous7": {"preprocessing": {"slices": 7, "selection": "contiguous"}},
 }
 
 
@@ -74,19 +71,20 @@ def _job(args: tuple) -> dict:
     torch.set_num_threads(1)
     d = np.load(npz)
     x, t, e = d["x"], d["t"], d["e"]
-    net_over, train_over = VARIANTS[variant]
-    cfg = resolve_config("cpu", model=model, network=net_over, training={**train_over, "device": device})
+    v = VARIANTS[variant]
+    cfg = resolve_config("cpu", model=model, network=v.get("network", {}),
+                         training={**v.get("training", {}), "device": device})
     spec = get_model(model)
     geo = {"streams": x.shape[2], "channels": x.shape[4]}
     risk = np.zeros(len(t))
     t0 = time.perf_counter()
     for s in make_splits(len(t), e, CVConfig(folds=5, repeats=1, seed=cv_seed)):
         fold_risk = []
-        for rep in range(2 if variant == "seeds2" else 1):
+        for rep in range(v.get("seeds", 1)):
             tr = SurvivalNetTrainer(lambda: spec.build(cfg.network_config(), **geo),
                                     cfg.training.model_copy(update={"seed": cv_seed * 1000 + s.fold + 100 * rep}))
             tr.fit(x[s.train], t[s.train], e[s.train])
-            views = _dihedral(x[s.test]) if variant == "tta" else [x[s.test]]
+            views = _dihedral(x[s.test]) if v.get("tta") else [x[s.test]]
             # centred on the training part's mean: the partial likelihood leaves the offset free
             fold_risk.append(np.mean([tr.predict(v) for v in views], axis=0) - tr.predict(x[s.train]).mean())
         risk[s.test] = np.mean(fold_risk, axis=0)
@@ -115,17 +113,18 @@ def main() -> None:
         raise SystemExit("variants cover image-only Cox models (crnn, crnn-s)")
     cohort = load_cohort(args.cohort).cohort
     out = cohort.outcomes(args.endpoint, unit=cohort.time_unit)
-    tensors = {}
     base = Path(args.tensors).with_suffix(".npz")
-    for prep in dict.fromkeys(v if v in PREPROCESSING else "preset" for v in args.variants):
-        cfg = resolve_config("cpu", model=args.model, preprocessing=PREPROCESSING.get(prep, {}))
+    # one tensor file per distinct slice config: the preset's, or a variant's overrides of it
+    prep_of = {v: v if "preprocessing" in VARIANTS[v] else "preset" for v in args.variants}
+    tensors = {}
+    for prep in dict.fromkeys(prep_of.values()):
+        cfg = resolve_config("cpu", model=args.model, preprocessing=VARIANTS[prep].get("preprocessing", {}))
         data = preprocess_cohort(cohort, cfg.preprocessing, ids=list(out.index))
         o = out.loc[data.ids]
         path = base if prep == "preset" else base.with_name(f"{base.stem}-{prep}.npz")
         np.savez(path, x=data.x, t=o["time"].to_numpy(float), e=o["event"].to_numpy(int))
         tensors[prep] = path
-    jobs = [(tensors[v if v in PREPROCESSING else "preset"], args.model, v, s, args.device) for v in args.variants
-            for s in args.cv_seeds]
+    jobs = [(tensors[prep_of[v]], args.model, v, s, args.device) for v in args.variants for s in args.cv_seeds]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         for row in ex.map(_job, jobs):
             print(json.dumps(row), flush=True)
