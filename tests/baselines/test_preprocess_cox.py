@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
 from hccprog.baselines.preprocess import TabularPreprocessor
@@ -48,3 +49,47 @@ def test_bivariate_fusion_weights_the_informative_score():
     fus = BivariateCoxFusion().fit(a, b, t, np.ones(n))
     coef = fus.coefficients
     assert coef["score_a"] > 0.8 and abs(coef["score_b"]) < 0.2
+
+
+def _locf_cohort(n: int, seed: int):
+    """Score a informative only where the follow-up was seen; carried-forward patients (m = 1)
+    have a lower hazard and an uninformative score a."""
+    rng = np.random.default_rng(seed)
+    m = (rng.uniform(size=n) < 0.25).astype(float)
+    a = rng.normal(size=n)
+    b = rng.normal(size=n)
+    lp = np.where(m == 1, -1.0, 1.2 * a) + 0.8 * b
+    t = rng.exponential(np.exp(-lp))
+    c = rng.exponential(3.0, n)
+    return a, b, m, np.minimum(t, c), (t <= c).astype(int)
+
+
+def test_fusion_indicator_learns_offset_and_own_weight():
+    a, b, m, t, e = _locf_cohort(600, 2)
+    fus = BivariateCoxFusion().fit(a, b, t, e, indicator=m)
+    assert fus.uses_indicator_
+    coef = fus.coefficients
+    assert coef["score_a"] > 0.8 and coef["score_b"] > 0.5
+    assert coef["indicator"] < -0.5  # lower hazard of the carried-forward patients
+    assert abs(coef["score_a"] + coef["score_a_indicated"]) < 0.35  # no weight for them
+    # out of sample, the indicator terms rank better than the plain bivariate model
+    a2, b2, m2, t2, e2 = _locf_cohort(600, 3)
+    plain = BivariateCoxFusion().fit(a, b, t, e)
+    c_plain = harrell_c(t2, e2, plain.predict_risk(a2, b2))
+    c_ind = harrell_c(t2, e2, fus.predict_risk(a2, b2, m2))
+    assert c_ind > c_plain + 0.01
+    s = fus.predict_survival(a2, b2, [0.5, 1.0], m2)
+    assert s.shape == (600, 2) and np.all(s[:, 1] <= s[:, 0] + 1e-12)
+    with pytest.raises(ValueError, match="indicator"):
+        fus.predict_risk(a2, b2)
+
+
+def test_fusion_indicator_ignored_when_too_few_patients():
+    a, b, m, t, e = _locf_cohort(200, 4)
+    few = np.zeros_like(m)
+    few[:5] = 1
+    fus = BivariateCoxFusion().fit(a, b, t, e, indicator=few)
+    plain = BivariateCoxFusion().fit(a, b, t, e)
+    assert not fus.uses_indicator_
+    assert set(fus.coefficients) == {"score_a", "score_b"}
+    np.testing.assert_allclose(fus.predict_risk(a, b, few), plain.predict_risk(a, b))

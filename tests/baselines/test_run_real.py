@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hccprog.baselines.run import BaselinesConfig, run_baselines
+from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
 from hccprog.cohort import load_cohort
 from hccprog.evaluation.metrics import survival_metrics
 from hccprog.training.cv import CVConfig
@@ -56,3 +56,37 @@ def test_shuffled_outcomes_give_chance_performance(hts):
     for name in cv_models:
         c = m["models"][name]["harrell_c"]
         assert c["ci_lower"] < 0.5 < c["ci_upper"], (name, c)
+
+
+class _ScoreLearner:
+    """A cross-validated 'learner' that returns a fixed score (noise here), with an optional
+    imputed-input indicator for the fusion."""
+
+    def __init__(self, score: np.ndarray, indicator: np.ndarray | None) -> None:
+        self.score = score
+        self.fusion_indicator = indicator
+
+    def __call__(self, s, grid):
+        surv = np.exp(-np.outer(np.exp(self.score[s.test]), np.asarray(grid, float) / 100.0))
+        return FoldPrediction(self.score[s.train], self.score[s.test], surv)
+
+
+def test_fusion_gets_the_learners_indicator(hts):
+    hts = load_cohort(hts).cohort
+    n = len(hts.ids)
+    rng = np.random.default_rng(5)
+    score = rng.normal(size=n)
+    ind = (np.arange(n) % 3 == 0).astype(float)  # a third of the patients "carried forward"
+    cfg = BaselinesConfig(endpoint="os", cv=CVConfig(folds=5, repeats=1), n_boot=0, scores=[])
+    fusion = [("img", "clinical_cox", "img+clinical")]
+    with_ind = run_baselines(hts, cfg, learners={"img": _ScoreLearner(score, ind)}, extra_fusions=fusion)
+    without = run_baselines(hts, cfg, learners={"img": _ScoreLearner(score, None)}, extra_fusions=fusion)
+    note = [x for x in with_ind.notes if x.startswith("fusion 'img+clinical'")]
+    assert len(note) == 1 and "in 5 of 5 splits" in note[0]
+    assert not any(x.startswith("fusion 'img+clinical'") for x in without.notes)
+    a = with_ind.predictions.query("model == 'img+clinical'").set_index("patient_id")["risk"]
+    b = without.predictions.query("model == 'img+clinical'").set_index("patient_id")["risk"]
+    assert len(a) == n and a.index.equals(b.index)
+    # the indicator's offset moves the indicated patients' fused risks relative to the others
+    shift = (a - b).to_numpy()
+    assert np.abs(shift).max() > 1e-3

@@ -94,27 +94,52 @@ class CoxModel:
 
 class BivariateCoxFusion:
     """Cox model of two risk scores (the RadCLN recipe: image score + clinical score), each
-    standardised on the training data. Unpenalised unless the fit fails to converge."""
+    standardised on the training data. Unpenalised unless the fit fails to converge.
 
-    def fit(self, a, b, time, event) -> BivariateCoxFusion:
-        X = self._frame(a, b, fit=True)
+    ``indicator`` (optional, 0/1 per patient) marks patients whose first score was computed from
+    imputed input, e.g. a follow-up carried forward (LOCF). When the training data hold at least
+    ``min_indicated`` such patients with at least ``min_indicated_events`` events, and as many
+    without, the model gets two more terms: the indicator (an offset) and its product with the
+    first score (its own weight among the indicated patients). Otherwise the indicator is
+    ignored (``uses_indicator_`` is False) and the model is the plain bivariate one."""
+
+    def __init__(self, *, min_indicated: int = 10, min_indicated_events: int = 3) -> None:
+        self.min_indicated = min_indicated
+        self.min_indicated_events = min_indicated_events
+
+    def fit(self, a, b, time, event, indicator=None) -> BivariateCoxFusion:
+        self.uses_indicator_ = False
+        if indicator is not None:
+            m = np.asarray(indicator, float) > 0
+            ev = np.asarray(event).astype(int)
+            self.uses_indicator_ = bool(min(m.sum(), (~m).sum()) >= self.min_indicated
+                                        and ev[m].sum() >= self.min_indicated_events)
+        X = self._frame(a, b, indicator, fit=True)
         self.model_ = CoxModel._fit_one(X, time, event, 1e-6, 0.0)
         return self
 
-    def _frame(self, a, b, *, fit: bool = False) -> pd.DataFrame:
+    def _frame(self, a, b, indicator=None, *, fit: bool = False) -> pd.DataFrame:
         a = np.asarray(a, float)
         b = np.asarray(b, float)
         if fit:
             self.loc_ = (a.mean(), b.mean())
             self.scale_ = (a.std() or 1.0, b.std() or 1.0)
-        return pd.DataFrame({"score_a": (a - self.loc_[0]) / self.scale_[0],
-                             "score_b": (b - self.loc_[1]) / self.scale_[1]})
+        X = pd.DataFrame({"score_a": (a - self.loc_[0]) / self.scale_[0],
+                          "score_b": (b - self.loc_[1]) / self.scale_[1]})
+        if getattr(self, "uses_indicator_", False):
+            if indicator is None:
+                raise ValueError("this fusion was fitted with an indicator: pass it to predict as well")
+            m = (np.asarray(indicator, float) > 0).astype(float)
+            X["indicator"] = m
+            X["score_a_indicated"] = X["score_a"] * m
+        return X
 
-    def predict_risk(self, a, b) -> np.ndarray:
-        return self.model_.predict_log_partial_hazard(self._frame(a, b)).to_numpy()
+    def predict_risk(self, a, b, indicator=None) -> np.ndarray:
+        return self.model_.predict_log_partial_hazard(self._frame(a, b, indicator)).to_numpy()
 
-    def predict_survival(self, a, b, times) -> np.ndarray:
-        return self.model_.predict_survival_function(self._frame(a, b), times=np.asarray(times, float)).to_numpy().T
+    def predict_survival(self, a, b, times, indicator=None) -> np.ndarray:
+        return self.model_.predict_survival_function(self._frame(a, b, indicator),
+                                                     times=np.asarray(times, float)).to_numpy().T
 
     @property
     def coefficients(self) -> dict[str, float]:

@@ -56,6 +56,10 @@ class FoldPrediction:
 
 
 #: ``learner(split, grid) -> FoldPrediction``: a model trained outside this module (e.g. a CNN).
+#: A learner may carry ``fusion_indicator``: a 0/1 array over the cohort's patients (in outcome
+#: order) marking patients whose score rests on imputed input (a carried-forward follow-up); a
+#: fusion with that learner as its first score then gets the indicator terms of
+#: ``BivariateCoxFusion``.
 Learner = Callable[[Split, list[float]], FoldPrediction]
 
 
@@ -198,6 +202,9 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
             if part not in usable and part not in cox_specs and part not in learners:
                 raise ValueError(f"fusion {a}+{b}: '{part}' is neither a usable score nor a Cox model")
 
+    indicators = {a: np.asarray(getattr(learners.get(a), "fusion_indicator", None), float)
+                  for a, _, _ in fusions if getattr(learners.get(a), "fusion_indicator", None) is not None}
+    indicator_used: dict[str, int] = {}
     total = len(splits)
     for k, s in enumerate(splits):
         if progress:
@@ -225,15 +232,24 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
         for a, b, name in fusions:
             ok_tr = np.isfinite(train_risk[a]) & np.isfinite(train_risk[b])
             ok_te = np.isfinite(test_risk[a]) & np.isfinite(test_risk[b])
+            ind = indicators.get(a)
+            ind_tr = None if ind is None else ind[s.train][ok_tr]
+            ind_te = None if ind is None else ind[s.test][ok_te]
             fus = BivariateCoxFusion().fit(train_risk[a][ok_tr], train_risk[b][ok_tr],
-                                           t[s.train][ok_tr], e[s.train][ok_tr])
-            risk = fus.predict_risk(test_risk[a][ok_te], test_risk[b][ok_te])
-            surv = fus.predict_survival(test_risk[a][ok_te], test_risk[b][ok_te], grid)
-            tr_risk = fus.predict_risk(train_risk[a][ok_tr], train_risk[b][ok_tr])
+                                           t[s.train][ok_tr], e[s.train][ok_tr], indicator=ind_tr)
+            if ind is not None:
+                indicator_used[name] = indicator_used.get(name, 0) + int(fus.uses_indicator_)
+            risk = fus.predict_risk(test_risk[a][ok_te], test_risk[b][ok_te], ind_te)
+            surv = fus.predict_survival(test_risk[a][ok_te], test_risk[b][ok_te], grid, ind_te)
+            tr_risk = fus.predict_risk(train_risk[a][ok_tr], train_risk[b][ok_tr], ind_tr)
             sub = replace(s, train=s.train[ok_tr], test=s.test[ok_te])
             rows += _cv_rows(name, ids, sub, risk, tr_risk, t, e, cfg, cutoff_log, surv, grid)
     if progress:
         progress("done", total, total)
+    for name, used in indicator_used.items():
+        why = "" if used == total else " (the others: too few such patients or events in the training part)"
+        notes.append(f"fusion '{name}': the imputed-input (LOCF) indicator and its product with the image score "
+                     f"entered the fusion in {used} of {total} splits{why}")
 
     full_models = {}
     for name, (spec, covs) in cox_specs.items():

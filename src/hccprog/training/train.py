@@ -69,6 +69,9 @@ class TrainRunConfig(BaseModel):
     network: dict = Field(default_factory=dict)  # validated by the model's own config class
     training: TrainConfig = Field(default_factory=TrainConfig)
     fuse_with: str | None = "clinical_cox"  # the fused model is named '<model>+clinical'
+    # the fusion also gets a LOCF indicator (follow-up carried forward) and its product with the
+    # image score, for models that read the follow-up (see baselines.cox.BivariateCoxFusion)
+    fusion_locf: bool = False
     final_model: bool = True  # refit on every patient (used by `predict`)
     horizons: list[float] | None = None
     risk_groups: str = "median"
@@ -145,6 +148,7 @@ PRESETS: dict[str, dict] = {
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
         "network": {"encoder": "resnet-compact", "pretrained": False, "hidden": 32, "dropout": 0.3},
         "training": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.0},
+        "fusion_locf": True,  # measured for crnn only: the other families' cpu presets turn it off
     },
     "paper": {
         "preprocessing": {"size": 224, "spacing_mm": (0.8, 0.8, 5.0), "slices": 3, "timepoints": 2,
@@ -165,7 +169,7 @@ PRESETS: dict[str, dict] = {
 #: DLOP_Combin ``paper``: ResNet101 on 224 x 224 CT slices (Sun et al. 2024).
 MODEL_PRESETS: dict[str, dict[str, dict]] = {
     "dlop": {
-        "cpu": {"network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
+        "cpu": {"fusion_locf": False, "network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
                 "clinical": {"screening": "cox"}},
         "paper": {"preprocessing": {"streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
                   "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
@@ -174,7 +178,7 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
     },
     # CLDCA (Tong et al.): ResNet50 on 224 x 224 slices, lr 1e-4, batch 32, dropout 0.1, Adam
     "cldca": {
-        "cpu": {"preprocessing": {"slices": 6},
+        "cpu": {"fusion_locf": False, "preprocessing": {"slices": 6},
                 "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
                 # as measured in benchmarks/results/models.json (early stopping on an inner split)
                 "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2}},
@@ -189,7 +193,8 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
     # Swin with 4-voxel windows (a 16^3 token grid; 7 would pad it to 21^3) and batch norm (the
     # bottleneck of a 32^3 input is one voxel, where instance norm is undefined).
     "progswin": {
-        "cpu": {"preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
+        "cpu": {"fusion_locf": False,
+                "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
                 "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
                 "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
         "paper": {"preprocessing": {"kind": "volume", "size": 128, "spacing_mm": (1.5, 1.5, 1.5), "timepoints": 3},
@@ -203,7 +208,7 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
     # slices of 112 x 112, four ResNet branches. cpu: 48 px, ResNet widths 16-128 with one block per
     # stage (the paper size costs ~1.5 s per forward of two patients on this CPU).
     "dmmgnet": {
-        "cpu": {"preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
+        "cpu": {"fusion_locf": False, "preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
                 "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
                             "dropout": 0.3},
                 "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
@@ -294,6 +299,12 @@ class DeepLearner:
             (lambda p: spec.build(self.net_cfg, **geo))
         self.class_probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold -> (test positions, probabilities)
         self.labels = labels  # user-given class labels in the order of ``ids`` (-1 unknown), or None
+        # 1 where a follow-up was carried forward (LOCF): the fusion's indicator (run_baselines)
+        self.fusion_indicator = None
+        reads_followups = data.observed.shape[1] > 1 and getattr(self.net_cfg, "recurrent", True)
+        if cfg.fusion_locf and reads_followups:
+            locf = ~data.observed.all(axis=1)
+            self.fusion_indicator = np.where(self.pos >= 0, locf[np.maximum(self.pos, 0)], False).astype(float)
 
     def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
         """Train on cohort positions ``idx`` that have tensors."""
