@@ -126,7 +126,7 @@ class BivariateCoxFusion:
             self.scale_ = (a.std() or 1.0, b.std() or 1.0)
         X = pd.DataFrame({"score_a": (a - self.loc_[0]) / self.scale_[0],
                           "score_b": (b - self.loc_[1]) / self.scale_[1]})
-        if getattr(self, "uses_indicator_", False):
+        if self.uses_indicator_:
             if indicator is None:
                 raise ValueError("this fusion was fitted with an indicator: pass it to predict as well")
             m = (np.asarray(indicator, float) > 0).astype(float)

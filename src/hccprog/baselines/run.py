@@ -202,8 +202,11 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
             if part not in usable and part not in cox_specs and part not in learners:
                 raise ValueError(f"fusion {a}+{b}: '{part}' is neither a usable score nor a Cox model")
 
-    indicators = {a: np.asarray(getattr(learners.get(a), "fusion_indicator", None), float)
-                  for a, _, _ in fusions if getattr(learners.get(a), "fusion_indicator", None) is not None}
+    indicators = {}
+    for a, _, _ in fusions:
+        flag = getattr(learners.get(a), "fusion_indicator", None)
+        if flag is not None:
+            indicators[a] = np.asarray(flag, float)
     indicator_used: dict[str, int] = {}
     total = len(splits)
     for k, s in enumerate(splits):
