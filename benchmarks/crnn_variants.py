@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "ep40": {"training": {"epochs": 40}},
     "wide": {"network": {"encoder_widths": (32, 64, 128, 256)}},
     "lr2e-3": {"training": {"lr": 2e-3}},
+    "lr2e-3-ep30": {"training": {"lr": 2e-3, "epochs": 30}},
     "bs16": {"training": {"batch_size": 16}},
     "bs64": {"training": {"batch_size": 64}},
     "drop0.1": {"network": {"dropout": 0.1}},
@@ -47,6 +48,8 @@ VARIANTS: dict[str, dict] = {
     "liver-stream": {"preprocessing": {"streams": [_TUMOR, {"name": "liver", "roi": "liver", "fov_mm": None}]}},
     # a slab around the largest tumor slice
     "contiguous7": {"preprocessing": {"slices": 7, "selection": "contiguous"}},
+    # the same crop with every pixel outside the tumor mask set to zero
+    "tumor-masked": {"preprocessing": {"streams": [{**_TUMOR, "mask": "tumor"}]}},
 }
 
 
