@@ -27,6 +27,8 @@ _TUMOR = {"name": "tumor", "roi": "tumor", "fov_mm": 128.0}
 #: (networks averaged per fold), ``tta`` (average over the slices' flips and 90-degree rotations)
 VARIANTS: dict[str, dict] = {
     "preset": {},
+    # every representative slice in every training step (the cpu preset before it drew one per step)
+    "all-slices": {"training": {"slices_per_step": None}},
     "tta": {"tta": True},
     "seeds2": {"seeds": 2},
     "lite0": {"network": {"encoder": "efficientnet-lite0", "pretrained": True},
@@ -35,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "noaug": {"training": {"augment": False}},
     "ep30": {"training": {"epochs": 30}},
     "ep40": {"training": {"epochs": 40}},
+    "ep60": {"training": {"epochs": 60}},  # with the preset's one slice per step: three times its steps
     "wide": {"network": {"encoder_widths": (32, 64, 128, 256)}},
     "lr2e-3": {"training": {"lr": 2e-3}},
     "lr2e-3-ep30": {"training": {"lr": 2e-3, "epochs": 30}},

@@ -78,16 +78,57 @@ def test_predict_new_patients(trained, small_cohort, tmp_path):
     result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(dest),
                                  "--cache", str(cache)])
     assert result.exit_code == 0, result.output
-    preds = pd.read_csv(dest / "predictions.csv")
-    assert len(preds) == 30 and (preds["fold"] == -1).all() and set(preds["model"]) == {"crnn"}
+    scored = pd.read_csv(dest / "predictions.csv")
+    assert (scored["fold"] == -1).all() and set(scored["model"]) == {"crnn", "crnn+clinical"}
     desc = json.loads((run / "models" / "crnn.json").read_text())
-    cut = desc["risk_groups"]["cutoffs"]
-    assert list(preds["risk_group"]) == [int(r > cut[0]) for r in preds["risk"]]
-    surv = preds[[c for c in preds.columns if c.startswith("surv_")]].to_numpy()
-    assert ((surv >= 0) & (surv <= 1)).all() and (surv[:, :-1] >= surv[:, 1:] - 1e-12).all()
-    assert (dest / "metrics.json").exists()  # outcomes present: external-validation metrics
+    for name, part in (("crnn", desc), ("crnn+clinical", desc["fusion"])):
+        preds = scored[scored["model"] == name]
+        assert len(preds) == 30 and preds["patient_id"].is_unique
+        cut = part["risk_groups"]["cutoffs"]
+        assert list(preds["risk_group"]) == [int(r > cut[0]) for r in preds["risk"]]
+        surv = preds[[c for c in preds.columns if c.startswith("surv_")]].to_numpy()
+        assert ((surv >= 0) & (surv <= 1)).all() and (surv[:, :-1] >= surv[:, 1:] - 1e-12).all()
+    # RadCLN on new patients: the bivariate Cox model of the image risk and the clinical Cox score,
+    # both learned on the training cohort (recomputed here by hand from the saved coefficients)
+    from hccprog.baselines.cox import CoxScore
+    from hccprog.cohort import load_cohort
+
+    fusion = desc["fusion"]
+    assert fusion["name"] == "crnn+clinical" and fusion["clinical_model"] == "clinical_cox"
+    cohort = load_cohort(small_cohort / "cohort.yaml").cohort
+    image = scored[scored["model"] == "crnn"].set_index("patient_id")["risk"]
+    clin = CoxScore.from_state(fusion["clinical"]).predict_risk(cohort.covariates().loc[image.index])
+    f = fusion["fusion"]
+    za, zb = (image.to_numpy() - f["loc"][0]) / f["scale"][0], (clin - f["loc"][1]) / f["scale"][1]
+    by_hand = (f["coefficients"]["score_a"] * (za - f["center"]["score_a"])
+               + f["coefficients"]["score_b"] * (zb - f["center"]["score_b"]))
+    fused = scored[scored["model"] == "crnn+clinical"].set_index("patient_id")["risk"].loc[image.index]
+    np.testing.assert_allclose(fused.to_numpy(), by_hand, rtol=1e-4, atol=1e-5)  # the CSV keeps 6 digits
+    metrics = json.loads((dest / "metrics.json").read_text())  # outcomes present: external validation
+    assert {"crnn", "crnn+clinical"} <= set(metrics["models"])
     bad = runner.invoke(app, ["predict", str(tmp_path), str(small_cohort / "cohort.yaml"), "--out", str(dest)])
     assert bad.exit_code == 1
+
+
+def test_predict_without_the_clinical_covariates_scores_the_image_model(trained, small_cohort, tmp_path):
+    """A new cohort that lacks a covariate of the clinical Cox model gets the image model's
+    predictions only, and a note says why the fused model is missing."""
+    import shutil
+
+    run, cache, _ = trained
+    cohort = tmp_path / "cohort"
+    shutil.copytree(small_cohort, cohort)
+    spec = yaml.safe_load((cohort / "cohort.yaml").read_text())
+    del spec["covariates"]["afp"]
+    (cohort / "cohort.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    dest = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", str(run), str(cohort / "cohort.yaml"), "--out", str(dest),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "crnn+clinical: not scored" in result.output and "afp" in result.output
+    assert set(pd.read_csv(dest / "predictions.csv")["model"]) == {"crnn"}
+    conf = yaml.safe_load((dest / "config.yaml").read_text())
+    assert any("crnn+clinical: not scored" in n for n in conf["notes"])
 
 
 def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
@@ -139,7 +180,8 @@ def test_dlop_trains_and_predicts_through_the_cli(small_cohort, trained, tmp_pat
                                  "--cache", str(cache)])
     assert result.exit_code == 0, result.output
     new = pd.read_csv(out / "predictions.csv")
-    assert len(new) == 30 and new["risk"].between(0, 1).all()
+    assert set(new["model"]) == {"dlop", "dlop+clinical"}
+    assert (new["model"] == "dlop").sum() == 30 and new.loc[new["model"] == "dlop", "risk"].between(0, 1).all()
 
 
 def test_cldca_response_classification_through_the_cli(small_cohort, trained, tmp_path):
@@ -250,7 +292,10 @@ def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
                                  "--cache", str(cache)])
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(new / "predictions.csv")
-    assert len(scored) == 16 and np.allclose(scored[["p_0", "p_1", "p_2", "p_3"]].sum(axis=1), 1, atol=1e-5)
+    assert set(scored["model"]) == {"progswin", "progswin+clinical"}
+    own = scored[scored["model"] == "progswin"]
+    assert len(own) == 16 and np.allclose(own[["p_0", "p_1", "p_2", "p_3"]].sum(axis=1), 1, atol=1e-5)
+    assert scored.loc[scored["model"] != "progswin", "p_0"].isna().all()  # the fused model has no classes
 
 
 def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_path):
@@ -285,7 +330,8 @@ def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_p
     result = runner.invoke(app, ["predict", str(run), str(mri_cohort / "cohort.yaml"), "--out", str(new),
                                  "--cache", str(cache)])
     assert result.exit_code == 0, result.output
-    assert pd.read_csv(new / "predictions.csv")["p_progression"].between(0, 1).all()
+    scored = pd.read_csv(new / "predictions.csv")
+    assert scored.loc[scored["model"] == "dmmgnet", "p_progression"].between(0, 1).all()
 
     abl = tmp_path / "abl"
     args = ["ablation", str(mri_cohort / "cohort.yaml"), "--model", "dmmgnet", "--preset", "tiny", "--folds", "2",

@@ -499,8 +499,9 @@ def predict(
     cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Score new patients with a trained run's final model: risk, risk group (training cut-off) and
-    survival probabilities at the run's horizons. With outcomes, also metrics and a report."""
+    """Score new patients with a trained run's final model and its fusion with the clinical Cox
+    score (<model>+clinical): risk, risk group (training cut-off) and survival probabilities at the
+    run's horizons. With outcomes, also metrics and a report."""
     from hccprog.training.predict import write_predictions
 
     if not (run / "config.yaml").exists():
@@ -517,6 +518,8 @@ def predict(
             raise typer.Exit(1) from None
     out.print(f"{stats['patients']} patients scored in {stats['seconds_total']:.1f} s "
               f"({stats['seconds_per_patient']:.3f} s per patient); skipped: {len(stats['skipped'])}")
+    for note in stats.get("notes", []):
+        out.print(f"note: {note}")
     out.print(f"predictions: {dest / 'predictions.csv'}")
     if stats["validated"] and (dest / "report.html").exists():
         out.print(f"report: {dest / 'report.html'}")

@@ -77,7 +77,13 @@ class CoxModel:
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Log partial hazard (higher = worse)."""
-        return self.model_.predict_log_partial_hazard(self.prep_.transform(X[self.covariates_])).to_numpy()
+        return linear_predictor(self.prep_.transform(X[self.covariates_]), self.model_)
+
+    def state(self) -> dict:
+        """What scores new patients, as plain JSON: covariates, the fitted preprocessing and the
+        coefficients (``CoxScore.from_state`` applies it without lifelines)."""
+        return {"covariates": self.covariates_, "penalizer": float(self.penalizer_),
+                "preprocessor": self.prep_.state(), **_linear_state(self.model_)}
 
     def predict_survival(self, X: pd.DataFrame, times) -> np.ndarray:
         """S(t | x) at ``times``: (n, len(times)), Breslow baseline of the training data."""
@@ -90,6 +96,45 @@ class CoxModel:
         s = self.model_.summary
         return pd.DataFrame({"coef": s["coef"], "hr": s["exp(coef)"], "ci_lower": s["exp(coef) lower 95%"],
                              "ci_upper": s["exp(coef) upper 95%"], "p_value": s["p"]})
+
+
+def _linear_state(model: CoxPHFitter) -> dict:
+    return {"coefficients": {str(k): float(v) for k, v in model.params_.items()},
+            "center": {str(k): float(v) for k, v in model._norm_mean.items()}}
+
+
+def linear_predictor(X: pd.DataFrame, model: CoxPHFitter | dict) -> np.ndarray:
+    """lifelines' log partial hazard, ``(X - training mean) @ coefficients``, from a fitted model
+    or its ``_linear_state``."""
+    state = _linear_state(model) if isinstance(model, CoxPHFitter) else model
+    names = list(state["coefficients"])
+    x = X[names].to_numpy(float) - np.array([state["center"][n] for n in names])
+    return x @ np.array([state["coefficients"][n] for n in names])
+
+
+class CoxScore:
+    """A fitted ``CoxModel`` rebuilt from its ``state()`` (``CoxScore.from_state``): the log
+    partial hazard of new patients."""
+
+    def __init__(self, covariates: list[str], prep: TabularPreprocessor, linear: dict) -> None:
+        self.covariates = list(covariates)
+        self.prep = prep
+        self.linear = linear
+
+    @classmethod
+    def from_state(cls, state: dict) -> CoxScore:
+        return cls(state["covariates"], TabularPreprocessor.from_state(state["preprocessor"]),
+                   {"coefficients": state["coefficients"], "center": state["center"]})
+
+    def missing(self, X: pd.DataFrame) -> list[str]:
+        """Covariates of the model that ``X`` lacks."""
+        return [c for c in self.covariates if c not in X.columns]
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
+        absent = self.missing(X)
+        if absent:
+            raise ValueError(f"the clinical Cox model needs covariates {absent}, which the cohort does not declare")
+        return linear_predictor(self.prep.transform(X[self.covariates]), self.linear)
 
 
 class BivariateCoxFusion:
@@ -116,6 +161,7 @@ class BivariateCoxFusion:
                                         and ev[m].sum() >= self.min_indicated_events)
         X = self._frame(a, b, indicator, fit=True)
         self.model_ = CoxModel._fit_one(X, time, event, 1e-6, 0.0)
+        self.linear_ = _linear_state(self.model_)
         return self
 
     def _frame(self, a, b, indicator=None, *, fit: bool = False) -> pd.DataFrame:
@@ -135,7 +181,23 @@ class BivariateCoxFusion:
         return X
 
     def predict_risk(self, a, b, indicator=None) -> np.ndarray:
-        return self.model_.predict_log_partial_hazard(self._frame(a, b, indicator)).to_numpy()
+        return linear_predictor(self._frame(a, b, indicator), self.linear_)
+
+    def state(self) -> dict:
+        """Plain JSON: standardisation, coefficients, whether the indicator terms entered
+        (``from_state`` rebuilds what ``predict_risk`` needs)."""
+        return {"loc": [float(v) for v in self.loc_], "scale": [float(v) for v in self.scale_],
+                "uses_indicator": self.uses_indicator_, **self.linear_,
+                "min_indicated": self.min_indicated, "min_indicated_events": self.min_indicated_events}
+
+    @classmethod
+    def from_state(cls, state: dict) -> BivariateCoxFusion:
+        fus = cls(min_indicated=state.get("min_indicated", 10),
+                  min_indicated_events=state.get("min_indicated_events", 3))
+        fus.loc_, fus.scale_ = tuple(state["loc"]), tuple(state["scale"])
+        fus.uses_indicator_ = bool(state["uses_indicator"])
+        fus.linear_ = {"coefficients": dict(state["coefficients"]), "center": dict(state["center"])}
+        return fus
 
     def predict_survival(self, a, b, times, indicator=None) -> np.ndarray:
         return self.model_.predict_survival_function(self._frame(a, b, indicator),
@@ -143,4 +205,4 @@ class BivariateCoxFusion:
 
     @property
     def coefficients(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.model_.params_.items()}
+        return dict(self.linear_["coefficients"])

@@ -66,6 +66,22 @@ class TabularPreprocessor:
     def feature_names(self) -> list[str]:
         return list(self.keep_)
 
+    def state(self) -> dict:
+        """The fitted state as plain JSON (``from_state`` rebuilds the preprocessor)."""
+        return {"columns": self.columns_, "kinds": self.kinds_,
+                "fill": {k: (v if isinstance(v, str) else float(v)) for k, v in self.fill_.items()},
+                "levels": self.levels_, "keep": self.keep_, "mean": self.mean_.to_dict(), "std": self.std_.to_dict(),
+                "scale": self.scale}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TabularPreprocessor:
+        p = cls(scale=state.get("scale", True))
+        p.columns_, p.kinds_, p.fill_, p.levels_ = state["columns"], state["kinds"], state["fill"], state["levels"]
+        p.keep_ = list(state["keep"])
+        p.mean_ = pd.Series(state["mean"], dtype=float).reindex(p.keep_)
+        p.std_ = pd.Series(state["std"], dtype=float).reindex(p.keep_)
+        return p
+
     def unscaled(self, name: str, z: np.ndarray) -> np.ndarray:
         """Map standardised values of feature ``name`` back to its encoded scale."""
         return np.asarray(z) * self.std_[name] + self.mean_[name]

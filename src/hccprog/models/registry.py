@@ -22,6 +22,9 @@ class ModelSpec:
     objective: str = "cox"
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
     input: str = "slices"  # slices: SliceConfig tensors; volume: VolumeConfig tensors
+    # averages its encoder's features over the representative slices (order-free): training may then
+    # draw a subset of them per step (``training.slices_per_step``)
+    pools_slices: bool = False
     # the paper's ablation table: row label -> network overrides (``hccprog ablation``)
     ablations: dict[str, dict] = field(default_factory=dict)
 
@@ -55,17 +58,17 @@ def _load_builtin() -> None:
     from hccprog.models.crnn import CRNN, CRNNConfig
 
     register(ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
-                       "baseline and follow-up, Cox loss", CRNNConfig, CRNN))
+                       "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True))
     register(ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
-                       defaults={"recurrent": False}))
+                       defaults={"recurrent": False}, pools_slices=True))
 
     from hccprog.models.dlop import DLOP, DLOPConfig
 
     register(ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
                        "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
-                       objective="discrete", clinical=True))
+                       objective="discrete", clinical=True, pools_slices=True))
     register(ModelSpec("dlop-ctr", "DLOP_CTR: the image branch of DLOP_Combin alone", DLOPConfig, DLOP,
-                       defaults={"variant": "ctr"}, objective="discrete"))
+                       defaults={"variant": "ctr"}, objective="discrete", pools_slices=True))
 
     from hccprog.models.cldca import CLDCA, CLDCAConfig
 

@@ -21,6 +21,18 @@ class BreslowSurvival:
         self.cumhaz_ = np.cumsum(deaths / at_risk)
         return self
 
+    def state(self) -> dict:
+        """Plain JSON (``from_state`` rebuilds the baseline)."""
+        return {"shift": float(self.shift_), "times": self.times_.tolist(), "cumhaz": self.cumhaz_.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> BreslowSurvival:
+        base = cls()
+        base.shift_ = float(state["shift"])
+        base.times_ = np.asarray(state["times"], float)
+        base.cumhaz_ = np.asarray(state["cumhaz"], float)
+        return base
+
     def predict(self, risk, times) -> np.ndarray:
         """(n, len(times)) survival probabilities."""
         idx = np.searchsorted(self.times_, np.asarray(times, float), side="right") - 1

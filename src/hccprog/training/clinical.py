@@ -107,18 +107,12 @@ class ClinicalEncoder:
 
     def state(self) -> dict:
         """JSON-serialisable fitted state (``from_state`` rebuilds the encoder)."""
-        p = self.pre_
-        return {"config": self.cfg.model_dump(mode="json"), "columns": p.columns_, "kinds": p.kinds_,
-                "fill": {k: (v if isinstance(v, str) else float(v)) for k, v in p.fill_.items()},
-                "levels": p.levels_, "keep": p.keep_, "mean": p.mean_.to_dict(), "std": p.std_.to_dict(),
-                "selected": self.selected_, "screening": self.screen_}
+        return {"config": self.cfg.model_dump(mode="json"), **self.pre_.state(), "selected": self.selected_,
+                "screening": self.screen_}
 
     @classmethod
     def from_state(cls, state: dict) -> ClinicalEncoder:
         enc = cls(ClinicalInputConfig(**state["config"]))
-        p = TabularPreprocessor()
-        p.columns_, p.kinds_, p.fill_, p.levels_ = state["columns"], state["kinds"], state["fill"], state["levels"]
-        p.keep_ = state["keep"]
-        p.mean_, p.std_ = pd.Series(state["mean"], dtype=float), pd.Series(state["std"], dtype=float)
-        enc.pre_, enc.selected_, enc.screen_ = p, state["selected"], state.get("screening", {})
+        enc.pre_ = TabularPreprocessor.from_state(state)
+        enc.selected_, enc.screen_ = state["selected"], state.get("screening", {})
         return enc

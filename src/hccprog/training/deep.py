@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     patience: int = Field(8, ge=1)  # epochs without a better validation loss before stopping
     val_fraction: float = Field(0.2, ge=0, lt=0.5)  # 0: no early stopping, train every epoch
     augment: bool = True
+    # representative-slice inputs (N, T, S, K, C, H, W): slices drawn at random per patient and time
+    # point for each training step (None: all K); evaluation always averages all K
+    slices_per_step: int | None = Field(None, ge=1)
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None: leave as is
     # auto: the first CUDA GPU when there is one, else the CPU; or cpu, cuda, cuda:N
@@ -76,6 +79,18 @@ def augmenter(seed: int):
         return torch.as_tensor(np.asarray(out)).reshape(shape)
 
     return apply
+
+
+def sample_slices(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` of the K representative slices of every patient and time point, drawn without
+    replacement (the same ones for every stream): (B, T, S, K, ...) -> (B, T, S, k, ...)."""
+    if x.ndim != 7:
+        raise ValueError(f"slices_per_step needs representative-slice inputs (B, T, S, K, C, H, W), got {x.shape}")
+    b, t, _, n = x.shape[:4]
+    if k >= n:
+        return x
+    idx = np.argsort(rng.random((b, t, n)), axis=2)[:, :, :k]  # a random k-subset per patient and time point
+    return np.take_along_axis(x, idx[:, :, None, :, None, None, None], axis=3)
 
 
 def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -150,6 +165,8 @@ class SurvivalNetTrainer:
             losses = []
             for b in _batches(len(tr), cfg.batch_size, rng):
                 xb = x[tr[b]]
+                if cfg.slices_per_step:
+                    xb = sample_slices(xb, cfg.slices_per_step, rng)
                 xb = torch.stack([aug(v) for v in xb]) if aug else torch.as_tensor(xb.astype(np.float32))
                 cb = None if clin is None else clin[tr[b]]
                 extra = {} if labels is None else {"labels": labels[tr[b]]}

@@ -2,9 +2,10 @@
 
 Reads ``models/<model>.pt`` (weights, loaded with ``weights_only=True``) and ``models/<model>.json``
 (architecture, preprocessing, Breslow baseline, risk-group cut-offs learned on the training
-cohort), preprocesses the new cohort the same way and writes ``predictions.csv`` (fold -1: the
-model was not fitted on these patients). When the new cohort has the run's endpoint, outcomes,
-metrics and a report are written too (external validation).
+cohort, and the fusion with the clinical Cox score: ``<model>+clinical``), preprocesses the new
+cohort the same way and writes ``predictions.csv`` with a row per patient for the model and for
+its fusion (fold -1: the models were not fitted on these patients). When the new cohort has the
+run's endpoint, outcomes, metrics and a report are written too (external validation).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import yaml
 
 from hccprog import __version__
+from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
 from hccprog.baselines.run import surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import assign_groups
@@ -81,19 +83,50 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     horizons = [float(h) for h in desc["horizons"]]
     surv = objective.survival(out, horizons)
     if surv is None:
-        base = BreslowSurvival()
-        base.shift_ = desc["breslow"]["shift"]
-        base.times_ = np.asarray(desc["breslow"]["times"], float)
-        base.cumhaz_ = np.asarray(desc["breslow"]["cumhaz"], float)
-        surv = base.predict(risk, horizons)
-    frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
-                          "risk_group": assign_groups(risk, desc["risk_groups"]["cutoffs"]).astype(int)})
-    for j, h in enumerate(horizons):
-        frame[surv_column(h)] = surv[:, j]
+        surv = BreslowSurvival.from_state(desc["breslow"]).predict(risk, horizons)
+    frame = _score_frame(desc["model"], data.ids, risk, surv, desc["risk_groups"]["cutoffs"], horizons)
     if hasattr(objective, "class_columns"):  # classes: p_<class> as the run-outputs spec names them
         for name, col in zip(objective.class_columns, objective.probabilities(out).T, strict=True):
             frame[f"p_{name}"] = col
+    if desc.get("fusion"):
+        fused, note = _fused_frame(desc["fusion"], cohort, data, risk, horizons)
+        if fused is not None:
+            frame = pd.concat([frame, fused], ignore_index=True)
+        if note:
+            stats["notes"] = [note]
+        seconds = time.perf_counter() - t0  # the fusion is part of scoring a patient
+        stats.update(seconds_total=round(seconds, 3), seconds_per_patient=round(seconds / max(1, len(data.ids)), 4))
     return frame, stats
+
+
+def _score_frame(model: str, ids: list[str], risk: np.ndarray, surv: np.ndarray, cutoffs: list[float],
+                 horizons: list[float]) -> pd.DataFrame:
+    frame = pd.DataFrame({"patient_id": ids, "model": model, "fold": -1, "risk": risk,
+                          "risk_group": assign_groups(risk, cutoffs).astype(int)})
+    for j, h in enumerate(horizons):
+        frame[surv_column(h)] = surv[:, j]
+    return frame
+
+
+def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray,
+                 horizons: list[float]) -> tuple[pd.DataFrame | None, str | None]:
+    """The fused model (``<model>+clinical``): the clinical Cox score and the bivariate Cox fusion
+    learned on the training cohort, applied to the image risk and the new patients' covariates
+    (missing values imputed as in training). A cohort without the model's covariates gets no
+    fused rows, and a note says why."""
+    clinical = CoxScore.from_state(fusion["clinical"])
+    covariates = cohort.covariates()
+    absent = clinical.missing(covariates)
+    if absent:
+        return None, f"{fusion['name']}: not scored, the cohort does not declare the covariates {absent}"
+    if not len(data.ids):
+        return None, None
+    clin_risk = clinical.predict_risk(covariates.loc[data.ids])
+    fus = BivariateCoxFusion.from_state(fusion["fusion"])
+    indicator = (~data.observed.all(axis=1)).astype(float) if fus.uses_indicator_ else None
+    fused = fus.predict_risk(risk, clin_risk, indicator)
+    surv = BreslowSurvival.from_state(fusion["breslow"]).predict(fused, horizons)
+    return _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], horizons), None
 
 
 def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *, overwrite: bool = False,
@@ -111,7 +144,8 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                   "hccprog_version": __version__, "run": str(Path(run).resolve()),
                   "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
                   "time_unit": cohort.time_unit, "model": conf["model"],
-                  "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]}
+                  "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]
+                  + stats.get("notes", [])}
         if conf.get("task") == "response":
             validated = _validate_response(tmp, run, cohort, frame, config)
             write_yaml(tmp / "config.yaml", config)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from hccprog import __version__
 from hccprog.baselines.command import write_run_files
+from hccprog.baselines.cox import BivariateCoxFusion
 from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
@@ -101,6 +102,9 @@ class TrainRunConfig(BaseModel):
             raise ValueError(f"model '{self.model}' needs {spec.input} preprocessing "
                              f"({'kind: volume' if spec.input == 'volume' else 'representative slices'}); "
                              f"got {type(self.preprocessing).__name__}")
+        if self.training.slices_per_step and not spec.pools_slices:
+            raise ValueError(f"training.slices_per_step: model '{self.model}' does not average over its slices "
+                             "(a slice sequence or a volume); leave it unset")
         return self
 
     def network_config(self) -> BaseModel:
@@ -147,8 +151,12 @@ PRESETS: dict[str, dict] = {
         "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 3, "timepoints": 2,
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
         "network": {"encoder": "resnet-compact", "pretrained": False, "hidden": 32, "dropout": 0.3},
-        "training": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.0},
-        "fusion_locf": True,  # measured for crnn only: the other families' cpu presets turn it off
+        # one of the 3 slices per time point and training step (all 3 averaged in evaluation): the same
+        # out-of-fold C as all 3 per step at a third of the time (docs/models/crnn.md, fifth round)
+        "training": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.0,
+                     "slices_per_step": 1},
+        # measured for crnn only: the other families' cpu presets turn these off
+        "fusion_locf": True,
     },
     "paper": {
         "preprocessing": {"size": 224, "spacing_mm": (0.8, 0.8, 5.0), "slices": 3, "timepoints": 2,
@@ -170,7 +178,7 @@ PRESETS: dict[str, dict] = {
 MODEL_PRESETS: dict[str, dict[str, dict]] = {
     "dlop": {
         "cpu": {"fusion_locf": False, "network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
-                "clinical": {"screening": "cox"}},
+                "training": {"slices_per_step": None}, "clinical": {"screening": "cox"}},
         "paper": {"preprocessing": {"streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
                   "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
                   "clinical": {"screening": "cox"}},
@@ -181,7 +189,8 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {"fusion_locf": False, "preprocessing": {"slices": 6},
                 "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
                 # as measured in benchmarks/results/models.json (early stopping on an inner split)
-                "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2}},
+                "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2,
+                             "slices_per_step": None}},
         "paper": {"preprocessing": {"slices": 8, "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
                   "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
                   "training": {"lr": 1e-4, "batch_size": 32}},
@@ -196,7 +205,7 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {"fusion_locf": False,
                 "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
                 "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
-                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
+                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "slices_per_step": None}},
         "paper": {"preprocessing": {"kind": "volume", "size": 128, "spacing_mm": (1.5, 1.5, 1.5), "timepoints": 3},
                   "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
                   "training": {"epochs": 100, "batch_size": 2, "lr": 1e-3, "weight_decay": 1e-4, "patience": 15}},
@@ -211,7 +220,7 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {"fusion_locf": False, "preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
                 "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
                             "dropout": 0.3},
-                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4}},
+                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "slices_per_step": None}},
         "paper": {"preprocessing": _dmmgnet_input(size=112, spacing_mm=(1.0, 1.0, 5.0), slices=10),
                   "network": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "nodes": 16, "k": 4,
                               "hidden": 128, "dropout": 0.3},
@@ -501,21 +510,36 @@ def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, 
 
 
 def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
-    """Refit on every patient; the Breslow baseline, risk-group cut-offs and the fusion with the
-    clinical Cox score are learned on all patients too (what ``predict`` applies)."""
+    """Refit on every patient; the Breslow baseline and risk-group cut-offs are learned on all
+    patients too, and so is the fusion with the clinical Cox score (RadCLN: ``<model>+clinical``),
+    from the final network's risks and the clinical Cox model refitted on all patients. ``predict``
+    applies both."""
     idx = np.arange(len(t))
     tr = learner.fit(idx, cfg.seed, "final model (all patients)")
     risk = learner.risk(tr, idx)
     ok = np.isfinite(risk)
-    base = BreslowSurvival().fit(risk[ok], t[ok], e[ok])
     horizons = res.horizons
-    cut = learn_cutoffs(risk[ok], t[ok], e[ok], method=cfg.risk_groups, horizon=max(horizons))
-    return model_description(learner, tr, cfg, **{
-        "risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
-        "breslow": {"shift": base.shift_, "times": base.times_.tolist(), "cumhaz": base.cumhaz_.tolist()},
-        "horizons": horizons,
-        "train_groups": np.bincount(assign_groups(risk[ok], cut)).tolist(),
-    })
+    extra = _score_description(risk[ok], t[ok], e[ok], cfg, horizons)
+    clinical = res.full_models.get(cfg.fuse_with) if cfg.fuse_with else None
+    if clinical is not None:
+        clin_risk = clinical.predict_risk(res.covariates)
+        ind = learner.fusion_indicator
+        fus = BivariateCoxFusion().fit(risk[ok], clin_risk[ok], t[ok], e[ok],
+                                       indicator=None if ind is None else ind[ok])
+        fused = fus.predict_risk(risk[ok], clin_risk[ok], None if ind is None else ind[ok])
+        extra["fusion"] = {"name": f"{cfg.model}+clinical", "clinical_model": cfg.fuse_with,
+                           "clinical": clinical.state(), "fusion": fus.state(), "locf_indicator": ind is not None,
+                           **_score_description(fused, t[ok], e[ok], cfg, horizons)}
+    return model_description(learner, tr, cfg, horizons=horizons, **extra)
+
+
+def _score_description(risk: np.ndarray, t: np.ndarray, e: np.ndarray, cfg: TrainRunConfig,
+                       horizons: list[float]) -> dict:
+    """Breslow baseline and risk-group cut-offs of one risk score, learned on the training patients."""
+    base = BreslowSurvival().fit(risk, t, e)
+    cut = learn_cutoffs(risk, t, e, method=cfg.risk_groups, horizon=max(horizons))
+    return {"risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
+            "breslow": base.state(), "train_groups": np.bincount(assign_groups(risk, cut)).tolist()}
 
 
 def model_description(learner: DeepLearner, tr: SurvivalNetTrainer, cfg: TrainRunConfig, **extra) -> dict:

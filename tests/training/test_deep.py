@@ -1,0 +1,74 @@
+"""The deep trainer's slice sampling (``training.slices_per_step``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hccprog.training.deep import sample_slices
+
+
+def _tagged(b=4, t=2, s=2, k=3) -> np.ndarray:
+    """(B, T, S, K, C, H, W) whose every slice holds its own (patient, time, stream, slice) tag."""
+    tags = np.arange(b * t * s * k, dtype=float).reshape(b, t, s, k)
+    return np.broadcast_to(tags[..., None, None, None], (b, t, s, k, 2, 4, 4)).copy()
+
+
+def test_sample_slices_draws_distinct_slices_per_patient_and_time_point():
+    x = _tagged()
+    out = sample_slices(x, 2, np.random.default_rng(0))
+    assert out.shape == (4, 2, 2, 2, 2, 4, 4)
+    k = x.shape[3]
+    for i in range(4):
+        for j in range(2):
+            picked = out[i, j, :, :, 0, 0, 0]  # (S, k') tags
+            slices = picked.astype(int) % k
+            assert len(set(slices[0])) == 2  # without replacement
+            assert (slices[0] == slices[1]).all()  # the same slices for every stream
+            assert np.isin(picked, x[i, j, :, :, 0, 0, 0]).all()  # from this patient and time point
+
+
+def test_sample_slices_varies_and_keeps_all_when_k_is_not_smaller():
+    x = _tagged(b=64)
+    out = sample_slices(x, 1, np.random.default_rng(1))
+    chosen = out[:, :, 0, 0, 0, 0, 0].astype(int) % 3
+    assert set(np.unique(chosen)) == {0, 1, 2}  # every slice gets drawn somewhere
+    assert sample_slices(x, 3, np.random.default_rng(1)) is x
+    with pytest.raises(ValueError, match="representative-slice inputs"):
+        sample_slices(np.zeros((2, 3, 8, 8, 8)), 1, np.random.default_rng(0))
+
+
+def test_only_slice_averaging_models_take_slices_per_step():
+    from hccprog.training.train import resolve_config
+
+    assert resolve_config("cpu", model="crnn", training={"slices_per_step": 1}).training.slices_per_step == 1
+    with pytest.raises(ValueError, match="does not average over its slices"):
+        resolve_config("cpu", model="cldca", training={"slices_per_step": 1})
+
+
+def test_trainer_draws_slices_in_training_and_averages_all_in_evaluation():
+    import torch
+    from torch import nn
+
+    from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
+
+    seen: list[tuple[bool, int]] = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Linear(1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((self.training, x.shape[3]))
+            return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 2, 1, 3, 1, 4, 4)).astype(np.float16)
+    t, e = rng.exponential(1.0, 12), np.ones(12, int)
+    cfg = TrainConfig(epochs=2, batch_size=6, val_fraction=0.0, augment=False, slices_per_step=1)
+    tr = SurvivalNetTrainer(Probe, cfg).fit(x, t, e)
+    assert {k for training, k in seen if training} == {1}
+    seen.clear()
+    tr.predict(x)
+    assert seen == [(False, 3)]
