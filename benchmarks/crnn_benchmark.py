@@ -48,16 +48,19 @@ def _independent(out: Path, patients: int, seed: int) -> None:
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def _oracle(cohort_dir: Path, independent: bool) -> pd.Series:
+    """The true log-hazard of OS per patient id, from the cohort's truth.csv."""
+    id_col, col = ("pid", "log_hazard") if independent else ("patient_id", "log_hazard_os")
+    return pd.read_csv(cohort_dir / "truth.csv", dtype={id_col: str}).set_index(id_col)[col].rename("oracle")
+
+
 def one_seed(seed: int, patients: int, work: Path, epochs: int | None, independent: bool = False,
              repeats: int = 3) -> dict:
     cohort_dir = work / f"cohort-{seed}"
     if independent:
         _independent(cohort_dir, patients, seed)
-        truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"pid": str}).set_index("pid")
-        truth = truth.rename(columns={"log_hazard": "log_hazard_os"})
     else:
         synthesize(cohort_dir, SynthConfig(patients=patients, seed=seed), overwrite=True)
-        truth = pd.read_csv(cohort_dir / "truth.csv", dtype={"patient_id": str}).set_index("patient_id")
     cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
     cfg = resolve_config("cpu", n_boot=1000, seed=seed, cv={"folds": 5, "repeats": repeats, "seed": seed},
                          training={"seed": seed, **({"epochs": epochs} if epochs else {})})
@@ -65,7 +68,7 @@ def one_seed(seed: int, patients: int, work: Path, epochs: int | None, independe
     run = work / f"run-{seed}"
     t0 = time.perf_counter()
     _, metrics = train_run(cohort, cohort_dir / "cohort.yaml", cfg, run, overwrite=True, cache_dir=cache,
-                           extra_scores=truth[["log_hazard_os"]].rename(columns={"log_hazard_os": "oracle"}))
+                           extra_scores=_oracle(cohort_dir, independent).to_frame())
     train_s = time.perf_counter() - t0
     conf = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
     first_prep = conf["preprocessing_stats"]["seconds"]
@@ -103,9 +106,7 @@ def external(train_seed: int, test_seed: int, work: Path, independent: bool) -> 
     cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
     frame, _ = predict_cohort(work / f"run-{train_seed}", cohort, cache_dir=work / f"cache-{test_seed}")
     outcomes = cohort.outcomes("os", unit=cohort.time_unit)
-    id_col = "pid" if independent else "patient_id"
-    truth = pd.read_csv(cohort_dir / "truth.csv", dtype={id_col: str}).set_index(id_col)
-    oracle = truth["log_hazard" if independent else "log_hazard_os"]
+    oracle = _oracle(cohort_dir, independent)
     row = {"trained_on_seed": train_seed, "scored_seed": test_seed}
     scores = {m: frame[frame["model"] == m].set_index("patient_id")["risk"] for m in ("crnn", "crnn+clinical")}
     scores["oracle"] = oracle.loc[scores["crnn"].index]

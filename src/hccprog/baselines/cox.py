@@ -71,19 +71,20 @@ class CoxModel:
         self.prep_ = TabularPreprocessor().fit(X)
         Xt = self.prep_.transform(X)
         self.model_ = self._fit_one(Xt, time, event, self.penalizer_, self.l1_ratio)
+        self.linear_ = _linear_state(self.model_)
         self.ranges_ = {c: (float(Xt[c].quantile(0.01)), float(Xt[c].quantile(0.99))) for c in Xt.columns}
         self.covariates_ = list(X.columns)
         return self
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Log partial hazard (higher = worse)."""
-        return linear_predictor(self.prep_.transform(X[self.covariates_]), self.model_)
+        return linear_predictor(self.prep_.transform(X[self.covariates_]), self.linear_)
 
     def state(self) -> dict:
         """What scores new patients, as plain JSON: covariates, the fitted preprocessing and the
         coefficients (``CoxScore.from_state`` applies it without lifelines)."""
         return {"covariates": self.covariates_, "penalizer": float(self.penalizer_),
-                "preprocessor": self.prep_.state(), **_linear_state(self.model_)}
+                "preprocessor": self.prep_.state(), **self.linear_}
 
     def predict_survival(self, X: pd.DataFrame, times) -> np.ndarray:
         """S(t | x) at ``times``: (n, len(times)), Breslow baseline of the training data."""
@@ -103,10 +104,9 @@ def _linear_state(model: CoxPHFitter) -> dict:
             "center": {str(k): float(v) for k, v in model._norm_mean.items()}}
 
 
-def linear_predictor(X: pd.DataFrame, model: CoxPHFitter | dict) -> np.ndarray:
-    """lifelines' log partial hazard, ``(X - training mean) @ coefficients``, from a fitted model
-    or its ``_linear_state``."""
-    state = _linear_state(model) if isinstance(model, CoxPHFitter) else model
+def linear_predictor(X: pd.DataFrame, state: dict) -> np.ndarray:
+    """lifelines' log partial hazard, ``(X - training mean) @ coefficients``, from a fitted model's
+    ``_linear_state``."""
     names = list(state["coefficients"])
     x = X[names].to_numpy(float) - np.array([state["center"][n] for n in names])
     return x @ np.array([state["coefficients"][n] for n in names])

@@ -523,10 +523,9 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
     clinical = res.full_models.get(cfg.fuse_with) if cfg.fuse_with else None
     if clinical is not None:
         clin_risk = clinical.predict_risk(res.covariates)
-        ind = learner.fusion_indicator
-        fus = BivariateCoxFusion().fit(risk[ok], clin_risk[ok], t[ok], e[ok],
-                                       indicator=None if ind is None else ind[ok])
-        fused = fus.predict_risk(risk[ok], clin_risk[ok], None if ind is None else ind[ok])
+        ind = None if learner.fusion_indicator is None else learner.fusion_indicator[ok]
+        fus = BivariateCoxFusion().fit(risk[ok], clin_risk[ok], t[ok], e[ok], indicator=ind)
+        fused = fus.predict_risk(risk[ok], clin_risk[ok], ind)
         extra["fusion"] = {"name": f"{cfg.model}+clinical", "clinical_model": cfg.fuse_with,
                            "clinical": clinical.state(), "fusion": fus.state(), "locf_indicator": ind is not None,
                            **_score_description(fused, t[ok], e[ok], cfg, horizons)}
