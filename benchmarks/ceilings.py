@@ -41,6 +41,7 @@ import pandas as pd
 from hccprog import __version__
 from hccprog.baselines.run import BaselinesConfig, CoxSpec, run_baselines
 from hccprog.cohort import load_cohort
+from hccprog.cohort.model import Cohort
 from hccprog.evaluation.bootstrap import bootstrap_ci, paired_bootstrap_difference
 from hccprog.evaluation.classification import delong_auc_ci, delong_test
 from hccprog.evaluation.survival import harrell_c
@@ -91,10 +92,9 @@ def _est(e) -> list[float]:
     return [round(e.value, 4), round(e.lower, 4), round(e.upper, 4)]
 
 
-def survival_ceiling(cohort_dir: Path, terms: pd.DataFrame, endpoint: str, repeats: int, n_boot: int) -> dict:
+def survival_ceiling(cohort: Cohort, terms: pd.DataFrame, endpoint: str, repeats: int, n_boot: int) -> dict:
     """Out-of-fold Harrell's C (mean over CV repeats) of clinical Cox and of each true term fused
     with it, as ``train`` fuses a network's score; paired-bootstrap CI of the difference."""
-    cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
     names = list(terms.columns)
     cfg = BaselinesConfig(endpoint=endpoint, cv=CVConfig(folds=5, repeats=repeats, seed=0), scores=[],
                           cox_models={"clinical_cox": CoxSpec()},
@@ -123,7 +123,7 @@ def survival_ceiling(cohort_dir: Path, terms: pd.DataFrame, endpoint: str, repea
     return out
 
 
-def response_ceiling(cohort_dir: Path, terms: pd.DataFrame, repeats: int) -> dict:
+def response_ceiling(cohort: Cohort, terms: pd.DataFrame, repeats: int) -> dict:
     """PD against CR+PR+SD: the clinical logistic model (as ``train --endpoint response`` fits it)
     with and without each true term; out-of-fold AUC (mean probability over CV repeats), DeLong
     CI of the difference."""
@@ -132,7 +132,6 @@ def response_ceiling(cohort_dir: Path, terms: pd.DataFrame, repeats: int) -> dic
     from hccprog.baselines.preprocess import TabularPreprocessor
     from hccprog.training.response import _logistic, response_labels
 
-    cohort = load_cohort(cohort_dir / "cohort.yaml").cohort
     labels = response_labels(cohort)
     ids = list(labels.index)
     y = labels.to_numpy(int)
@@ -226,13 +225,14 @@ def main() -> None:
                 subprocess.run([sys.executable, str(HERE / "independent_cohort.py"), str(d), "--patients",
                                 str(args.patients), "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
                 terms = independent_terms(pd.read_csv(d / "truth.csv", dtype={"pid": str}))
+            cohort = load_cohort(d / "cohort.yaml").cohort  # reads every image header: once per cohort
             for ep in endpoints:
-                row = {"cohort": kind, "seed": seed, **survival_ceiling(d, terms, ep, args.repeats, args.n_boot)}
+                row = {"cohort": kind, "seed": seed, **survival_ceiling(cohort, terms, ep, args.repeats, args.n_boot)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             if response:
                 row = {"cohort": kind, "seed": seed, "endpoint": "response (PD)",
-                       **response_ceiling(d, terms, args.repeats)}
+                       **response_ceiling(cohort, terms, args.repeats)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     result = {"benchmark": "ceilings: true imaging terms fused with the clinical Cox model",
