@@ -1,11 +1,12 @@
-"""The deep trainer's slice sampling (``training.slices_per_step``)."""
+"""The deep trainer: slice sampling (``training.slices_per_step``), precise batch norm (``recompute_bn``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from hccprog.training.deep import sample_slices
+from hccprog.training.deep import SurvivalNetTrainer, TrainConfig, sample_slices
 
 
 def _tagged(b=4, t=2, s=2, k=3) -> np.ndarray:
@@ -47,7 +48,6 @@ def test_only_slice_averaging_models_take_slices_per_step():
 
 
 def test_trainer_draws_slices_in_training_and_averages_all_in_evaluation():
-    import torch
     from torch import nn
 
     from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
@@ -72,3 +72,31 @@ def test_trainer_draws_slices_in_training_and_averages_all_in_evaluation():
     seen.clear()
     tr.predict(x)
     assert seen == [(False, 3)]
+
+
+class _BNNet(torch.nn.Module):
+    """Batch norm on the raw input, then a linear risk: the BN input is the data itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(3)
+        self.lin = torch.nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(self.bn(x.float())).squeeze(-1)
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_recompute_bn_sets_running_statistics_of_the_final_weights(recompute):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(40, 3)) * [1.0, 2.0, 0.5] + [3.0, -1.0, 0.2]).astype(np.float32)
+    t, e = rng.exponential(size=40), np.ones(40, int)
+    cfg = TrainConfig(epochs=3, batch_size=64, val_fraction=0.0, augment=False, recompute_bn=recompute)
+    tr = SurvivalNetTrainer(_BNNet, cfg).fit(x, t, e)
+    bn = tr.model_.bn
+    exact = np.allclose(bn.running_mean.numpy(), x.mean(0), atol=1e-5) and \
+        np.allclose(bn.running_var.numpy(), x.var(0, ddof=1), rtol=1e-4)
+    # one batch holds every patient: precise BN gives the data's own mean and variance, while the
+    # default momentum (0.1) after 3 steps is still near the initial (0, 1)
+    assert exact == recompute
+    assert bn.momentum == 0.1

@@ -33,6 +33,10 @@ class TrainConfig(BaseModel):
     # representative-slice inputs (N, T, S, K, C, H, W): slices drawn at random per patient and time
     # point for each training step (None: all K); evaluation always averages all K
     slices_per_step: int | None = Field(None, ge=1)
+    # batch-norm running statistics recomputed with the current weights over the (un-augmented)
+    # training patients before each validation and after the last epoch ("precise BN"); without it
+    # a fast-changing network can be evaluated with stale statistics
+    recompute_bn: bool = False
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None: leave as is
     # auto: the first CUDA GPU when there is one, else the CPU; or cpu, cuda, cuda:N
@@ -177,6 +181,8 @@ class SurvivalNetTrainer:
                 opt.step()
                 losses.append(float(loss.detach()))
             rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
+            if cfg.recompute_bn and (len(va) or epoch + 1 == cfg.epochs):
+                self._recompute_bn(model, x[tr], None if clin is None else clin[tr], rng)
             if len(va):
                 o = self._outputs(model, x[va], None if clin is None else clin[va])
                 extra = {} if labels is None else {"labels": labels[va]}
@@ -204,6 +210,26 @@ class SurvivalNetTrainer:
         self.best_epoch_ = best_epoch
         self.train_idx_, self.val_idx_ = tr, va
         return self
+
+    def _recompute_bn(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None,
+                      rng: np.random.Generator) -> None:
+        """Running mean and variance of every batch-norm layer as the plain average over training
+        batches of the current weights (train-mode forward passes without gradients)."""
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        momenta = [bn.momentum for bn in bns]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+        model.train()
+        with torch.no_grad():
+            for b in _batches(len(x), self.cfg.batch_size, rng):
+                xb = torch.as_tensor(x[np.sort(b)].astype(np.float32))
+                self._forward(model, xb, None if clin is None else clin[np.sort(b)])
+        for bn, m in zip(bns, momenta, strict=True):
+            bn.momentum = m
+        model.eval()
 
     @staticmethod
     def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
