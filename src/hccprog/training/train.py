@@ -205,7 +205,10 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {"fusion_locf": False,
                 "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
                 "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
-                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "slices_per_step": None}},
+                # batch 8 and batch-norm statistics recomputed from the final weights: without the
+                # latter the eval-mode outputs barely vary between patients (docs/models/progswin.md)
+                "training": {"epochs": 10, "batch_size": 8, "lr": 1e-3, "patience": 4, "slices_per_step": None,
+                             "recompute_bn": True}},
         "paper": {"preprocessing": {"kind": "volume", "size": 128, "spacing_mm": (1.5, 1.5, 1.5), "timepoints": 3},
                   "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
                   "training": {"epochs": 100, "batch_size": 2, "lr": 1e-3, "weight_decay": 1e-4, "patience": 15}},
@@ -220,7 +223,9 @@ MODEL_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": {"fusion_locf": False, "preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
                 "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
                             "dropout": 0.3},
-                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "slices_per_step": None}},
+                # as measured in benchmarks/results/dmmgnet*.{json,md} (early stopping on an inner split)
+                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "val_fraction": 0.2,
+                             "slices_per_step": None}},
         "paper": {"preprocessing": _dmmgnet_input(size=112, spacing_mm=(1.0, 1.0, 5.0), slices=10),
                   "network": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "nodes": 16, "k": 4,
                               "hidden": 128, "dropout": 0.3},
