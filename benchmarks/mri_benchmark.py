@@ -141,7 +141,7 @@ def main() -> None:
     args.out = args.out or Path(__file__).parent / "results" / f"{args.model}.json"
     jobs = [("hccprog", seed) for seed in args.seeds] + [("independent", seed) for seed in args.independent_seeds]
     # with --jobs N the cohorts run N at a time, each process with threads // N torch threads
-    threads = max(1, torch.get_num_threads() // max(1, args.jobs)) if args.jobs > 1 else torch.get_num_threads()
+    threads = max(1, torch.get_num_threads() // max(1, args.jobs))
     with tempfile.TemporaryDirectory() as tmp:
         if args.jobs > 1:
             ctx = multiprocessing.get_context("spawn")

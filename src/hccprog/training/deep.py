@@ -182,7 +182,7 @@ class SurvivalNetTrainer:
                 losses.append(float(loss.detach()))
             rec = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
             if cfg.recompute_bn and (len(va) or epoch + 1 == cfg.epochs):
-                self._recompute_bn(model, x[tr], None if clin is None else clin[tr], rng)
+                self._recompute_bn(model, x, clin, tr, rng)
             if len(va):
                 o = self._outputs(model, x[va], None if clin is None else clin[va])
                 extra = {} if labels is None else {"labels": labels[va]}
@@ -211,10 +211,10 @@ class SurvivalNetTrainer:
         self.train_idx_, self.val_idx_ = tr, va
         return self
 
-    def _recompute_bn(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None,
+    def _recompute_bn(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None, idx: np.ndarray,
                       rng: np.random.Generator) -> None:
-        """Running mean and variance of every batch-norm layer as the plain average over training
-        batches of the current weights (train-mode forward passes without gradients)."""
+        """Running mean and variance of every batch-norm layer as the plain average over batches of
+        the patients ``idx`` with the current weights (train-mode forward passes without gradients)."""
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not bns:
             return
@@ -224,9 +224,10 @@ class SurvivalNetTrainer:
             bn.momentum = None  # cumulative average
         model.train()
         with torch.no_grad():
-            for b in _batches(len(x), self.cfg.batch_size, rng):
-                xb = torch.as_tensor(x[np.sort(b)].astype(np.float32))
-                self._forward(model, xb, None if clin is None else clin[np.sort(b)])
+            for b in _batches(len(idx), self.cfg.batch_size, rng):
+                rows = idx[np.sort(b)]
+                self._forward(model, torch.as_tensor(x[rows].astype(np.float32)),
+                              None if clin is None else clin[rows])
         for bn, m in zip(bns, momenta, strict=True):
             bn.momentum = m
         model.eval()
