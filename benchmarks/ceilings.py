@@ -22,6 +22,8 @@ For the response endpoint (``cldca``: PD against CR+PR+SD) the same scores enter
 model with the clinical covariates; AUC out of fold with DeLong's CI of the difference.
 
     .venv/bin/python benchmarks/ceilings.py     # writes benchmarks/results/ceilings.json and .md (~25 min)
+    .venv/bin/python benchmarks/ceilings.py --cohorts hccprog-ct:2 independent-ct:2 \
+        --out benchmarks/results/ceilings_fresh.json   # other cohort draws (``--work DIR`` keeps them)
 """
 
 from __future__ import annotations
@@ -195,6 +197,18 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+# cohort kind -> (survival endpoints, whether to add the response row)
+KINDS = {"hccprog-ct": (["os", "pfs"], True), "hccprog-mri-pre": (["pfs", "os"], False),
+         "independent-ct": (["os"], True)}
+
+
+def _cohort_arg(text: str) -> tuple[str, int]:
+    kind, _, seed = text.partition(":")
+    if kind not in KINDS or not seed.isdigit():
+        raise SystemExit(f"--cohorts: expected KIND:SEED with KIND one of {', '.join(KINDS)}, got {text!r}")
+    return kind, int(seed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--patients", type=int, default=200)
@@ -202,6 +216,11 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "ceilings.json")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md from an existing .json")
+    ap.add_argument("--cohorts", nargs="+", metavar="KIND:SEED", default=None,
+                    help=f"cohorts instead of the default plan, e.g. hccprog-ct:2 independent-ct:2 (kinds: "
+                         f"{', '.join(KINDS)})")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="write the cohorts to WORK/KIND-SEED and reuse those already there (default: a temp dir)")
     args = ap.parse_args()
     md = args.out.with_suffix(".md")
     if args.render_only:
@@ -209,14 +228,19 @@ def main() -> None:
         print(f"wrote {md}")
         return
     rows = []
+    plan = [("hccprog-ct", 0), ("hccprog-ct", 1), ("hccprog-mri-pre", 0), ("independent-ct", 0),
+            ("independent-ct", 1)]
+    if args.cohorts:
+        plan = [_cohort_arg(c) for c in args.cohorts]
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        plan = [("hccprog-ct", 0, ["os", "pfs"], True), ("hccprog-ct", 1, ["os", "pfs"], True),
-                ("hccprog-mri-pre", 0, ["pfs", "os"], False),
-                ("independent-ct", 0, ["os"], True), ("independent-ct", 1, ["os"], True)]
-        for kind, seed, endpoints, response in plan:
+        work = args.work or Path(tmp)
+        for kind, seed in plan:
+            endpoints, response = KINDS[kind]
             d = work / f"{kind}-{seed}"
-            if kind.startswith("hccprog"):
+            if (d / "cohort.yaml").is_file() and (d / "truth.csv").is_file():
+                terms = (hccprog_terms(pd.read_csv(d / "truth.csv")) if kind.startswith("hccprog")
+                         else independent_terms(pd.read_csv(d / "truth.csv", dtype={"pid": str})))
+            elif kind.startswith("hccprog"):
                 mri = kind == "hccprog-mri-pre"
                 synthesize(d, SynthConfig(patients=args.patients, seed=seed, modality="mri" if mri else "ct",
                                           followups=0 if mri else 1), overwrite=True)
