@@ -237,18 +237,17 @@ def main() -> None:
         for kind, seed in plan:
             endpoints, response = KINDS[kind]
             d = work / f"{kind}-{seed}"
-            if (d / "cohort.yaml").is_file() and (d / "truth.csv").is_file():
-                terms = (hccprog_terms(pd.read_csv(d / "truth.csv")) if kind.startswith("hccprog")
-                         else independent_terms(pd.read_csv(d / "truth.csv", dtype={"pid": str})))
-            elif kind.startswith("hccprog"):
-                mri = kind == "hccprog-mri-pre"
-                synthesize(d, SynthConfig(patients=args.patients, seed=seed, modality="mri" if mri else "ct",
-                                          followups=0 if mri else 1), overwrite=True)
-                terms = hccprog_terms(pd.read_csv(d / "truth.csv"))
-            else:
-                subprocess.run([sys.executable, str(HERE / "independent_cohort.py"), str(d), "--patients",
-                                str(args.patients), "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
-                terms = independent_terms(pd.read_csv(d / "truth.csv", dtype={"pid": str}))
+            hccprog = kind.startswith("hccprog")
+            if not ((d / "cohort.yaml").is_file() and (d / "truth.csv").is_file()):  # else reuse --work's
+                if hccprog:
+                    mri = kind == "hccprog-mri-pre"
+                    synthesize(d, SynthConfig(patients=args.patients, seed=seed, modality="mri" if mri else "ct",
+                                              followups=0 if mri else 1), overwrite=True)
+                else:
+                    subprocess.run([sys.executable, str(HERE / "independent_cohort.py"), str(d), "--patients",
+                                    str(args.patients), "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
+            terms = (hccprog_terms(pd.read_csv(d / "truth.csv")) if hccprog
+                     else independent_terms(pd.read_csv(d / "truth.csv", dtype={"pid": str})))
             cohort = load_cohort(d / "cohort.yaml").cohort  # reads every image header: once per cohort
             for ep in endpoints:
                 row = {"cohort": kind, "seed": seed, **survival_ceiling(cohort, terms, ep, args.repeats, args.n_boot)}
