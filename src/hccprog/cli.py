@@ -439,6 +439,8 @@ def ablation(
 def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: str, job) -> None:
     """Run ``job(progress)`` -> (report path, metrics) under a progress bar, then print the
     metrics table, the run folder and the report path; an existing run folder exits 1."""
+    from hccprog.preprocessing.slices import InputTooThinError
+
     started = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task(first_label, total=None)
@@ -448,7 +450,7 @@ def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: 
 
         try:
             report, metrics = job(tick)
-        except FileExistsError as exc:
+        except (FileExistsError, InputTooThinError) as exc:
             err.print(f"[bold red]error[/]: {exc}")
             raise typer.Exit(1) from None
     if metrics.get("task") == "response":
@@ -491,6 +493,16 @@ def _oracle_scores(spec: str):
     return frame.set_index(id_col)[[column]].astype(float).rename(columns={column: "oracle"})
 
 
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"{option}: expected NAME=NAME, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A `train` run folder (with models/<model>.pt).")],
@@ -498,16 +510,27 @@ def predict(
     dest: Annotated[Path, typer.Option("--out", help="Folder to write predictions.csv into.")] = Path("predictions"),
     cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    series_alias: Annotated[list[str] | None, typer.Option(
+        "--series-alias", help="COHORT_NAME=MODEL_NAME: read the cohort's series under the name the model was "
+                               "trained on (e.g. PORTAL_VENOUS=CT_PV); repeatable; adds to cohort.yaml's "
+                               "series_aliases.")] = None,
+    covariate_alias: Annotated[list[str] | None, typer.Option(
+        "--covariate-alias", help="COHORT_COLUMN=MODEL_COVARIATE (e.g. AFP_ngml=afp); repeatable; adds to "
+                                  "cohort.yaml's covariate_aliases.")] = None,
 ) -> None:
     """Score new patients with a trained run's final model and its fusion with the clinical Cox
     score (<model>+clinical): risk, risk group (training cut-off) and survival probabilities at the
-    run's horizons. With outcomes, also metrics and a report."""
+    run's horizons, in the new cohort's time unit. With outcomes, also metrics and a report.
+
+    Covariates match by name, then case-insensitively; whatever cannot be scored is said, with why."""
     from hccprog.training.predict import write_predictions
 
     if not (run / "config.yaml").exists():
         err.print(f"[bold red]error[/]: {run / 'config.yaml'} is missing: not a run folder")
         raise typer.Exit(1)
-    c = _load_for_run(cohort, images=True)
+    aliases = {"series": _pairs(series_alias or [], "--series-alias"),
+               "covariates": _pairs(covariate_alias or [], "--covariate-alias")}
+    c = _load_for_run(cohort, images=True).with_aliases(**aliases)
     with _progress() as bar:
         task = bar.add_task("preprocessing", total=None)
         try:

@@ -59,7 +59,8 @@ class FoldPrediction:
 #: A learner may carry ``fusion_indicator``: a 0/1 array over the cohort's patients (in outcome
 #: order) marking patients whose score rests on imputed input (a carried-forward follow-up); a
 #: fusion with that learner as its first score then gets the indicator terms of
-#: ``BivariateCoxFusion``.
+#: ``BivariateCoxFusion``. It may also carry ``imputed``: patient id -> what its input filled in
+#: (``kind: detail`` strings), written to the ``imputed`` column of the predictions.
 Learner = Callable[[Split, list[float]], FoldPrediction]
 
 
@@ -262,9 +263,33 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     ordered = ["patient_id", "model", "repeat", "fold", "risk", "risk_group"]
     surv_cols = [c for c in preds.columns if c.startswith("surv_")]
     preds = preds[ordered + sorted(surv_cols, key=lambda c: float(c[5:]))]
+    inputs = {name: ("covariates", covs) for name, (_, covs) in cox_specs.items()}
+    inputs.update({name: ("learner", name) for name in learners})
+    fills = {name: _fills_of(inputs.get(name), X_all, learners) for name in inputs}
+    for a, b, name in fusions:
+        fills[name] = {p: fills.get(a, {}).get(p, []) + fills.get(b, {}).get(p, []) for p in ids}
+    preds["imputed"] = ["; ".join(fills.get(m, {}).get(p, [])) for p, m in zip(preds["patient_id"], preds["model"],
+                                                                               strict=True)]
     outcomes = out.copy()
     return BaselinesResult(preds, folds, outcomes, horizons, grid, {k: sources.get(k, "") for k in usable},
                            full_models, X_all, cutoff_log, notes)
+
+
+def covariate_fills(X: pd.DataFrame, covariates: list[str]) -> dict[str, list[str]]:
+    """Per patient, the ``covariate-imputed`` entries of the covariates it lacks (imputed by the
+    model's training median or mode)."""
+    missing = X[covariates].isna()
+    return {str(p): [f"covariate-imputed: {c}" for c in covariates if row[c]] for p, row in missing.iterrows()}
+
+
+def _fills_of(source, X: pd.DataFrame, learners: dict) -> dict[str, list[str]]:
+    """What a model's inputs filled in per patient: its covariates, or a learner's own ``imputed``."""
+    if source is None:
+        return {}
+    kind, what = source
+    if kind == "covariates":
+        return covariate_fills(X, what)
+    return dict(getattr(learners[what], "imputed", None) or {})
 
 
 def _cv_rows(name, ids, s, test_risk, train_risk, t, e, cfg, cutoff_log, surv, grid) -> list[dict]:

@@ -330,9 +330,11 @@ class _Loader:
         n = len(patients)
         for name in names:
             missing = sum(p.covariates.get(name) is None for p in patients.values())
-            if missing / n > MANY_MISSING:
-                self.report.warning("covariate-many-missing", cfile,
-                                    f"{missing} of {n} values missing ({100 * missing / n:.0f}%)",
+            if missing:
+                code = "covariate-many-missing" if missing / n > MANY_MISSING else "covariate-missing"
+                self.report.warning(code, cfile,
+                                    f"{missing} of {n} values missing ({100 * missing / n:.0f}%): imputed by "
+                                    "the clinical models (training median or mode; recorded as covariate-imputed)",
                                     column=name)
             if spec.covariates is not None and name in spec.covariates:
                 values = {p.covariates[name] for p in patients.values()
@@ -397,6 +399,7 @@ class _Loader:
             if not ok:
                 continue
             tp, series = rec["timepoint"].strip(), rec["series"].strip()
+            series = spec.series_aliases.get(series, series)
             key = (pid, tp, series)
             if key in seen_series:
                 self.report.error("duplicate-series", ifile,
@@ -438,8 +441,49 @@ class _Loader:
             patients[pid].timepoints = tuple(
                 TimePoint(label=label, day=day, series=entry["series"]) for label, day, entry in ordered
             )
+        self.report_fills(spec, patients, ifile)
         if self.check_images:
             self.check_files(spec, checks, ifile)
+
+    def report_fills(self, spec: CohortSpec, patients: dict[str, Patient], ifile: str) -> None:
+        """Warnings, before any run, for what models will fill in: time points without a mask,
+        series a time point lacks, patients with fewer time points than others."""
+        def listed(ids: list[str]) -> str:
+            return ", ".join(ids[:10]) + (f", ... ({len(ids)} in all)" if len(ids) > 10 else "")
+
+        with_images = [p for p in patients.values() if p.has_images]
+        if not with_images:
+            return
+        unmasked: dict[str, list[str]] = defaultdict(list)
+        lacking: dict[tuple[str, str], list[str]] = defaultdict(list)
+        all_series = list(dict.fromkeys(n for p in with_images for t in p.timepoints for n in t.series))
+        for p in with_images:
+            for t in p.timepoints:
+                if all(s.mask is None for s in t.series.values()):
+                    unmasked[t.label].append(p.id)
+                for name in all_series:
+                    if name not in t.series:
+                        lacking[(t.label, name)].append(p.id)
+        what = {"propagate": "a mask will be propagated from the nearest masked time point of the same patient "
+                             "by registration (missing_masks: propagate; recorded per patient as mask-propagated)",
+                "missing": "the time point will be treated as missing and the previous one carried forward "
+                           "(missing_masks: missing)"}[spec.missing_masks]
+        for label, ids in unmasked.items():
+            self.report.warning("timepoint-without-mask", ifile,
+                                f"time point '{label}' has no mask for {len(ids)} patient(s) ({listed(ids)}): "
+                                f"{what}", column="mask")
+        for (label, name), ids in lacking.items():
+            self.report.warning("series-missing", ifile,
+                                f"{len(ids)} patient(s) lack series '{name}' at time point '{label}' ({listed(ids)}): "
+                                "a model reading it fills it with another series of that time point "
+                                "(recorded as series-filled)", column="series")
+        most = max(len(p.timepoints) for p in with_images)
+        fewer = [p.id for p in with_images if len(p.timepoints) < most]
+        if fewer:
+            self.report.warning("timepoints-missing", ifile,
+                                f"{len(fewer)} patient(s) have fewer than {most} time points ({listed(fewer)}): "
+                                "a model reading more carries the last one forward (LOCF; recorded as "
+                                "timepoint-carried-forward)", column="timepoint")
 
     def check_files(self, spec: CohortSpec, checks, ifile: str) -> None:
         geometry_cache: dict[Path, Geometry | str] = {}
@@ -470,6 +514,11 @@ class _Loader:
                     image_geo = g
                     if image_format(image) == "dicom_series":
                         self.dicom_warnings(image, ifile, row)
+                    if g.shape[2] == 1:
+                        self.report.warning("single-slice", ifile,
+                                            f"image {self.rel(image)} holds a single axial slice: models that "
+                                            "read a slab or a volume stop with an error on it; slice models "
+                                            "repeat it (recorded as single-slice)", row, "image")
             if mask is None:
                 continue
             if not mask.exists():

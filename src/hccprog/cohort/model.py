@@ -8,7 +8,7 @@ unit, used when results are shown.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +160,20 @@ class Cohort:
                 frame[name] = frame[name].astype("category")
             else:
                 frame[name] = pd.to_numeric(frame[name])
-        return frame
+        return frame.rename(columns=self.spec.covariate_aliases)
+
+    def with_aliases(self, *, series: dict[str, str] | None = None, covariates: dict[str, str] | None = None) -> Cohort:
+        """The same cohort with series and covariates renamed (cohort's name -> the name a model knows),
+        on top of the cohort.yaml's own ``series_aliases`` and ``covariate_aliases``."""
+        series, covariates = dict(series or {}), dict(covariates or {})
+        spec = self.spec.model_copy(update={"series_aliases": {**self.spec.series_aliases, **series},
+                                            "covariate_aliases": {**self.spec.covariate_aliases, **covariates}})
+        patients = {}
+        for pid, p in self.patients.items():
+            tps = tuple(replace(t, series={series.get(n, n): replace(s, name=series.get(n, n))
+                                           for n, s in t.series.items()}) for t in p.timepoints)
+            patients[pid] = replace(p, timepoints=tps)
+        return Cohort(spec=spec, root=self.root, patients=patients, table=self.table)
 
     def scores(self) -> pd.DataFrame:
         frame = pd.DataFrame([p.scores for p in self], index=self.ids, columns=list(self.spec.scores))

@@ -64,6 +64,14 @@ class CohortSpec(BaseModel):
     #: hccprog extension: resample masks whose grid differs from their image (nearest
     #: neighbour) instead of rejecting them.
     resample_masks: bool = False
+    #: hccprog extension: a time point whose series have no mask gets one propagated from the nearest
+    #: masked time point of the same patient by registration (``propagate``), or is treated as missing
+    #: (``missing``: the previous time point carried forward). ``validate`` says which.
+    missing_masks: Literal["propagate", "missing"] = "propagate"
+    #: hccprog extension: other names of series and covariates -> the names a trained model knows, e.g.
+    #: ``series_aliases: {PORTAL_VENOUS: CT_PV}``, ``covariate_aliases: {AFP: afp}``.
+    series_aliases: dict[str, str] = Field(default_factory=dict)
+    covariate_aliases: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("labels")
     @classmethod

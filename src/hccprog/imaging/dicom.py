@@ -79,6 +79,18 @@ def _floats(value) -> np.ndarray:
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
+def _no_images_reason(folder: Path) -> str:
+    """Why a folder holds no series: a study folder (series in sub-folders) says which to give."""
+    subs = sorted(d for d in folder.iterdir() if d.is_dir()
+                  and any(is_dicom_file(f) or f.suffix.lower() == ".dcm" for f in d.iterdir() if f.is_file()))
+    if not subs:
+        return "no DICOM image files found"
+    shown = ", ".join(f"'{d.name}'" for d in subs[:12]) + (f", ... ({len(subs)} in all)" if len(subs) > 12 else "")
+    return (f"no DICOM image files here, but {len(subs)} sub-folder(s) hold DICOM series ({shown}): this looks "
+            "like a study folder; give one series folder per row of images.csv (or import the study tree with "
+            "`hccprog import`)")
+
+
 def scan_series(folder: str | os.PathLike) -> SeriesScan:
     """Scan the DICOM files of ``folder`` (not its sub-folders) without decoding pixels."""
     folder = Path(folder)
@@ -96,7 +108,7 @@ def scan_series(folder: str | os.PathLike) -> SeriesScan:
             continue
         headers.append((path, ds))
     if not headers:
-        raise DicomSeriesError(folder, ["no DICOM image files found"])
+        raise DicomSeriesError(folder, [_no_images_reason(folder)])
 
     problems: list[str] = []
     series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in headers}

@@ -66,7 +66,10 @@ class Geometry:
         if tuple(self.shape) != tuple(other.shape):
             out.append(f"shape {tuple(other.shape)} != {tuple(self.shape)}")
         sp_a, sp_b = np.asarray(self.spacing), np.asarray(other.spacing)
-        if not np.allclose(sp_a, sp_b, rtol=tol.spacing_rtol, atol=0):
+        # along an axis one voxel thick the spacing is a convention, not a measurement: a single-slice
+        # DICOM series takes its SliceThickness here, ITK-based tools write 1 mm; both are the same grid
+        thick = np.array([a > 1 or b > 1 for a, b in zip(self.shape, other.shape, strict=True)])
+        if not np.allclose(sp_a[thick], sp_b[thick], rtol=tol.spacing_rtol, atol=0):
             out.append(f"spacing {_fmt(sp_b)} mm != {_fmt(sp_a)} mm")
         atol = tol.origin_atol_mm + tol.origin_rtol_voxel * float(sp_a.min())
         if not np.allclose(self.origin, other.origin, atol=atol, rtol=0):

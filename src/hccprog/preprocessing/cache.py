@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from hccprog.cohort.model import Cohort, Patient
-from hccprog.preprocessing.slices import SliceConfig, patient_slices
+from hccprog.preprocessing.slices import InputTooThinError, SliceConfig, patient_slices
 from hccprog.preprocessing.volumes import VolumeConfig, patient_volumes
 
 PreprocessConfig = SliceConfig | VolumeConfig
 
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: entries carry `imputed` (what was filled in)
 
 
 def default_cache_dir() -> Path:
@@ -136,6 +136,7 @@ class PreprocessedCohort:
     config: PreprocessConfig
     skipped: dict[str, str] = field(default_factory=dict)  # patient -> reason
     stats: dict[str, float] = field(default_factory=dict)
+    imputed: dict[str, list[str]] = field(default_factory=dict)  # patient -> what was filled in (``kind: detail``)
 
     def geometry(self) -> dict[str, int]:
         """What a model builder needs: ``streams`` (slices: image streams; volumes: time points,
@@ -148,7 +149,7 @@ class PreprocessedCohort:
         pos = {p: i for i, p in enumerate(self.ids)}
         idx = [pos[p] for p in ids]
         return PreprocessedCohort(list(ids), self.x[idx], self.observed[idx], self.source[idx], self.channels,
-                                  self.config, {}, {})
+                                  self.config, {}, {}, {p: self.imputed.get(p, []) for p in ids})
 
 
 def _worker_init() -> None:
@@ -168,6 +169,8 @@ def _build(args) -> tuple[str, dict[str, np.ndarray] | None, str]:
     patient, channels, cfg, path = args
     try:
         arrays = patient_tensors(patient, channels, cfg)
+    except InputTooThinError:
+        raise  # the cohort cannot feed this model: an error, not a skipped patient
     except (ValueError, OSError) as err:
         return patient.id, None, str(err)
     write_entry(Path(path), arrays)
@@ -181,7 +184,9 @@ def preprocess_cohort(cohort: Cohort, cfg: PreprocessConfig, *, cache_dir: str |
     t0 = time.perf_counter()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     channels = cfg.channels(cohort.series_names())
-    cfg = cfg.model_copy(update={"series": channels})  # the same key whether series were named or defaulted
+    # the same key whether series were named or defaulted; masks missing at a time point as the cohort says
+    cfg = cfg.model_copy(update={"series": channels,
+                                 "missing_masks": cfg.missing_masks or cohort.spec.missing_masks})
     wanted = [p for p in (ids or cohort.ids) if cohort[p].has_images]
     skipped = {p: "no images" for p in (ids or cohort.ids) if not cohort[p].has_images}
     got: dict[str, dict[str, np.ndarray]] = {}
@@ -226,6 +231,7 @@ def preprocess_cohort(cohort: Cohort, cfg: PreprocessConfig, *, cache_dir: str |
     x = np.stack([got[p]["x"] for p in keep])
     observed = np.stack([got[p]["observed"] for p in keep])
     source = np.stack([got[p]["source"] for p in keep])
+    imputed = {p: [str(v) for v in got[p]["imputed"]] for p in keep}
     stats = {"patients": len(keep), "cached": cached, "built": len(todo), "rebuilt": rebuilt,
              "seconds": round(time.perf_counter() - t0, 3)}
-    return PreprocessedCohort(keep, x, observed, source, channels, cfg, skipped, stats)
+    return PreprocessedCohort(keep, x, observed, source, channels, cfg, skipped, stats, imputed)

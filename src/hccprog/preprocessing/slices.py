@@ -8,7 +8,10 @@ liver area when the mask has no tumor, as in Xia et al.), and each stream crops 
 of view around its region of interest (``SpatialCrop`` + ``SpatialPad`` + ``Resize``).
 
 A missing time point is filled by the last observation carried forward (LOCF, as in the CRNN
-paper): its tensors are a copy of the previous time point's and ``observed`` marks it False.
+paper): its tensors are a copy of the previous time point's and ``observed`` marks it False. A time
+point without a mask gets one propagated from the nearest masked time point of the same patient by
+registration (:mod:`hccprog.preprocessing.register`), or, with ``missing_masks: missing``, is treated as
+missing. Everything filled in is listed per patient in ``imputed`` (see :data:`FILL_KINDS`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
-from hccprog.imaging.volume import resample_to
+from hccprog.imaging.volume import Volume, resample_to
+from hccprog.preprocessing.register import RegistrationConfig, propagate_mask
 
 LIVER, TUMOR = 1, 2
+
+#: What preprocessing may fill in, as the first word of each ``imputed`` entry (``kind: detail``).
+FILL_KINDS = {
+    "series-filled": "a series the time point lacks, filled with another series of it",
+    "timepoint-carried-forward": "a missing time point, the last observed one carried forward (LOCF)",
+    "mask-propagated": "a time point without a mask, its mask propagated from another time point by registration",
+    "mask-resampled": "a mask on another grid than its image, resampled (nearest neighbour)",
+    "single-slice": "a single-slice series, its one slice repeated as the representative slices",
+    "covariate-imputed": "a missing clinical covariate, imputed (training median or mode)",
+}
+
+MissingMasks = Literal["propagate", "missing"]
+
+
+class InputTooThinError(ValueError):
+    """A series too thin for the model's input (one slice where a slab or a volume is needed)."""
 
 
 class StreamSpec(BaseModel):
@@ -53,6 +73,14 @@ class SliceConfig(BaseModel):
     ct_windows: dict[str, tuple[float, float]] = Field(default_factory=dict)  # per series, overrides ct_window
     mri_clip: float = Field(5.0, gt=0)  # robust z-scores are clipped to +-mri_clip
     context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling (beyond: zero)
+    # a time point without a mask: propagate one by registration, or treat the time point as missing;
+    # None: as the cohort says (cohort.yaml `missing_masks`, default propagate)
+    missing_masks: MissingMasks | None = None
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+
+    def needs_depth(self) -> int:
+        """Consecutive slices a series must hold (1 unless a contiguous slab is read)."""
+        return self.slices if self.selection == "contiguous" else 1
 
     def channels(self, cohort_series: list[str]) -> list[str]:
         if self.series:
@@ -74,8 +102,10 @@ def resolve_series(wanted: list[str], cohort_series: list[str]) -> list[str]:
         hit = next((o for o in options if o in have), None)
         (out if hit else missing).append(hit or entry)
     if missing:
-        raise ValueError(f"series {missing} not in the cohort (it has {', '.join(have) or 'none'}); "
-                         "set preprocessing.series to the cohort's names")
+        raise ValueError(f"series {missing} not in the cohort (it has {', '.join(have) or 'none'}); map the "
+                         "cohort's names with `series_aliases` in cohort.yaml (e.g. {PORTAL_VENOUS: CT_PV}) or "
+                         "`hccprog predict --series-alias PORTAL_VENOUS=CT_PV`, or set preprocessing.series "
+                         "when training")
     return out
 
 
@@ -104,17 +134,49 @@ def _mask_series(tp: TimePoint, channels: list[str]) -> str | None:
     return None
 
 
-def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Channels (C, X, Y, Z) in [0, 1] and the label map (X, Y, Z), resampled to ``cfg.spacing_mm``.
+def _mask_resampled(series, image: Volume) -> bool:
+    """True when the series' mask is a plain label file on another grid than its image."""
+    from hccprog.imaging import image_format, read_geometry
 
-    Every channel is put on the grid of the series that carries the mask; a channel that the time
-    point lacks is filled with the first available one (and must exist for at least one)."""
+    mask = series.mask
+    if mask is None or not mask.resample or image_format(mask.path) == "dicom_seg":
+        return False
+    return bool(read_geometry(mask.path).differences(image.geometry))
+
+
+def _check_depth(vol: Volume, where: str, cfg) -> list[str]:
+    """An error for a single-slice series that the model cannot read; a fill note when it can."""
+    if vol.array.shape[2] > 1:
+        return []
+    depth = cfg.needs_depth()
+    if depth > 1:
+        need = "a volume" if getattr(cfg, "kind", "") == "volume" else f"a slab of {depth} consecutive slices"
+        raise InputTooThinError(f"{where} is a single-slice series; this model needs {need}")
+    return [f"single-slice: {where} holds one slice, repeated as the {cfg.slices} representative slices"]
+
+
+def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
+                   propagated: tuple[str, Volume, Volume] | None = None,
+                   patient: str = "") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Channels (C, X, Y, Z) in [0, 1], the label map (X, Y, Z), resampled to ``cfg.spacing_mm``, and
+    what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`).
+
+    Every channel is put on the grid of the series that carries the mask (or, for a time point without
+    one, the series ``propagated = (name, image, mask)`` names); a channel that the time point lacks is
+    filled with the first available one (and must exist for at least one)."""
     from monai.transforms import CropForegroundd, Spacingd
 
-    ref_name = _mask_series(tp, channels)
-    if ref_name is None:
-        raise ValueError(f"time point '{tp.label}' has no mask; representative slices need liver/tumor masks")
-    ref_img, mask = tp.series[ref_name].load()
+    who = f"{patient}: " if patient else ""
+    fills: list[str] = []
+    if propagated is not None:
+        ref_name, ref_img, mask = propagated
+    else:
+        ref_name = _mask_series(tp, channels)
+        if ref_name is None:
+            raise ValueError(f"{who}time point '{tp.label}' has no mask; representative slices need liver/tumor masks")
+        ref_img, mask = tp.series[ref_name].load()
+        if _mask_resampled(tp.series[ref_name], ref_img):
+            fills.append(f"mask-resampled: {tp.label}/{ref_name} mask resampled onto its image's grid")
     ref_img, mask = ref_img.to_canonical(), mask.to_canonical()
     liver = mask.array > 0
     arrays: dict[str, np.ndarray] = {}
@@ -122,14 +184,18 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig) -> tupl
         if name not in tp.series:
             continue
         vol = ref_img if name == ref_name else tp.series[name].image.load().to_canonical()
+        fills += _check_depth(vol, f"{who}{tp.label}/{name}", cfg)
         if not vol.geometry.same_grid(ref_img.geometry):
             vol = resample_to(vol.with_array(vol.array.astype(np.float32)), ref_img.geometry, order=1,
                               cval=float(vol.array.min()))
         arrays[name] = _intensity(np.asarray(vol.array, np.float32), name, liver, cfg)
     if not arrays:
-        raise ValueError(f"time point '{tp.label}' has none of the series {channels}")
-    first = next(iter(arrays.values()))
-    stack = np.stack([arrays.get(n, first) for n in channels])
+        raise ValueError(f"{who}time point '{tp.label}' has none of the series {channels}")
+    first_name = next(iter(arrays))
+    for name in channels:
+        if name not in arrays:
+            fills.append(f"series-filled: {tp.label}/{name} missing, filled with {first_name}")
+    stack = np.stack([arrays.get(n, arrays[first_name]) for n in channels])
     import torch
     from monai.data import MetaTensor
 
@@ -140,7 +206,29 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig) -> tupl
     margin = [int(np.ceil(cfg.context_mm / abs(s))) for s in ref_img.spacing]
     data = CropForegroundd(keys=("image", "mask"), source_key="mask", margin=margin, allow_smaller=True)(data)
     out = Spacingd(keys=("image", "mask"), pixdim=cfg.spacing_mm, mode=("bilinear", "nearest"))(data)
-    return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8)
+    return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8), fills
+
+
+def propagate_to(patient: Patient, target: int, channels: list[str], cfg) -> tuple[str, Volume, Volume, str]:
+    """A mask for time point ``target`` of ``patient`` (which has none), propagated from the nearest
+    masked time point (the earlier one on a tie): (series, its image, the mask, the fill entry)."""
+    tps = list(patient.timepoints)
+    masked = [i for i, tp in enumerate(tps) if _mask_series(tp, channels) is not None]
+    if not masked:
+        raise ValueError(f"{patient.id}: no time point has a mask to propagate from")
+    src = min(masked, key=lambda i: (abs(i - target), i))
+    src_tp, tgt_tp = tps[src], tps[target]
+    src_name = _mask_series(src_tp, channels)
+    tgt_name = next((n for n in [src_name, *channels, *tgt_tp.series] if n in tgt_tp.series), None)
+    if tgt_name is None:
+        raise ValueError(f"{patient.id}: time point '{tgt_tp.label}' has no series")
+    src_img, src_mask = src_tp.series[src_name].load()
+    tgt_img = tgt_tp.series[tgt_name].image.load().to_canonical()
+    result = propagate_mask(src_img.to_canonical(), src_mask.to_canonical(), tgt_img, cfg.registration)
+    q = result.quality()
+    note = (f"mask-propagated: {tgt_tp.label}/{tgt_name} from {src_tp.label}/{src_name} "
+            f"({q['stages']}; liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
+    return tgt_name, tgt_img, result.mask, note
 
 
 def select_slices(mask: np.ndarray, k: int, selection: str = "top_area") -> tuple[np.ndarray, str]:
@@ -212,23 +300,48 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
 def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[str, np.ndarray]:
     """Per time point ``make(image, mask) -> (array, by_tumor)``, stacked over the first
     ``cfg.timepoints`` time points; a missing one is the last observed one carried forward (LOCF).
-    ``x``: (T, ...) float16; ``observed``: (T,) bool; ``source``: (T,) 1 when ``by_tumor``."""
+    ``x``: (T, ...) float16; ``observed``: (T,) bool; ``source``: (T,) 1 when ``by_tumor``;
+    ``imputed``: what was filled in (``kind: detail`` strings, see :data:`FILL_KINDS`)."""
     tps = list(patient.timepoints)[: cfg.timepoints]
     if not tps:
         raise ValueError(f"patient {patient.id} has no images")
-    per_tp, observed, source = [], [], []
-    for tp in tps:
-        image, mask = load_timepoint(tp, channels, cfg)
+    mode = cfg.missing_masks or "propagate"
+    per_tp: list[np.ndarray | None] = []
+    observed, source, fills = [], [], []
+    for i, tp in enumerate(tps):
+        propagated = None
+        if _mask_series(tp, channels) is None:
+            if mode == "missing" or not any(_mask_series(t, channels) for t in patient.timepoints):
+                if i == 0:
+                    raise ValueError(f"{patient.id}: the first time point '{tp.label}' has no mask "
+                                     f"(missing_masks: {mode}); nothing to carry forward")
+                per_tp.append(None)
+                observed.append(False)
+                source.append(source[-1])
+                fills.append(f"timepoint-carried-forward: {tp.label} has no mask, treated as missing; "
+                             f"{tps[i - 1].label} carried forward")
+                continue
+            name, image, mask, note = propagate_to(patient, i, channels, cfg)
+            propagated = (name, image, mask)
+            fills.append(note)
+        image, mask, tp_fills = load_timepoint(tp, channels, cfg, propagated=propagated, patient=patient.id)
         array, by_tumor = make(image, mask)
         per_tp.append(array)
         observed.append(True)
         source.append(bool(by_tumor))
-    while len(per_tp) < cfg.timepoints:  # LOCF
-        per_tp.append(per_tp[-1].copy())
+        fills += tp_fills
+    for i, array in enumerate(per_tp):  # a masked-out time point: the previous one carried forward
+        if array is None:
+            per_tp[i] = per_tp[i - 1].copy()  # type: ignore[union-attr]
+    last = tps[-1].label
+    for k in range(len(per_tp), cfg.timepoints):  # LOCF
+        per_tp.append(per_tp[-1].copy())  # type: ignore[union-attr]
         observed.append(False)
         source.append(source[-1])
+        fills.append(f"timepoint-carried-forward: time point {k + 1} of {cfg.timepoints} absent; {last} carried "
+                     "forward")
     return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
-            "source": np.array(source, np.uint8)}
+            "source": np.array(source, np.uint8), "imputed": np.array(fills, dtype=str)}
 
 
 def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:

@@ -5,7 +5,9 @@ phase by default, as in Yao et al. 2025) is read on the grid of the series that 
 normalised like the slice input (CT window, MRI robust z-score inside the liver), resampled to
 ``spacing_mm``, multiplied by its liver (or tumor) mask, cropped to the mask's bounding box plus a
 margin and resized to ``size``\\ :sup:`3` (MONAI ``CropForeground`` + ``Resize``). A missing time
-point is the last observed one carried forward (LOCF) and marked in ``observed``.
+point is the last observed one carried forward (LOCF) and marked in ``observed``; a time point
+without a mask is handled as in :mod:`hccprog.preprocessing.slices` (propagated or missing), and a
+single-slice series is an error.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient
-from hccprog.preprocessing.slices import TUMOR, resolve_series, stack_timepoints
+from hccprog.preprocessing.register import RegistrationConfig
+from hccprog.preprocessing.slices import TUMOR, MissingMasks, resolve_series, stack_timepoints
 
 
 class VolumeConfig(BaseModel):
@@ -35,6 +38,12 @@ class VolumeConfig(BaseModel):
     ct_windows: dict[str, tuple[float, float]] = Field(default_factory=dict)
     mri_clip: float = Field(5.0, gt=0)
     context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling
+    missing_masks: MissingMasks | None = None  # as in SliceConfig
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+
+    def needs_depth(self) -> int:
+        """A volume needs more than one slice."""
+        return 2
 
     def channels(self, cohort_series: list[str]) -> list[str]:
         if self.series:

@@ -49,6 +49,7 @@ def evaluate_run(run: Path) -> dict:
     metrics["n_patients"] = len(outcomes)
     metrics["n_events"] = int(outcomes["event"].sum())
     metrics["notes"] = config.get("notes", [])
+    metrics["imputed"] = imputed_counts(preds)
     metrics["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics["hccprog_version"] = __version__
     rc = config.get("risk_classes")
@@ -62,6 +63,31 @@ def evaluate_run(run: Path) -> dict:
     _figures(run, preds, outcomes, metrics, horizons, unit)
     write_report(run, config, metrics)
     return metrics
+
+
+def imputed_counts(preds: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per model, the number of patients (first repeat) whose input had each kind of fill."""
+    if "imputed" not in preds.columns:
+        return {}
+    first = preds[preds["repeat"] == preds["repeat"].min()] if "repeat" in preds.columns else preds
+    out: dict[str, dict[str, int]] = {}
+    for model, sub in first.groupby("model", sort=False):
+        counts: dict[str, int] = {}
+        for cell in sub["imputed"].dropna().astype(str):
+            for kind in {e.partition(": ")[0] for e in cell.split("; ") if e.strip()}:
+                counts[kind] = counts.get(kind, 0) + 1
+        if counts:
+            out[str(model)] = dict(sorted(counts.items()))
+    return out
+
+
+def imputed_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """Rows of the report's "What was filled in" table."""
+    from hccprog.preprocessing.slices import FILL_KINDS
+
+    rows = [{"model": m, "what was filled in": k, "patients": n, "meaning": FILL_KINDS.get(k, "")}
+            for m, kinds in counts.items() for k, n in kinds.items()]
+    return pd.DataFrame(rows)
 
 
 def _class_frame(preds: pd.DataFrame, outcomes: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -267,6 +293,11 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
                "AUC (DeLong 95% CI)": estimate_text(pg.get("auc")),
                **{k: f"{pg[k]:.3f}" for k in ("accuracy", "f1", "recall", "specificity") if pg.get(k) is not None}}
         parts.append(_table(pd.DataFrame([row])))
+    filled = imputed_table(metrics.get("imputed", {}))
+    if len(filled):
+        parts.append("<h2>What was filled in</h2><p class='note'>Patients whose input was completed by the "
+                     "toolkit, per model; the <code>imputed</code> column of predictions.csv lists each patient's "
+                     "entries.</p>" + _table(filled))
     parts.append("<h2>Figures</h2>")
     figdir = run / "figures"
     for name, caption in FIGURE_CAPTIONS.items():

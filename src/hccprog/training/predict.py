@@ -22,8 +22,9 @@ import yaml
 
 from hccprog import __version__
 from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
-from hccprog.baselines.run import surv_column
+from hccprog.baselines.run import covariate_fills, surv_column
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
@@ -31,6 +32,7 @@ from hccprog.runs import staged_run, write_csv, write_yaml
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
+from hccprog.training.train import fill_notes
 
 
 def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
@@ -53,10 +55,41 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
     return desc, net
 
 
+def unit_factor(run_unit: str, cohort_unit: str) -> float:
+    """Multiply a time in the run's unit by this to get it in the cohort's unit."""
+    return DAYS_PER_UNIT[run_unit] / DAYS_PER_UNIT[cohort_unit]
+
+
+def match_covariates(covariates: pd.DataFrame, wanted: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """``covariates`` with the columns a model wants found case-insensitively where the exact name is
+    absent and exactly one column matches; notes say what was matched and what is ambiguous."""
+    notes, renames = [], {}
+    lower: dict[str, list[str]] = {}
+    for c in covariates.columns:
+        lower.setdefault(str(c).lower(), []).append(str(c))
+    for name in wanted:
+        if name in covariates.columns:
+            continue
+        hits = lower.get(name.lower(), [])
+        if len(hits) == 1:
+            renames[hits[0]] = name
+            notes.append(f"covariate '{name}' read from the cohort's column '{hits[0]}' (case-insensitive match)")
+        elif len(hits) > 1:
+            notes.append(f"covariate '{name}': several columns match it case-insensitively ({', '.join(hits)}); "
+                         "name one with covariate_aliases")
+    return covariates.rename(columns=renames), notes
+
+
 def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
                    progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, dict]:
-    """Predictions of the run's final model for every patient of ``cohort`` with images."""
+    """Predictions of the run's final model for every patient of ``cohort`` with images.
+
+    Survival columns are labelled in the cohort's time unit (``surv_<t>``, the run's horizons converted);
+    ``imputed`` lists per patient what was filled in; ``stats['notes']`` says whatever could not be
+    scored, and why."""
     desc, net = load_trained(run)
+    conf = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    factor = unit_factor(conf.get("time_unit") or cohort.time_unit, cohort.time_unit)
     t0 = time.perf_counter()
     pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
     data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir, progress=progress)
@@ -74,26 +107,31 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     risk = objective.risk(out)
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
-             "skipped": data.skipped}
+             "skipped": data.skipped, "notes": [], "imputed": data.imputed}
+    own_fills = ["; ".join(data.imputed.get(p, [])) for p in data.ids]
+    if clin is not None:
+        fills = covariate_fills(clinical_frame(cohort, data.ids, enc.cfg), list(enc.state()["columns"]))
+        own_fills = ["; ".join(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
     if desc.get("task") == "response":  # logit of PD; the group at the training cohort's Youden cut-off
         frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
                               "risk_group": (risk >= desc["threshold"]).astype(int),
-                              "p_PD": 1.0 / (1.0 + np.exp(-risk))})
+                              "p_PD": 1.0 / (1.0 + np.exp(-risk)), "imputed": own_fills})
         return frame, stats
-    horizons = [float(h) for h in desc["horizons"]]
+    horizons = [float(h) for h in desc["horizons"]]  # in the run's time unit
     surv = objective.survival(out, horizons)
     if surv is None:
         surv = BreslowSurvival.from_state(desc["breslow"]).predict(risk, horizons)
-    frame = _score_frame(desc["model"], data.ids, risk, surv, desc["risk_groups"]["cutoffs"], horizons)
+    labels = [h * factor for h in horizons]  # ... labelled in the cohort's unit
+    frame = _score_frame(desc["model"], data.ids, risk, surv, desc["risk_groups"]["cutoffs"], labels)
     if hasattr(objective, "class_columns"):  # classes: p_<class> as the run-outputs spec names them
         for name, col in zip(objective.class_columns, objective.probabilities(out).T, strict=True):
             frame[f"p_{name}"] = col
+    frame["imputed"] = own_fills
     if desc.get("fusion"):
-        fused, note = _fused_frame(desc["fusion"], cohort, data, risk, horizons)
+        fused, notes = _fused_frame(desc["fusion"], cohort, data, risk, horizons, labels)
         if fused is not None:
             frame = pd.concat([frame, fused], ignore_index=True)
-        if note:
-            stats["notes"] = [note]
+        stats["notes"] += notes
         seconds = time.perf_counter() - t0  # the fusion is part of scoring a patient
         stats.update(seconds_total=round(seconds, 3), seconds_per_patient=round(seconds / max(1, len(data.ids)), 4))
     return frame, stats
@@ -108,25 +146,32 @@ def _score_frame(model: str, ids: list[str], risk: np.ndarray, surv: np.ndarray,
     return frame
 
 
-def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray,
-                 horizons: list[float]) -> tuple[pd.DataFrame | None, str | None]:
+def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons: list[float],
+                 labels: list[float]) -> tuple[pd.DataFrame | None, list[str]]:
     """The fused model (``<model>+clinical``): the clinical Cox score and the bivariate Cox fusion
     learned on the training cohort, applied to the image risk and the new patients' covariates
-    (missing values imputed as in training). A cohort without the model's covariates gets no
-    fused rows, and a note says why."""
+    (missing values imputed as in training, and listed in ``imputed``). Covariates are matched by name,
+    then case-insensitively; a cohort still without the model's covariates gets no fused rows, and a
+    note says why and how to map them."""
     clinical = CoxScore.from_state(fusion["clinical"])
-    covariates = cohort.covariates()
+    covariates, notes = match_covariates(cohort.covariates(), clinical.covariates)
     absent = clinical.missing(covariates)
     if absent:
-        return None, f"{fusion['name']}: not scored, the cohort does not declare the covariates {absent}"
+        have = ", ".join(map(str, covariates.columns)) or "none"
+        return None, [*notes, f"{fusion['name']}: not scored, the cohort lacks the covariates {absent} (it "
+                      f"declares {have}); map names with covariate_aliases in cohort.yaml or --covariate-alias"]
     if not len(data.ids):
-        return None, None
-    clin_risk = clinical.predict_risk(covariates.loc[data.ids])
+        return None, notes
+    X = covariates.loc[data.ids]
+    clin_risk = clinical.predict_risk(X)
     fus = BivariateCoxFusion.from_state(fusion["fusion"])
     indicator = (~data.observed.all(axis=1)).astype(float) if fus.uses_indicator_ else None
     fused = fus.predict_risk(risk, clin_risk, indicator)
     surv = BreslowSurvival.from_state(fusion["breslow"]).predict(fused, horizons)
-    return _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], horizons), None
+    frame = _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], labels)
+    fills = covariate_fills(X, clinical.covariates)
+    frame["imputed"] = ["; ".join(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
+    return frame, notes
 
 
 def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *, overwrite: bool = False,
@@ -138,6 +183,10 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
     frame, stats = predict_cohort(run, cohort, cache_dir=cache_dir, progress=progress)
     conf = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
     endpoint = conf.get("endpoint")
+    run_unit = conf.get("time_unit") or cohort.time_unit
+    if run_unit != cohort.time_unit:
+        stats["notes"].append(f"times converted: the run was trained in {run_unit}, this cohort is in "
+                              f"{cohort.time_unit}; survival columns and horizons are in {cohort.time_unit}")
     with staged_run(out, overwrite=overwrite) as tmp:
         write_csv(tmp / "predictions.csv", frame, index=False, float_format="%.6g")
         config = {"command": "predict", "title": f"{conf['model']} applied to {cohort.name}",
@@ -145,14 +194,17 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                   "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
                   "time_unit": cohort.time_unit, "model": conf["model"],
                   "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]
-                  + stats.get("notes", [])}
+                  + stats["notes"] + fill_notes(stats["imputed"])}
         if conf.get("task") == "response":
             validated = _validate_response(tmp, run, cohort, frame, config)
             write_yaml(tmp / "config.yaml", config)
             stats["validated"] = validated
             return stats
-        validated = endpoint in cohort.endpoints and cohort.time_unit == conf.get("time_unit")
-        if validated:
+        validated = endpoint in cohort.endpoints
+        if not validated:
+            config["notes"].append(f"no metrics: this cohort has no '{endpoint}' endpoint (it has "
+                                   f"{', '.join(cohort.endpoints)})")
+        else:
             outcomes = cohort.outcomes(endpoint, unit=cohort.time_unit).loc[lambda d: d.index.isin(frame.patient_id)]
             if outcomes["event"].sum() >= 2:
                 write_csv(tmp / "outcomes.csv", outcomes, float_format="%.6g")
@@ -160,6 +212,9 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                                         "reference": None, "n_boot": 1000, "seed": 0}
             else:
                 validated = False
+                config["notes"].append(f"no metrics: {int(outcomes['event'].sum())} '{endpoint}' event(s) among the "
+                                       "scored patients (at least 2 needed)")
+        stats["notes"] = config["notes"]
         write_yaml(tmp / "config.yaml", config)
         if validated:
             evaluate_run(tmp)

@@ -161,9 +161,10 @@ def _report(run: Path, config: dict, metrics: dict) -> Path:
 def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite: bool = False,
                  cache_dir: Path | None = None, progress=None) -> tuple[Path, dict]:
     """Cross-validate ``cfg.model`` on the response label beside the clinical logistic model."""
+    from hccprog.baselines.run import covariate_fills
     from hccprog.models.registry import get_model
     from hccprog.training.objectives import BinaryObjective
-    from hccprog.training.train import DeepLearner
+    from hccprog.training.train import DeepLearner, fill_notes
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -204,6 +205,10 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
                      if s.repeat == 0]
     final = _final_model(learner, y, cfg) if cfg.final_model else None
     preds = pd.DataFrame(rows)
+    clin_fills = covariate_fills(frame, list(frame.columns))
+    own = {p: data.imputed.get(p, []) + (clin_fills.get(p, []) if spec.clinical else []) for p in ids}
+    preds["imputed"] = ["; ".join(own[p] if m == cfg.model else clin_fills.get(p, []))
+                        for p, m in zip(preds["patient_id"], preds["model"], strict=True)]
     for col in ("risk", "p_PD"):  # metrics from exactly what predictions.csv holds
         preds[col] = preds[col].map(lambda v: float(f"{v:.6g}"))
     lab = pd.Series(y, index=ids, name="label")
@@ -220,6 +225,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
                   "network_resolved": learner.net_cfg.model_dump(mode="json"),
                   "cv": cfg.cv.model_dump(), "preprocessing_stats": data.stats,
                   "notes": [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
+                  + fill_notes({p: own[p] for p in ids})
                   + [f"{len(labels) - len(ids)} patients with a response but no images are not scored"]
                   * (len(labels) > len(ids)),
                   "seconds": round(time.perf_counter() - t0, 1)}

@@ -313,6 +313,7 @@ class DeepLearner:
             (lambda p: spec.build(self.net_cfg, **geo))
         self.class_probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold -> (test positions, probabilities)
         self.labels = labels  # user-given class labels in the order of ``ids`` (-1 unknown), or None
+        self.imputed = data.imputed  # patient -> what preprocessing filled in (run_baselines writes it)
         # 1 where a follow-up was carried forward (LOCF): the fusion's indicator (run_baselines)
         self.fusion_indicator = None
         reads_followups = data.observed.shape[1] > 1 and getattr(self.net_cfg, "recurrent", True)
@@ -479,9 +480,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
                                     "horizon_months": cfg.progression_months}
         notes = [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
-        locf = int((~data.observed).any(axis=1).sum())
-        if locf:
-            notes.append(f"{locf} patients lack a follow-up time point: carried forward from the last one (LOCF)")
+        notes += fill_notes(data.imputed)
         extra["notes"] = notes
         write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
         train_dir = tmp / "training"
@@ -497,6 +496,24 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         metrics = evaluate_run(tmp)
     shutil.rmtree(state_dir, ignore_errors=True)
     return out / "report.html", metrics
+
+
+def fill_notes(imputed: dict[str, list[str]]) -> list[str]:
+    """One note per kind of filled-in input: how many patients, and an example."""
+    from hccprog.preprocessing.slices import FILL_KINDS
+
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for pid, entries in imputed.items():
+        for entry in entries:
+            kind, _, detail = entry.partition(": ")
+            by_kind.setdefault(kind, []).append((pid, detail))
+    notes = []
+    for kind, hits in by_kind.items():
+        patients = len({p for p, _ in hits})
+        pid, detail = hits[0]
+        notes.append(f"{kind}: {patients} patient{'s' if patients != 1 else ''} "
+                     f"({FILL_KINDS.get(kind, kind)}; e.g. {pid}: {detail})")
+    return notes
 
 
 def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, tuple[np.ndarray, np.ndarray]],
