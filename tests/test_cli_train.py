@@ -389,3 +389,66 @@ def test_progswin_classes_from_a_user_column(mri_cohort, tmp_path):
         class_labels_from_column(cohort, cohort.ids, "risk_class", 4)
     with pytest.raises(ValueError, match="no column 'stage'"):
         class_labels_from_column(cohort, cohort.ids, "stage", 4)
+
+
+def _renamed_weeks_upper(src, dst):
+    """A copy of ``src`` with its series renamed (CT_PV -> PORTAL_VENOUS, ...), times in weeks and
+    covariate columns in upper case: what another hospital's export looks like."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    images = pd.read_csv(dst / "images.csv")
+    renames = {"CT_NC": "NATIVE", "CT_ART": "ARTERIAL", "CT_PV": "PORTAL_VENOUS"}
+    images["series"] = images["series"].map(renames)
+    images.to_csv(dst / "images.csv", index=False)
+    spec = yaml.safe_load((dst / "cohort.yaml").read_text())
+    clinical = pd.read_csv(dst / "clinical.csv", dtype=str)
+    for ep in spec["endpoints"].values():
+        clinical[ep["time"]] = (clinical[ep["time"]].astype(float) / 7).round(3).astype(str)
+    upper = {c: c.upper() for c in spec["covariates"]}
+    clinical = clinical.rename(columns=upper)
+    spec["covariates"] = {upper[k]: v for k, v in spec["covariates"].items()}
+    spec["time_unit"] = "weeks"
+    clinical.to_csv(dst / "clinical.csv", index=False)
+    (dst / "cohort.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return renames
+
+
+def test_predict_maps_names_and_units(trained, small_cohort, tmp_path):
+    """Renamed series (mapped with --series-alias), a cohort in weeks scored by a run in days, and
+    upper-case covariates (matched case-insensitively): scored, with metrics and a report, and the
+    survival columns in the new cohort's unit."""
+    run, cache, _ = trained
+    cohort = tmp_path / "other"
+    renames = _renamed_weeks_upper(small_cohort, cohort)
+    dest = tmp_path / "pred"
+    plain = runner.invoke(app, ["predict", str(run), str(cohort / "cohort.yaml"), "--out", str(dest),
+                                "--cache", str(cache)])
+    assert plain.exit_code == 1 and "series_aliases" in plain.output and "--series-alias" in plain.output
+    args = [a for old, new in renames.items() for a in ("--series-alias", f"{new}={old}")]
+    result = runner.invoke(app, ["predict", str(run), str(cohort / "cohort.yaml"), "--out", str(dest),
+                                 "--cache", str(cache), *args])
+    assert result.exit_code == 0, result.output
+    assert "case-insensitive" in result.output and "times converted" in result.output
+    scored = pd.read_csv(dest / "predictions.csv")
+    assert set(scored["model"]) == {"crnn", "crnn+clinical"}
+    days = pd.read_csv(run / "predictions.csv")
+    run_h = sorted(float(c[5:]) for c in days.columns if c.startswith("surv_"))
+    desc = json.loads((run / "models" / "crnn.json").read_text())
+    weeks = sorted(float(c[5:]) for c in scored.columns if c.startswith("surv_"))
+    np.testing.assert_allclose(weeks, np.array(desc["horizons"]) / 7, rtol=1e-4)
+    assert run_h  # the run's own columns are in days
+    # the same patients scored in days by the original cohort: same risks, same survival
+    same = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out",
+                               str(tmp_path / "ref"), "--cache", str(cache)])
+    assert same.exit_code == 0, same.output
+    ref = pd.read_csv(tmp_path / "ref" / "predictions.csv")
+    a = scored.set_index(["patient_id", "model"]).sort_index()
+    b = ref.set_index(["patient_id", "model"]).sort_index()
+    np.testing.assert_allclose(a["risk"], b["risk"], rtol=1e-5, atol=1e-6)
+    surv_a = a[[c for c in a.columns if c.startswith("surv_")]].to_numpy()
+    surv_b = b[[c for c in b.columns if c.startswith("surv_")]].to_numpy()
+    np.testing.assert_allclose(surv_a, surv_b, atol=1e-5)
+    metrics = json.loads((dest / "metrics.json").read_text())
+    assert metrics["time_unit"] == "weeks" and {"crnn", "crnn+clinical"} <= set(metrics["models"])
+    assert (dest / "report.html").exists()

@@ -493,6 +493,54 @@ def _oracle_scores(spec: str):
     return frame.set_index(id_col)[[column]].astype(float).rename(columns={column: "oracle"})
 
 
+import_app = typer.Typer(help="Bring a public TACE dataset in, as downloaded: writes a cohort folder (cohort.yaml, "
+                              "images.csv) that every command reads. Input files are never modified.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+def _print_import(res, cohort_file: Path) -> None:
+    out.print(f"wrote {res.out}: {res.patients} patients, {res.timepoints} time points, {res.images} image series, "
+              f"{res.masks} with a mask")
+    for note in res.notes[:20]:
+        out.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if len(res.notes) > 20:
+        out.print(f"... and {len(res.notes) - 20} more notes in {res.out / 'import'}")
+    if getattr(res, "uncertain", None):
+        out.print(f"[yellow]{len(res.uncertain)} series with an uncertain phase[/] (listed in "
+                  f"{res.out / 'import' / 'phases_uncertain.yaml'}; edit it and pass it back with --phases):")
+        for r in res.uncertain[:15]:
+            out.print(f"  {r['folder']}: {r['phase'] or 'not used'} ({r['reason']})", highlight=False, soft_wrap=True)
+    out.print(f"next: hccprog validate {cohort_file}")
+
+
+@import_app.command("hcc-tace-seg")
+def import_hcc_tace_seg(
+    download: Annotated[Path, typer.Argument(help="The TCIA download folder (<patient>/<study>/<series>/*.dcm, "
+                                                  "with or without metadata.csv).")],
+    clinical: Annotated[Path, typer.Option(help="HCC-TACE-Seg_clinical_data-V2.xlsx (or its 'data table' as CSV).")],
+    dest: Annotated[Path, typer.Option("--out", help="Cohort folder to write.")],
+    phases: Annotated[Path | None, typer.Option(help="YAML mapping series (SeriesInstanceUID or folder) to NC, ART, "
+                                                     "PV, DEL or skip; overrides the phases read from the DICOM "
+                                                     "headers (import/phases_uncertain.yaml is a template).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a cohort folder written by an earlier import.")] = False,
+) -> None:
+    """HCC-TACE-Seg (TCIA): studies ordered by date into time points (baseline: the pre-TACE study with the
+    DICOM-SEG), series phases from DICOM tags and descriptions, DICOM-SEG masks on their referenced series,
+    cohort.yaml from the clinical table (weeks; OS, TTP, mRECIST, scores, covariates)."""
+    from hccprog.importers.hcc_tace_seg import import_hcc_tace_seg as run_import
+
+    with _progress() as bar:
+        task = bar.add_task("reading DICOM headers", total=None)
+        try:
+            res = run_import(download, clinical, dest, phases=phases, overwrite=overwrite,
+                             progress=lambda d, n: bar.update(task, completed=d, total=n))
+        except (ValueError, FileExistsError, OSError) as exc:
+            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    _print_import(res, dest / "cohort.yaml")
+
+
 def _pairs(items: list[str], option: str) -> dict[str, str]:
     out = {}
     for item in items:

@@ -1,0 +1,1 @@
+"""Importers for public TACE datasets: a download as it comes -> a cohort folder in the contract."""
