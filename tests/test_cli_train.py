@@ -452,3 +452,83 @@ def test_predict_maps_names_and_units(trained, small_cohort, tmp_path):
     metrics = json.loads((dest / "metrics.json").read_text())
     assert metrics["time_unit"] == "weeks" and {"crnn", "crnn+clinical"} <= set(metrics["models"])
     assert (dest / "report.html").exists()
+
+
+def _cohort_with_every_fill(src, dst):
+    """A copy of ``src`` where one patient each lacks a series, a follow-up, a follow-up mask, a
+    covariate value, has a mask on another grid and a single-slice series. Returns patient -> kind."""
+    import shutil
+
+    import nibabel as nib
+
+    shutil.copytree(src, dst)
+    images = pd.read_csv(dst / "images.csv", dtype=str, keep_default_na=False)
+    ids = sorted(images["patient_id"].unique())
+    kinds = {ids[0]: "series-filled", ids[1]: "timepoint-carried-forward", ids[2]: "mask-propagated",
+             ids[3]: "covariate-imputed", ids[4]: "mask-resampled", ids[5]: "single-slice"}
+    fu = images["timepoint"] == "fu1"
+    drop = ((images["patient_id"] == ids[0]) & fu & (images["series"] == "CT_ART")) | (
+        (images["patient_id"] == ids[1]) & fu)
+    images.loc[(images["patient_id"] == ids[2]) & fu, "mask"] = ""
+    row = images.index[(images["patient_id"] == ids[4]) & (images["timepoint"] == "baseline")]
+    mask = nib.load(dst / images.loc[row[0], "mask"])
+    fine = np.repeat(np.asarray(mask.dataobj), 2, axis=0)  # twice as many voxels along x: another grid
+    affine = mask.affine.copy()
+    affine[:3, 0] /= 2
+    affine[:3, 3] -= mask.affine[:3, 0] / 4
+    nib.save(nib.Nifti1Image(fine, affine), dst / "fine_mask.nii.gz")
+    images.loc[row, "mask"] = "fine_mask.nii.gz"
+    one = images.index[(images["patient_id"] == ids[5]) & (images["timepoint"] == "baseline")
+                       & (images["series"] == "CT_NC")][0]
+    img = nib.load(dst / images.loc[one, "image"])
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:, :, 8:9], img.affine), dst / "one_slice.nii.gz")
+    images.loc[one, ["image", "mask"]] = ["one_slice.nii.gz", ""]  # the other series carry the mask
+    images[~drop].to_csv(dst / "images.csv", index=False)
+    clinical = pd.read_csv(dst / "clinical.csv", dtype=str, keep_default_na=False)
+    clinical.loc[clinical["patient_id"] == ids[3], "afp"] = ""
+    clinical.to_csv(dst / "clinical.csv", index=False)
+    spec = yaml.safe_load((dst / "cohort.yaml").read_text())
+    spec["resample_masks"] = True
+    (dst / "cohort.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return kinds
+
+
+def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort, tmp_path):
+    """Each fill path (series, time point, mask propagated, mask resampled, single slice, covariate) is
+    (a) a validate warning, (b) in the imputed column of predictions.csv of train and predict and in
+    predict's output, (c) counted in both reports."""
+    cohort = tmp_path / "filled"
+    kinds = _cohort_with_every_fill(small_cohort, cohort)
+    codes = {"series-filled": "series-missing", "timepoint-carried-forward": "timepoints-missing",
+             "mask-propagated": "timepoint-without-mask", "covariate-imputed": "covariate-missing",
+             "mask-resampled": "mask-resampled", "single-slice": "single-slice"}
+    checked = runner.invoke(app, ["validate", str(cohort / "cohort.yaml"), "--format", "json"])
+    assert checked.exit_code == 0, checked.output
+    found = {i["code"]: i["message"] for i in json.loads(checked.output)["issues"]}
+    for pid, kind in kinds.items():
+        assert codes[kind] in found, (kind, found.keys())
+        if kind not in ("covariate-imputed", "mask-resampled", "single-slice"):
+            assert pid in found[codes[kind]], (kind, found[codes[kind]])
+
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    trained = runner.invoke(app, ["train", str(cohort / "cohort.yaml"), "--preset", "tiny", "--folds", "2",
+                                  "--n-boot", "20", "--out", str(run), "--cache", str(cache)])
+    assert trained.exit_code == 0, trained.output
+    dest = tmp_path / "pred"
+    scored = runner.invoke(app, ["predict", str(run), str(cohort / "cohort.yaml"), "--out", str(dest),
+                                 "--cache", str(cache)])
+    assert scored.exit_code == 0, scored.output
+    for folder in (run, dest):
+        preds = pd.read_csv(folder / "predictions.csv", dtype={"imputed": str}, keep_default_na=False)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        report = (folder / "report.html").read_text()
+        assert "What was filled in" in report
+        for pid, kind in kinds.items():
+            model = "crnn+clinical" if kind == "covariate-imputed" else "crnn"
+            cell = preds[(preds["patient_id"] == pid) & (preds["model"] == model)]["imputed"].iloc[0]
+            assert kind in cell, (folder.name, pid, kind, cell)
+            assert metrics["imputed"][model][kind] >= 1 and kind in report
+        untouched = preds[~preds["patient_id"].isin(list(kinds)) & (preds["model"] == "crnn")]["imputed"]
+        assert (untouched == "").all()
+    for kind in kinds.values():
+        assert kind in scored.output, kind

@@ -547,6 +547,11 @@ class _Loader:
                                       f"mask {self.rel(mask)} and image {self.rel(image)} differ: "
                                       + "; ".join(diffs), row, "mask")
                     continue
+                if diffs:
+                    self.report.warning("mask-resampled", ifile,
+                                        f"mask {self.rel(mask)} is on another grid than image {self.rel(image)} "
+                                        f"({'; '.join(diffs)}): resampled onto it (resample_masks; recorded as "
+                                        "mask-resampled)", row, "mask")
             if self.check_masks and (image, mask) not in mask_done:
                 mask_done[(image, mask)] = None
                 self.check_mask_content(spec, mask, image_geo, ifile, row)

@@ -179,6 +179,9 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
             fills.append(f"mask-resampled: {tp.label}/{ref_name} mask resampled onto its image's grid")
     ref_img, mask = ref_img.to_canonical(), mask.to_canonical()
     liver = mask.array > 0
+    if not liver.any():
+        raise ValueError(f"{who}time point '{tp.label}': the mask of {ref_name} holds no liver or tumor voxel on "
+                         "its image's grid")
     arrays: dict[str, np.ndarray] = {}
     for name in channels:
         if name not in tp.series:

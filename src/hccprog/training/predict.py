@@ -194,7 +194,7 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                   "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
                   "time_unit": cohort.time_unit, "model": conf["model"],
                   "notes": [f"{p}: not scored ({why})" for p, why in stats["skipped"].items()]
-                  + stats["notes"] + fill_notes(stats["imputed"])}
+                  + stats["notes"] + fill_notes(fills_by_patient(frame))}
         if conf.get("task") == "response":
             validated = _validate_response(tmp, run, cohort, frame, config)
             write_yaml(tmp / "config.yaml", config)
@@ -220,6 +220,15 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
             evaluate_run(tmp)
     stats["validated"] = validated
     return stats
+
+
+def fills_by_patient(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Every entry of the ``imputed`` column per patient, over all its rows, each once."""
+    out: dict[str, list[str]] = {}
+    for pid, cell in zip(frame["patient_id"], frame.get("imputed", pd.Series("", index=frame.index)), strict=True):
+        entries = out.setdefault(str(pid), [])
+        entries += [e for e in str(cell or "").split("; ") if e and e not in entries]
+    return out
 
 
 def _validate_response(tmp: Path, run: Path, cohort: Cohort, frame: pd.DataFrame, config: dict) -> bool:
