@@ -132,7 +132,8 @@ def read_series_info(folder: Path, files: list[Path] | None = None) -> SeriesInf
             ref = ds.get("ReferencedSeriesSequence")
             if ref:
                 info.referenced_series = str(ref[0].SeriesInstanceUID)
-            info.segments = {int(s.SegmentNumber): str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence", [])}
+            info.segments = {int(s.SegmentNumber): str(s.get("SegmentLabel", ""))
+                             for s in ds.get("SegmentSequence", [])}
         return info
     return None
 
