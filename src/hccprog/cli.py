@@ -541,6 +541,39 @@ def import_hcc_tace_seg(
     _print_import(res, dest / "cohort.yaml")
 
 
+@import_app.command("waw-tace")
+def import_waw_tace(
+    dataset: Annotated[Path, typer.Argument(help="The WAW-TACE folder (<id>/<id>_<k>_scan.nii.gz, "
+                                                 "tumor_masks_*/<id>/*.nrrd, TotalSegmentator output, XLSX).")],
+    dest: Annotated[Path, typer.Option("--out", help="Cohort folder to write.")],
+    clinical: Annotated[Path | None, typer.Option(help="The clinical XLSX (default: the .xlsx in the folder).")] = None,
+    event_column: Annotated[str | None, typer.Option(help="The binary progression column (default: found by its "
+                                                          "name and definition).")] = None,
+    time_column: Annotated[str | None, typer.Option(help="The follow-up time column (default: found by its name "
+                                                         "and definition).")] = None,
+    time_unit: Annotated[str | None, typer.Option(help="days, weeks, months or years (default: from the time "
+                                                       "column's definition).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a cohort folder written by an earlier import.")] = False,
+) -> None:
+    """WAW-TACE: four CT phases per patient, per-lesion tumor masks merged and resampled onto each phase, the
+    TotalSegmentator liver where present, and the clinical XLSX (progression and follow-up as the endpoint)."""
+    from hccprog.importers.waw_tace import import_waw_tace as run_import
+
+    if time_unit is not None and time_unit not in ("days", "weeks", "months", "years"):
+        raise typer.BadParameter(f"--time-unit: {time_unit!r} is not days, weeks, months or years")
+    with _progress() as bar:
+        task = bar.add_task("reading scans and masks", total=None)
+        try:
+            res = run_import(dataset, dest, clinical=clinical, event=event_column, time=time_column, unit=time_unit,
+                             overwrite=overwrite, progress=lambda d, n: bar.update(task, completed=d, total=n))
+        except (ValueError, FileExistsError, OSError) as exc:
+            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    for key, value in res.matched.items():
+        out.print(f"clinical {key}: {value}", highlight=False, soft_wrap=True)
+    _print_import(res, dest / "cohort.yaml")
+
+
 def _pairs(items: list[str], option: str) -> dict[str, str]:
     out = {}
     for item in items:
