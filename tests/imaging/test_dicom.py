@@ -119,3 +119,32 @@ def test_real_dicom_seg_placed_on_its_ct_grid():
     i_centre = np.argwhere(seg.array == 1)[:, 0].mean()
     world_x = ct.affine[0, 0] * i_centre + ct.affine[0, 3]
     assert world_x > 30
+
+
+def test_study_folder_lists_its_series(tmp_path, ct_series_writer):
+    from hccprog.imaging import ImageReadError, read_geometry
+
+    study = tmp_path / "02-15-1998-NA-CT"
+    ct_series_writer(study / "2.000000-ART-1", n=3)
+    ct_series_writer(study / "3.000000-PV-2", n=3)
+    with pytest.raises(ImageReadError, match=r"2 sub-folder\(s\) hold DICOM series \('2.000000-ART-1', "
+                                             r"'3.000000-PV-2'\): this looks like a study folder"):
+        read_geometry(study)
+
+
+def test_single_slice_series_and_an_itk_mask_share_their_grid(tmp_path, ct_series_writer):
+    """A one-slice series takes SliceThickness as its z-spacing; ITK-based tools write 1 mm. Along an
+    axis one voxel thick that is a convention, so the mask is accepted on the image's grid."""
+    import SimpleITK as sitk
+
+    from hccprog.imaging import read_geometry, read_image, read_mask
+
+    folder, _ = ct_series_writer(tmp_path / "one", n=1, rows=6, cols=7)
+    geo = read_geometry(folder)
+    assert geo.shape[2] == 1 and geo.spacing[2] == pytest.approx(2.0)
+    itk = sitk.ReadImage([str(p) for p in sorted(folder.glob("*.dcm"))])
+    assert itk.GetSpacing()[2] == pytest.approx(1.0)  # ITK's convention for a single slice
+    mask = sitk.Cast(itk * 0 + 1, sitk.sitkUInt8)
+    sitk.WriteImage(mask, str(tmp_path / "mask.nrrd"))
+    vol = read_mask(tmp_path / "mask.nrrd", reference=read_image(folder).geometry)
+    assert vol.array.shape == geo.shape and (vol.array == 1).all()

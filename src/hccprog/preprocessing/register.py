@@ -238,7 +238,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def qc_figure(source_image: Volume, source_mask: Volume, target_image: Volume, target_mask: Volume, *,
               title: str, source_label: str, target_label: str, window: tuple[float, float] | None = None):
     """Two panels: the masked time point with its contours and the other one with the propagated
-    contours, each on the axial slice of its largest tumor (else liver) area."""
+    contours, each on the axial slice of its largest tumor (else liver) area, anterior up and the
+    patient's right on the left (radiological convention); liver green, tumor red."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,6 +264,7 @@ def qc_figure(source_image: Volume, source_mask: Volume, target_image: Volume, t
             sel = (m[:, :, z] >= value).T if value == LIVER else (m[:, :, z] == value).T
             if sel.any():
                 ax.contour(sel.astype(float), levels=[0.5], colors=color, linewidths=1.2)
+        ax.invert_xaxis()  # radiological convention: the patient's right on the left of the image
         ax.set_title(f"{label} (slice {z})", fontsize=10)
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
