@@ -181,7 +181,13 @@ def displaced_cohorts(cohort_file: Path, work: Path, seed: int, max_mm: float, m
     return arms[0], arms[1]
 
 
-def c_index_arms(work: Path, seed: int, max_mm: float, max_deg: float) -> dict:
+def _epoch_median(run: Path) -> float:
+    secs = [rec["seconds"] for f in sorted((run / "training").glob("fold-*.json"))
+            for rec in json.loads(f.read_text())["history"] if "seconds" in rec]
+    return round(float(np.median(secs)), 3) if secs else float("nan")
+
+
+def c_index_arms(work: Path, seed: int, max_mm: float, max_deg: float, reuse: bool = False) -> dict:
     from hccprog.evaluation.bootstrap import paired_bootstrap_difference
     from hccprog.evaluation.survival import harrell_c
     from hccprog.training.train import resolve_config, train_run
@@ -196,14 +202,21 @@ def c_index_arms(work: Path, seed: int, max_mm: float, max_deg: float) -> dict:
                              training={"seed": seed})
         t0 = time.perf_counter()
         run = work / f"run-{arm}"
-        _, metrics = train_run(cohort, file, cfg, run, overwrite=True, cache_dir=work / "cache")
+        done = (run / "metrics.json").exists() and yaml.safe_load((run / "config.yaml").read_text())["train"] == \
+            cfg.model_dump(mode="json")
+        if reuse and done:  # the same training already ran in this work folder: read its results
+            metrics = json.loads((run / "metrics.json").read_text())
+            print(f"  {arm}: reusing {run}", flush=True)
+        else:
+            _, metrics = train_run(cohort, file, cfg, run, overwrite=True, cache_dir=work / "cache")
         conf = yaml.safe_load((run / "config.yaml").read_text())
         est = metrics["models"]["crnn+clinical"]["harrell_c"]
         out[arm] = {"c_crnn+clinical": [round(est[k], 4) for k in ("value", "ci_lower", "ci_upper")],
                     "c_crnn": round(metrics["models"]["crnn"]["harrell_c"]["value"], 4),
                     "c_clinical_cox": round(metrics["models"]["clinical_cox"]["harrell_c"]["value"], 4),
                     "preprocessing_seconds": conf["preprocessing_stats"]["seconds"],
-                    "train_seconds": round(time.perf_counter() - t0, 1)}
+                    "train_seconds": None if (reuse and done) else round(time.perf_counter() - t0, 1),
+                    "epoch_seconds_median": _epoch_median(run)}
         runs[arm] = run
         print(f"  {arm}: crnn+clinical C {est['value']:.4f} ({est['ci_lower']:.4f} to {est['ci_upper']:.4f})",
               flush=True)
@@ -219,8 +232,8 @@ def c_index_arms(work: Path, seed: int, max_mm: float, max_deg: float) -> dict:
                                           lambda ix: harrell_c(t[ix], e[ix], xb[ix]), len(ids), n_boot=1000, seed=0)
     out["difference_propagated_minus_true"] = round(out["propagated_masks"]["c_crnn+clinical"][0]
                                                    - out["true_masks"]["c_crnn+clinical"][0], 4)
-    out["first_repeat_paired_bootstrap"] = {"difference": round(diff.value, 4), "ci_lower": round(diff.ci_lower, 4),
-                                            "ci_upper": round(diff.ci_upper, 4), "p": round(p, 4),
+    out["first_repeat_paired_bootstrap"] = {"difference": round(diff.value, 4), "ci_lower": round(diff.lower, 4),
+                                            "ci_upper": round(diff.upper, 4), "p": round(p, 4),
                                             "patients": len(ids)}
     return out
 
@@ -233,6 +246,8 @@ def main() -> None:
     ap.add_argument("--max-deg", type=float, default=10.0)
     ap.add_argument("--c-index", action="store_true", help="part 2: crnn+clinical with true vs propagated masks")
     ap.add_argument("--work", type=Path, default=None, help="keep the cohorts and runs here")
+    ap.add_argument("--reuse", action="store_true", help="part 2: read runs already trained in --work with the "
+                                                         "same configuration instead of training again")
     ap.add_argument("--out", type=Path, default=RESULTS / "propagation.json")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="hccprog-prop-"))
@@ -259,7 +274,7 @@ def main() -> None:
               f"{s['seconds']['median']:.1f} s per pair (max {s['seconds']['max']:.1f})", flush=True)
     if args.c_index:
         print("CRNN benchmark cohort: true vs propagated follow-up masks", flush=True)
-        result["c_index"] = c_index_arms(work, 0, args.max_mm, args.max_deg)
+        result["c_index"] = c_index_arms(work, 0, args.max_mm, args.max_deg, reuse=args.reuse)
         print(json.dumps(result["c_index"], indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

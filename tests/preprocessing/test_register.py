@@ -145,3 +145,18 @@ def test_propagate_command_writes_masks_qc_and_merit(pair_cohort, tmp_path):
     checked = runner.invoke(app, ["validate", str(out / "cohort.yaml"), "--format", "json"])
     assert checked.exit_code == 0, checked.output
     assert "timepoint-without-mask" not in checked.output
+
+
+def test_propagation_repeats_exactly(pair_cohort):
+    """The same seed gives the same mask (the metric's sampling is seeded and single-threaded)."""
+    from hccprog.cohort import load_cohort
+    from hccprog.preprocessing.register import RegistrationConfig, propagate_mask
+
+    cohort = load_cohort(pair_cohort / "cohort.yaml").cohort
+    base, fu = cohort[cohort.ids[1]].timepoints
+    src_img, src_mask = base["CT_PV"].load()
+    moved_img, _ = _moved(fu["CT_PV"].load()[0], fu["CT_PV"].load()[1], 7.0, (10.0, 8.0, -6.0))
+    a = propagate_mask(src_img, src_mask, moved_img, RegistrationConfig(seed=0))
+    b = propagate_mask(src_img, src_mask, moved_img, RegistrationConfig(seed=0))
+    np.testing.assert_array_equal(a.mask.array, b.mask.array)
+    assert a.transform.GetParameters() == b.transform.GetParameters()

@@ -19,6 +19,7 @@ their contours for a person to check.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,7 +46,7 @@ class RegistrationConfig(BaseModel):
     bspline_mesh_mm: float = Field(60.0, gt=0)
     iterations: int = Field(200, ge=1)  # per resolution level
     sampling: float = Field(0.25, gt=0, le=1)  # share of the fixed region's voxels the metric samples
-    seed: int = 0
+    seed: int = 0  # of the metric's random sampling: the same seed, the same mask
 
 
 @dataclass
@@ -131,7 +132,9 @@ def _method(cfg: RegistrationConfig, moving_mask, *, levels: tuple[int, ...]):
     else:
         reg.SetMetricAsCorrelation()
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(cfg.sampling, cfg.seed)
+    # SimpleITK reads a seed of 0 as "the wall clock": shift by one so that every seed repeats
+    reg.SetMetricSamplingPercentage(cfg.sampling, cfg.seed + 1)
+    reg.SetNumberOfThreads(1)  # see _single_threaded
     reg.SetMetricMovingMask(moving_mask)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetShrinkFactorsPerLevel(list(levels))
@@ -140,31 +143,43 @@ def _method(cfg: RegistrationConfig, moving_mask, *, levels: tuple[int, ...]):
     return reg
 
 
+@contextlib.contextmanager
+def _single_threaded():
+    """ITK's threaded metric sums in a varying order and the optimiser amplifies it: one thread makes a
+    seed repeat exactly (the preprocessing already runs one patient per core)."""
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+
+
 def _register(fixed, moving, moving_mask, center, cfg: RegistrationConfig):
     """Rigid (+ affine) (+ B-spline) transform mapping fixed points to moving points."""
     import SimpleITK as sitk
 
+    def gradient_descent(transform, levels: tuple[int, ...], learning_rate: float, min_step: float) -> None:
+        reg = _method(cfg, moving_mask, levels=levels)
+        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=min_step,
+                                                     numberOfIterations=cfg.iterations, relaxationFactor=0.6)
+        reg.SetOptimizerScalesFromPhysicalShift()
+        reg.SetInitialTransform(transform, inPlace=True)
+        reg.Execute(fixed, moving)
+
     stages = ["rigid"]
     rigid = sitk.Euler3DTransform()
     rigid.SetCenter([float(c) for c in center])
-    reg = _method(cfg, moving_mask, levels=(4, 2, 1))
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=4.0, minStep=0.01,
-                                                 numberOfIterations=cfg.iterations, relaxationFactor=0.6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetInitialTransform(rigid, inPlace=True)
-    reg.Execute(fixed, moving)
+    gradient_descent(rigid, (4, 2, 1), 4.0, 0.01)
     transform = rigid
     if cfg.affine:
         affine = sitk.AffineTransform(3)
         affine.SetCenter(rigid.GetCenter())
         affine.SetMatrix(rigid.GetMatrix())
         affine.SetTranslation(rigid.GetTranslation())
-        reg = _method(cfg, moving_mask, levels=(2, 1))
-        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.005,
-                                                     numberOfIterations=cfg.iterations, relaxationFactor=0.6)
-        reg.SetOptimizerScalesFromPhysicalShift()
-        reg.SetInitialTransform(affine, inPlace=True)
-        reg.Execute(fixed, moving)
+        gradient_descent(affine, (2, 1), 1.0, 0.005)
         transform = affine
         stages.append("affine")
     if cfg.bspline:
@@ -172,7 +187,7 @@ def _register(fixed, moving, moving_mask, center, cfg: RegistrationConfig):
         mesh = [max(1, round(float(e) / cfg.bspline_mesh_mm)) for e in extent]
         bspline = sitk.BSplineTransformInitializer(fixed, mesh)
         reg = _method(cfg, moving_mask, levels=(2, 1))
-        reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=cfg.iterations)
+        reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=min(cfg.iterations, 50))
         reg.SetMovingInitialTransform(transform)
         reg.SetInitialTransform(bspline, inPlace=True)
         reg.Execute(fixed, moving)
@@ -208,7 +223,8 @@ def propagate_mask(source_image: Volume, source_mask: Volume, target_image: Volu
     moving_mask = sitk.BinaryDilate(liver, [radius] * 3)
     idx = np.argwhere(sitk.GetArrayFromImage(liver) > 0).mean(axis=0)[::-1]
     center = moving_ref.TransformContinuousIndexToPhysicalPoint([float(v) for v in idx])
-    transform, stages = _register(fixed, moving, moving_mask, center, cfg)
+    with _single_threaded():
+        transform, stages = _register(fixed, moving, moving_mask, center, cfg)
 
     labels = sitk.Resample(src_lab, tgt_img, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     mask = from_sitk(labels, {"source": "propagated"})
