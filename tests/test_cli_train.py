@@ -523,6 +523,9 @@ def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort,
         metrics = json.loads((folder / "metrics.json").read_text())
         report = (folder / "report.html").read_text()
         assert "What was filled in" in report
+        from hccprog.fills import FILL_KINDS
+
+        assert set().union(*metrics["imputed"].values()) <= set(FILL_KINDS)  # every entry parses as a kind
         for pid, kind in kinds.items():
             model = "crnn+clinical" if kind == "covariate-imputed" else "crnn"
             cell = preds[(preds["patient_id"] == pid) & (preds["model"] == model)]["imputed"].iloc[0]

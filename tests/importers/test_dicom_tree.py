@@ -28,6 +28,7 @@ def test_phase_words_timing_and_skips():
     assert got["e"][0] is None and got["f"][0] is None and got["g"][0] is None
     assert got["h"] == ("PV", "medium")  # contrast, chest/abdomen/pelvis, no phase word
     assert got["i"] == (None, "low")  # several phases named: uncertain, listed for the user
+    assert classify_study([_info("l", "LATE ARTERIAL 1.25mm")])["l"].phase == "ART"
     # "(AP)" names the abdomen and pelvis, not the arterial phase
     assert classify_study([_info("x", "LIVER 3 PHASE (AP)")])["x"].confidence == "low"
 

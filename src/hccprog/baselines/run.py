@@ -14,6 +14,7 @@ from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
 from hccprog.baselines.scores import compute_scores
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
+from hccprog.fills import join_fills
 from hccprog.training.cv import CVConfig, Split, folds_frame, make_splits
 
 
@@ -268,7 +269,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     fills = {name: _fills_of(inputs.get(name), X_all, learners) for name in inputs}
     for a, b, name in fusions:
         fills[name] = {p: fills.get(a, {}).get(p, []) + fills.get(b, {}).get(p, []) for p in ids}
-    preds["imputed"] = ["; ".join(fills.get(m, {}).get(p, [])) for p, m in zip(preds["patient_id"], preds["model"],
+    preds["imputed"] = [join_fills(fills.get(m, {}).get(p, [])) for p, m in zip(preds["patient_id"], preds["model"],
                                                                                strict=True)]
     outcomes = out.copy()
     return BaselinesResult(preds, folds, outcomes, horizons, grid, {k: sources.get(k, "") for k in usable},

@@ -32,7 +32,7 @@ PHASE_WORDS: dict[str, re.Pattern] = {
     "ART": re.compile(r"\b(art|arterial|arterial phase|late art(erial)?|early art(erial)?|hap|lap|"
                       r"hepatic art(erial)?)\b", re.I),
     "PV": re.compile(r"\b(portal|portal[ -]?ven(ous)?|pv|pvp|venous|portovenous)\b", re.I),
-    "DEL": re.compile(r"\b(delay(ed)?|del|equilibrium|equil|transitional|late|(3|4|5|10) ?min)\b", re.I),
+    "DEL": re.compile(r"\b(delay(ed)?|del|equilibrium|equil|transitional|late(?! ?art)|(3|4|5|10) ?min)\b", re.I),
 }
 #: A contrast series covering chest, abdomen and pelvis is acquired in the portal-venous phase.
 WHOLE_BODY = re.compile(r"(\bc/a/p\b|chest[ /,-]*abd(omen)?[ /,-]*pelvis|\bcap\b)", re.I)

@@ -27,17 +27,8 @@ from hccprog.preprocessing.register import RegistrationConfig, propagate_mask
 
 LIVER, TUMOR = 1, 2
 
-#: What preprocessing may fill in, as the first word of each ``imputed`` entry (``kind: detail``).
-FILL_KINDS = {
-    "series-filled": "a series the time point lacks, filled with another series of it",
-    "timepoint-carried-forward": "a missing time point, the last observed one carried forward (LOCF)",
-    "mask-propagated": "a time point without a mask, its mask propagated from another time point by registration",
-    "mask-resampled": "a mask on another grid than its image, resampled (nearest neighbour)",
-    "single-slice": "a single-slice series, its one slice repeated as the representative slices",
-    "covariate-imputed": "a missing clinical covariate, imputed (training median or mode)",
-}
-
 MissingMasks = Literal["propagate", "missing"]
+
 
 
 class InputTooThinError(ValueError):
@@ -152,7 +143,8 @@ def _check_depth(vol: Volume, where: str, cfg) -> list[str]:
     if depth > 1:
         need = "a volume" if getattr(cfg, "kind", "") == "volume" else f"a slab of {depth} consecutive slices"
         raise InputTooThinError(f"{where} is a single-slice series; this model needs {need}")
-    return [f"single-slice: {where} holds one slice, repeated as the {cfg.slices} representative slices"]
+    return [f"single-slice: {where.split(': ')[-1]} holds one slice, repeated as the {cfg.slices} representative "
+            "slices"]
 
 
 def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
@@ -230,7 +222,7 @@ def propagate_to(patient: Patient, target: int, channels: list[str], cfg) -> tup
     result = propagate_mask(src_img.to_canonical(), src_mask.to_canonical(), tgt_img, cfg.registration)
     q = result.quality()
     note = (f"mask-propagated: {tgt_tp.label}/{tgt_name} from {src_tp.label}/{src_name} "
-            f"({q['stages']}; liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
+            f"({q['stages']}, liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
     return tgt_name, tgt_img, result.mask, note
 
 
@@ -321,7 +313,7 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[s
                 per_tp.append(None)
                 observed.append(False)
                 source.append(source[-1])
-                fills.append(f"timepoint-carried-forward: {tp.label} has no mask, treated as missing; "
+                fills.append(f"timepoint-carried-forward: {tp.label} has no mask, treated as missing, "
                              f"{tps[i - 1].label} carried forward")
                 continue
             name, image, mask, note = propagate_to(patient, i, channels, cfg)
@@ -341,7 +333,7 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[s
         per_tp.append(per_tp[-1].copy())  # type: ignore[union-attr]
         observed.append(False)
         source.append(source[-1])
-        fills.append(f"timepoint-carried-forward: time point {k + 1} of {cfg.timepoints} absent; {last} carried "
+        fills.append(f"timepoint-carried-forward: time point {k + 1} of {cfg.timepoints} absent, {last} carried "
                      "forward")
     return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
             "source": np.array(source, np.uint8), "imputed": np.array(fills, dtype=str)}

@@ -12,6 +12,7 @@ import yaml
 
 from hccprog import __version__
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
+from hccprog.fills import FILL_KINDS
 from hccprog.reports import figures as F
 from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
 
@@ -83,8 +84,6 @@ def imputed_counts(preds: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def imputed_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
     """Rows of the report's "What was filled in" table."""
-    from hccprog.preprocessing.slices import FILL_KINDS
-
     rows = [{"model": m, "what was filled in": k, "patients": n, "meaning": FILL_KINDS.get(k, "")}
             for m, kinds in counts.items() for k, n in kinds.items()]
     return pd.DataFrame(rows)

@@ -26,13 +26,13 @@ from hccprog.baselines.run import covariate_fills, surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups
+from hccprog.fills import fill_notes, join_fills
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
 from hccprog.runs import staged_run, write_csv, write_yaml
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
-from hccprog.training.train import fill_notes
 
 
 def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
@@ -108,10 +108,10 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
              "skipped": data.skipped, "notes": [], "imputed": data.imputed}
-    own_fills = ["; ".join(data.imputed.get(p, [])) for p in data.ids]
+    own_fills = [join_fills(data.imputed.get(p, [])) for p in data.ids]
     if clin is not None:
         fills = covariate_fills(clinical_frame(cohort, data.ids, enc.cfg), list(enc.state()["columns"]))
-        own_fills = ["; ".join(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
+        own_fills = [join_fills(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
     if desc.get("task") == "response":  # logit of PD; the group at the training cohort's Youden cut-off
         frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
                               "risk_group": (risk >= desc["threshold"]).astype(int),
@@ -170,7 +170,7 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     surv = BreslowSurvival.from_state(fusion["breslow"]).predict(fused, horizons)
     frame = _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], labels)
     fills = covariate_fills(X, clinical.covariates)
-    frame["imputed"] = ["; ".join(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
+    frame["imputed"] = [join_fills(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
     return frame, notes
 
 

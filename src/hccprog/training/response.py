@@ -35,6 +35,7 @@ from hccprog.evaluation.classification import (
     delong_test,
     youden_threshold,
 )
+from hccprog.fills import fill_notes, join_fills
 from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 from hccprog.training.clinical import clinical_frame
@@ -164,7 +165,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
     from hccprog.baselines.run import covariate_fills
     from hccprog.models.registry import get_model
     from hccprog.training.objectives import BinaryObjective
-    from hccprog.training.train import DeepLearner, fill_notes
+    from hccprog.training.train import DeepLearner
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -207,7 +208,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
     preds = pd.DataFrame(rows)
     clin_fills = covariate_fills(frame, list(frame.columns))
     own = {p: data.imputed.get(p, []) + (clin_fills.get(p, []) if spec.clinical else []) for p in ids}
-    preds["imputed"] = ["; ".join(own[p] if m == cfg.model else clin_fills.get(p, []))
+    preds["imputed"] = [join_fills(own[p] if m == cfg.model else clin_fills.get(p, []))
                         for p, m in zip(preds["patient_id"], preds["model"], strict=True)]
     for col in ("risk", "p_PD"):  # metrics from exactly what predictions.csv holds
         preds[col] = preds[col].map(lambda v: float(f"{v:.6g}"))

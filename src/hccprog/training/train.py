@@ -28,6 +28,7 @@ from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
+from hccprog.fills import fill_notes
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
 from hccprog.preprocessing.slices import SliceConfig
@@ -496,24 +497,6 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         metrics = evaluate_run(tmp)
     shutil.rmtree(state_dir, ignore_errors=True)
     return out / "report.html", metrics
-
-
-def fill_notes(imputed: dict[str, list[str]]) -> list[str]:
-    """One note per kind of filled-in input: how many patients, and an example."""
-    from hccprog.preprocessing.slices import FILL_KINDS
-
-    by_kind: dict[str, list[tuple[str, str]]] = {}
-    for pid, entries in imputed.items():
-        for entry in entries:
-            kind, _, detail = entry.partition(": ")
-            by_kind.setdefault(kind, []).append((pid, detail))
-    notes = []
-    for kind, hits in by_kind.items():
-        patients = len({p for p, _ in hits})
-        pid, detail = hits[0]
-        notes.append(f"{kind}: {patients} patient{'s' if patients != 1 else ''} "
-                     f"({FILL_KINDS.get(kind, kind)}; e.g. {pid}: {detail})")
-    return notes
 
 
 def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, tuple[np.ndarray, np.ndarray]],

@@ -1,0 +1,39 @@
+"""What the toolkit may fill in for a patient, and how it is written down.
+
+Every fill is an entry ``kind: detail`` (kinds below). Preprocessing returns them per patient, the
+Cox models add ``covariate-imputed``; ``predictions.csv`` holds them in its ``imputed`` column (entries
+joined by ``"; "``), reports count them per model and ``validate`` warns of them before any run.
+"""
+
+from __future__ import annotations
+
+#: What preprocessing may fill in, as the first word of each ``imputed`` entry (``kind: detail``).
+FILL_KINDS = {
+    "series-filled": "a series the time point lacks, filled with another series of it",
+    "timepoint-carried-forward": "a missing time point, the last observed one carried forward (LOCF)",
+    "mask-propagated": "a time point without a mask, its mask propagated from another time point by registration",
+    "mask-resampled": "a mask on another grid than its image, resampled (nearest neighbour)",
+    "single-slice": "a single-slice series, its one slice repeated as the representative slices",
+    "covariate-imputed": "a missing clinical covariate, imputed (training median or mode)",
+}
+
+
+def join_fills(entries: list[str]) -> str:
+    """The ``imputed`` cell of a prediction: entries joined by ``"; "`` (which no entry may hold)."""
+    return "; ".join(str(e).replace("; ", ", ") for e in entries)
+
+
+def fill_notes(imputed: dict[str, list[str]]) -> list[str]:
+    """One note per kind of filled-in input: how many patients, and an example."""
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for pid, entries in imputed.items():
+        for entry in entries:
+            kind, _, detail = entry.partition(": ")
+            by_kind.setdefault(kind, []).append((pid, detail))
+    notes = []
+    for kind, hits in by_kind.items():
+        patients = len({p for p, _ in hits})
+        pid, detail = hits[0]
+        notes.append(f"{kind}: {patients} patient{'s' if patients != 1 else ''} "
+                     f"({FILL_KINDS.get(kind, kind)}; e.g. {pid}: {detail})")
+    return notes
