@@ -81,7 +81,7 @@ def _center(volume: Volume):
 
 
 def _cohort(kind: str, seed: int, patients: int, work: Path) -> Path:
-    out = work / f"{kind}-{seed}"
+    out = work / f"{kind}-{seed}-{patients}"
     if not (out / "cohort.yaml").exists():
         if kind == "hccprog":
             synthesize(out, SynthConfig(patients=patients, seed=seed), overwrite=True)
