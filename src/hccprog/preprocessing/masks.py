@@ -20,8 +20,8 @@ import pandas as pd
 import yaml
 
 from hccprog.cohort.model import Cohort
-from hccprog.preprocessing.register import RegistrationConfig, propagate_mask, qc_figure
-from hccprog.preprocessing.slices import _mask_series
+from hccprog.preprocessing.register import RegistrationConfig, qc_figure
+from hccprog.preprocessing.slices import _mask_series, propagate_to
 from hccprog.runs import save_figure, staged_output, write_csv, write_yaml
 
 
@@ -51,35 +51,27 @@ def propagate_cohort(cohort: Cohort, cohort_path: Path, out: Path, *, cfg: Regis
         for n, (patient, i) in enumerate(todo):
             if progress:
                 progress(n, len(todo))
-            tps = list(patient.timepoints)
-            masked = [j for j, tp in enumerate(tps) if _mask_series(tp, []) is not None]
-            if not masked:
-                rows.append({"patient_id": patient.id, "timepoint": tps[i].label, "status": "no masked time point"})
+            if not any(_mask_series(t, []) for t in patient.timepoints):
+                rows.append({"patient_id": patient.id, "timepoint": patient.timepoints[i].label,
+                             "status": "no masked time point"})
                 continue
-            src = min(masked, key=lambda j: (abs(j - i), j))
-            src_tp, tgt_tp = tps[src], tps[i]
-            src_name = _mask_series(src_tp, [])
-            tgt_name = src_name if src_name in tgt_tp.series else next(iter(tgt_tp.series))
-            src_img, src_mask = src_tp.series[src_name].load()
-            src_img, src_mask = src_img.to_canonical(), src_mask.to_canonical()
-            tgt_img = tgt_tp.series[tgt_name].image.load().to_canonical()
-            result = propagate_mask(src_img, src_mask, tgt_img, cfg)
-            rel = f"masks/{patient.id}_{tgt_tp.label}_{tgt_name}_mask.nii.gz"
+            got = propagate_to(patient, i, [], cfg)
+            result, tgt_label, tgt_name = got.result, patient.timepoints[i].label, got.series
+            rel = f"masks/{patient.id}_{tgt_label}_{tgt_name}_mask.nii.gz"
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             nib.save(nib.Nifti1Image(result.mask.array, result.mask.affine), tmp / rel)
-            sel = ((images[id_col] == patient.id) & (images["timepoint"] == tgt_tp.label)
+            sel = ((images[id_col] == patient.id) & (images["timepoint"] == tgt_label)
                    & (images["series"].map(lambda n: cohort.spec.series_aliases.get(n, n)) == tgt_name))
             images.loc[sel, "mask"] = str(Path(os.path.abspath(out / rel)))
-            images.loc[sel, "mask_source"] = f"propagated from {src_tp.label}/{src_name}"
-            fig = qc_figure(src_img, src_mask, tgt_img, result.mask,
-                            title=f"{patient.id}: mask propagated {src_tp.label} -> {tgt_tp.label} "
+            images.loc[sel, "mask_source"] = f"propagated from {got.source}"
+            fig = qc_figure(got.source_image, got.source_mask, got.image, result.mask,
+                            title=f"{patient.id}: mask propagated {got.source} -> {got.target} "
                                   f"(liver NCC {result.ncc_before:.2f} -> {result.ncc_after:.2f})",
-                            source_label=f"{src_tp.label}/{src_name} (given)",
-                            target_label=f"{tgt_tp.label}/{tgt_name} (propagated)",
+                            source_label=f"{got.source} (given)", target_label=f"{got.target} (propagated)",
                             window=(400.0, 40.0) if not tgt_name.upper().startswith("MR") else None)
-            save_figure(fig, tmp / "qc" / f"{patient.id}_{tgt_tp.label}.png")
-            rows.append({"patient_id": patient.id, "timepoint": tgt_tp.label, "series": tgt_name,
-                         "source": f"{src_tp.label}/{src_name}", "status": "propagated", **result.quality()})
+            save_figure(fig, tmp / "qc" / f"{patient.id}_{tgt_label}.png")
+            rows.append({"patient_id": patient.id, "timepoint": tgt_label, "series": tgt_name,
+                         "source": got.source, "status": "propagated", **result.quality()})
         if progress:
             progress(len(todo), len(todo))
         merit = pd.DataFrame(rows)

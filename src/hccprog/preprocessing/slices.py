@@ -16,6 +16,7 @@ missing. Everything filled in is listed per patient in ``imputed`` (see :data:`F
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
 from hccprog.imaging.volume import Volume, resample_to
-from hccprog.preprocessing.register import RegistrationConfig, propagate_mask
+from hccprog.preprocessing.register import Propagation, RegistrationConfig, propagate_mask
 
 LIVER, TUMOR = 1, 2
 
@@ -204,9 +205,30 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
     return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8), fills
 
 
-def propagate_to(patient: Patient, target: int, channels: list[str], cfg) -> tuple[str, Volume, Volume, str]:
+@dataclass
+class PropagatedMask:
+    """A mask propagated to a time point without one: both scans, the series used, the result."""
+
+    source: str  # time point / series of the given mask
+    target: str  # time point / series of the propagated one
+    series: str  # the target series that carries the propagated mask
+    source_image: Volume
+    source_mask: Volume
+    image: Volume  # the target series' image (canonical)
+    result: Propagation
+
+    @property
+    def note(self) -> str:
+        """The ``mask-propagated`` fill entry, with the figure of merit."""
+        q = self.result.quality()
+        return (f"mask-propagated: {self.target} from {self.source} "
+                f"({q['stages']}, liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
+
+
+def propagate_to(patient: Patient, target: int, channels: list[str], cfg: RegistrationConfig) -> PropagatedMask:
     """A mask for time point ``target`` of ``patient`` (which has none), propagated from the nearest
-    masked time point (the earlier one on a tie): (series, its image, the mask, the fill entry)."""
+    masked time point (the earlier one on a tie) onto the same series, else the first of ``channels``
+    (else of the time point) that the target has."""
     tps = list(patient.timepoints)
     masked = [i for i, tp in enumerate(tps) if _mask_series(tp, channels) is not None]
     if not masked:
@@ -218,12 +240,10 @@ def propagate_to(patient: Patient, target: int, channels: list[str], cfg) -> tup
     if tgt_name is None:
         raise ValueError(f"{patient.id}: time point '{tgt_tp.label}' has no series")
     src_img, src_mask = src_tp.series[src_name].load()
+    src_img, src_mask = src_img.to_canonical(), src_mask.to_canonical()
     tgt_img = tgt_tp.series[tgt_name].image.load().to_canonical()
-    result = propagate_mask(src_img.to_canonical(), src_mask.to_canonical(), tgt_img, cfg.registration)
-    q = result.quality()
-    note = (f"mask-propagated: {tgt_tp.label}/{tgt_name} from {src_tp.label}/{src_name} "
-            f"({q['stages']}, liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
-    return tgt_name, tgt_img, result.mask, note
+    return PropagatedMask(f"{src_tp.label}/{src_name}", f"{tgt_tp.label}/{tgt_name}", tgt_name, src_img, src_mask,
+                          tgt_img, propagate_mask(src_img, src_mask, tgt_img, cfg))
 
 
 def select_slices(mask: np.ndarray, k: int, selection: str = "top_area") -> tuple[np.ndarray, str]:
@@ -316,9 +336,9 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[s
                 fills.append(f"timepoint-carried-forward: {tp.label} has no mask, treated as missing, "
                              f"{tps[i - 1].label} carried forward")
                 continue
-            name, image, mask, note = propagate_to(patient, i, channels, cfg)
-            propagated = (name, image, mask)
-            fills.append(note)
+            got = propagate_to(patient, i, channels, cfg.registration)
+            propagated = (got.series, got.image, got.result.mask)
+            fills.append(got.note)
         image, mask, tp_fills = load_timepoint(tp, channels, cfg, propagated=propagated, patient=patient.id)
         array, by_tumor = make(image, mask)
         per_tp.append(array)
