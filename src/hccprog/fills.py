@@ -7,6 +7,8 @@ joined by ``"; "``), reports count them per model and ``validate`` warns of them
 
 from __future__ import annotations
 
+import pandas as pd
+
 #: What preprocessing may fill in, as the first word of each ``imputed`` entry (``kind: detail``).
 FILL_KINDS = {
     "series-filled": "a series the time point lacks, filled with another series of it",
@@ -21,6 +23,25 @@ FILL_KINDS = {
 def join_fills(entries: list[str]) -> str:
     """The ``imputed`` cell of a prediction: entries joined by ``"; "`` (which no entry may hold)."""
     return "; ".join(str(e).replace("; ", ", ") for e in entries)
+
+
+def split_fills(cell) -> list[str]:
+    """The entries of an ``imputed`` cell (empty, or NaN as pandas reads an empty cell: none)."""
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return []
+    return [e for e in str(cell).split("; ") if e.strip()]
+
+
+def fill_kind(entry: str) -> str:
+    """The kind of an entry (``kind: detail``)."""
+    return entry.partition(": ")[0]
+
+
+def covariate_fills(X: pd.DataFrame, covariates: list[str]) -> dict[str, list[str]]:
+    """Per patient, the ``covariate-imputed`` entries of the covariates it lacks (imputed by the
+    model's training median or mode)."""
+    missing = X[covariates].isna()
+    return {str(p): [f"covariate-imputed: {c}" for c in covariates if row[c]] for p, row in missing.iterrows()}
 
 
 def fill_notes(imputed: dict[str, list[str]]) -> list[str]:

@@ -14,7 +14,7 @@ from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
 from hccprog.baselines.scores import compute_scores
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
-from hccprog.fills import join_fills
+from hccprog.fills import covariate_fills, join_fills
 from hccprog.training.cv import CVConfig, Split, folds_frame, make_splits
 
 
@@ -274,13 +274,6 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     outcomes = out.copy()
     return BaselinesResult(preds, folds, outcomes, horizons, grid, {k: sources.get(k, "") for k in usable},
                            full_models, X_all, cutoff_log, notes)
-
-
-def covariate_fills(X: pd.DataFrame, covariates: list[str]) -> dict[str, list[str]]:
-    """Per patient, the ``covariate-imputed`` entries of the covariates it lacks (imputed by the
-    model's training median or mode)."""
-    missing = X[covariates].isna()
-    return {str(p): [f"covariate-imputed: {c}" for c in covariates if row[c]] for p, row in missing.iterrows()}
 
 
 def _fills_of(source, X: pd.DataFrame, learners: dict) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ import yaml
 
 from hccprog import __version__
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
-from hccprog.fills import FILL_KINDS
+from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
 from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
 
@@ -74,8 +74,8 @@ def imputed_counts(preds: pd.DataFrame) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for model, sub in first.groupby("model", sort=False):
         counts: dict[str, int] = {}
-        for cell in sub["imputed"].dropna().astype(str):
-            for kind in {e.partition(": ")[0] for e in cell.split("; ") if e.strip()}:
+        for cell in sub["imputed"]:
+            for kind in {fill_kind(e) for e in split_fills(cell)}:
                 counts[kind] = counts.get(kind, 0) + 1
         if counts:
             out[str(model)] = dict(sorted(counts.items()))

@@ -22,11 +22,11 @@ import yaml
 
 from hccprog import __version__
 from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
-from hccprog.baselines.run import covariate_fills, surv_column
+from hccprog.baselines.run import surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups
-from hccprog.fills import fill_notes, join_fills
+from hccprog.fills import covariate_fills, fill_notes, join_fills, split_fills
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
 from hccprog.runs import staged_run, write_csv, write_yaml
@@ -227,7 +227,7 @@ def fills_by_patient(frame: pd.DataFrame) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for pid, cell in zip(frame["patient_id"], frame.get("imputed", pd.Series("", index=frame.index)), strict=True):
         entries = out.setdefault(str(pid), [])
-        entries += [e for e in str(cell or "").split("; ") if e and e not in entries]
+        entries += [e for e in split_fills(cell) if e not in entries]
     return out
 
 

@@ -35,7 +35,7 @@ from hccprog.evaluation.classification import (
     delong_test,
     youden_threshold,
 )
-from hccprog.fills import fill_notes, join_fills
+from hccprog.fills import covariate_fills, fill_notes, join_fills
 from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 from hccprog.training.clinical import clinical_frame
@@ -162,7 +162,6 @@ def _report(run: Path, config: dict, metrics: dict) -> Path:
 def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite: bool = False,
                  cache_dir: Path | None = None, progress=None) -> tuple[Path, dict]:
     """Cross-validate ``cfg.model`` on the response label beside the clinical logistic model."""
-    from hccprog.baselines.run import covariate_fills
     from hccprog.models.registry import get_model
     from hccprog.training.objectives import BinaryObjective
     from hccprog.training.train import DeepLearner
