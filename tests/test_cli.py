@@ -71,4 +71,6 @@ def test_strict_fails_on_warnings(tiny_cohort):
 @pytest.mark.parametrize("bad", ["96x96", "0x1x1", "axbxc"])
 def test_synth_rejects_bad_shape(tmp_path, bad):
     result = runner.invoke(app, ["synth", str(tmp_path / "x"), "--shape", bad])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
+    assert "--shape" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()

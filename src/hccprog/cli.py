@@ -3,28 +3,74 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hccprog import __version__
+from hccprog.errors import ConfigError, RunFolderError, check_writable, describe
+
+out = Console()
+err = Console(stderr=True)
+_DEBUG = {"on": bool(os.environ.get("HCCPROG_DEBUG"))}
+
+
+class _Group(typer.core.TyperGroup):
+    """The one error path of the command line: an expected failure (:class:`HccprogError`), an
+    operating-system error or an unexpected exception is printed as one message, exit 1; the
+    traceback only with ``--debug``. Ctrl-C says how to resume, exit 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            if _DEBUG["on"]:
+                raise
+            _interrupted(ctx)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _DEBUG["on"]:
+                raise
+            message, hint = describe(exc)
+            err.print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+            if hint:
+                err.print(f"[dim]hint[/]: {escape(hint)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+def _interrupted(ctx) -> None:
+    sub = ctx.invoked_subcommand or ""
+    if sub in ("train", "ablation"):
+        what = ("finished folds are kept: run the same command again to resume at the fold it stopped in "
+                "(--overwrite is not needed; nothing was written under --out)")
+    elif sub in ("baselines", "predict", "propagate", "synth", "import", "evaluate"):
+        what = "nothing was written under --out: run the same command again to start over"
+    else:
+        what = "nothing was written"
+    err.print(f"[yellow]interrupted[/]: {what}", highlight=False, soft_wrap=True)
+
 
 app = typer.Typer(
     name="hccprog",
+    cls=_Group,
     help="Multimodal prognosis of HCC treated with TACE: cohorts, models, honest evaluation.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -33,13 +79,30 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _LogLine(logging.Handler):
+    """hccprog's log messages (a discarded resumable state, a skipped patient) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "warning" if record.levelno >= logging.WARNING else "note"
+        err.print(f"[yellow]{level}[/]: {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
 @app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error (also HCCPROG_DEBUG=1).")
+    ] = False,
 ) -> None:
     """hccprog: train, validate and explain HCC-TACE prognostic models."""
+    _DEBUG["on"] = debug or bool(os.environ.get("HCCPROG_DEBUG"))
+    log = logging.getLogger("hccprog")
+    if not any(isinstance(h, _LogLine) for h in log.handlers):
+        log.addHandler(_LogLine())
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _progress() -> Progress:
@@ -58,9 +121,9 @@ def _triple(text: str, cast, what: str):
     try:
         values = tuple(cast(p) for p in parts)
     except ValueError:
-        raise typer.BadParameter(f"{what}: expected three numbers like 96x96x48, got {text!r}") from None
+        raise ConfigError(f"{what}: expected three numbers like 96x96x48, got {text!r}") from None
     if len(values) != 3 or any(v <= 0 for v in values):
-        raise typer.BadParameter(f"{what}: expected three positive numbers like 96x96x48, got {text!r}")
+        raise ConfigError(f"{what}: expected three positive numbers like 96x96x48, got {text!r}")
     return values
 
 
@@ -75,11 +138,15 @@ def _fmt_time(value: float) -> str:
 
 @app.command()
 def validate(
-    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (or its folder).")],
     images: Annotated[
-        bool, typer.Option(help="Check image and mask files (existence, readability, geometry).")
+        bool, typer.Option(help="Check image and mask files (existence, readability, geometry, voxels).")
     ] = True,
-    masks: Annotated[bool, typer.Option(help="Read mask voxels (labels present).")] = True,
+    quick: Annotated[bool, typer.Option("--quick", help="Read headers only (skip decoding voxels: faster, but "
+                                                        "corrupt pixel data and bad masks go unnoticed).")] = False,
+    folds: Annotated[int | None, typer.Option(help="Check the cohort is large enough for this many "
+                                                   "cross-validation folds (an error if not; without it, a "
+                                                   "warning for 5).")] = None,
     strict: Annotated[bool, typer.Option(help="Treat warnings as errors.")] = False,
     all_warnings: Annotated[
         bool, typer.Option("--all-warnings", help="List every warning (default: first 30).")
@@ -90,9 +157,12 @@ def validate(
 ) -> None:
     """Check a cohort against the contract: every problem at once, each with file, row and column.
 
-    Exits 1 on errors (or on warnings with --strict); writes no file.
+    Reads every table, header and voxel (--quick: headers only). Exits 1 on errors (or on warnings
+    with --strict); writes no file.
     """
     from hccprog.cohort import load_cohort, summarize
+    from hccprog.errors import InputError
+    from hccprog.training.cv import CVConfig, check_cv_size
 
     started = time.perf_counter()
     with _progress() as bar:
@@ -101,8 +171,22 @@ def validate(
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = load_cohort(cohort, check_images=images, check_masks=masks, progress=tick)
+        result = load_cohort(cohort, check_images=images, check_pixels=not quick, progress=tick)
     report = result.report
+    if result.cohort is not None:
+        c = result.cohort
+        for name in c.endpoints:
+            o = c.outcomes(name)
+            if o["event"].sum() == 0:
+                continue  # reported as endpoint-no-events
+            column = c.spec.endpoints[name].time
+            try:
+                for w in check_cv_size(len(o), int(o["event"].sum()), CVConfig(folds=max(folds or 5, 2)),
+                                       what=f"endpoint '{name}'"):
+                    report.warning("cohort-small", c.spec.clinical, w, column=column)
+            except InputError as exc:
+                (report.error if folds else report.warning)("cohort-too-small", c.spec.clinical, exc.message,
+                                                            column=column)
     failed = bool(report.errors) or (strict and bool(report.warnings))
     summary = summarize(result.cohort) if result.cohort is not None else None
 
@@ -114,7 +198,7 @@ def validate(
             "issues": report.to_dicts(),
             "summary": summary.to_dict() if summary else None,
         }
-        print(json.dumps(payload, indent=2, default=str))
+        print(json.dumps(_json_safe(payload), indent=2, default=str, allow_nan=False))
         raise typer.Exit(1 if failed else 0)
 
     for issue in report.errors:
@@ -134,6 +218,17 @@ def validate(
     out.print(f"{verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s) "
               f"({elapsed:.1f} s)")
     raise typer.Exit(1 if failed else 0)
+
+
+def _json_safe(obj):
+    """NaN and infinities (a median not reached) as null: the output stays valid JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _print_summary(s) -> None:
@@ -198,42 +293,94 @@ def synth(
             workers=workers,
         )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     started = time.perf_counter()
-    try:
-        with _progress() as bar:
-            task = bar.add_task("synthesizing patients", total=patients)
-            synthesize(out_dir, cfg, overwrite=overwrite,
-                       progress=lambda done, total: bar.update(task, completed=done))
-    except FileExistsError as exc:
-        err.print(f"[red]error[/] {exc}")
-        raise typer.Exit(1) from None
+    check_writable(out_dir)
+    with _progress() as bar:
+        task = bar.add_task("synthesizing patients", total=patients)
+        synthesize(out_dir, cfg, overwrite=overwrite, progress=lambda done, total: bar.update(task, completed=done))
     out.print(f"wrote {patients} synthetic patients ({cfg.modality}, {', '.join(cfg.series_names)}, "
               f"{followups} follow-up(s)) to {out_dir} in {time.perf_counter() - started:.1f} s")
     out.print(f"cohort file: {out_dir / 'cohort.yaml'}")
 
 
-def main() -> None:
-    app()
+def _cohort_path(path: Path) -> Path:
+    from hccprog.cohort.load import cohort_file
+
+    return cohort_file(path)
 
 
-if __name__ == "__main__":
-    main()
-
-
-def _load_for_run(cohort: Path, images: bool):
-    """Load a cohort for a command that writes a run: on errors print them and exit 1."""
+def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv=None):
+    """Load a cohort for a command that writes a run: print its errors (then exit 1) and its
+    warnings (what the run will fill in or leave out); with ``endpoint`` and ``cv``, stop when the
+    endpoint has no event or too few patients for the folds."""
     from hccprog.cohort import load_cohort
+    from hccprog.cohort.load import cohort_file
+    from hccprog.errors import InputError
+    from hccprog.training.cv import check_cv_size
 
-    result = load_cohort(cohort, check_images=images, check_masks=False)
+    cohort = cohort_file(cohort)
+    result = load_cohort(cohort, check_images=images, check_pixels=False)
     for issue in result.report.errors:
-        err.print(f"[bold red]error[/]  {issue.location()}: {issue.message} [dim]\\[{issue.code}][/]",
+        err.print(f"[bold red]error[/]  {escape(issue.location())}: {escape(issue.message)} [dim]\\[{issue.code}][/]",
                   highlight=False, soft_wrap=True)
     if result.report.errors or result.cohort is None:
         err.print(f"[bold red]FAILED[/]: {len(result.report.errors)} error(s) in the cohort; nothing written "
-                  f"(run `hccprog validate {cohort}` for details)")
+                  f"(run `hccprog validate {cohort}` for details)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    return result.cohort
+    warnings = result.report.warnings
+    for issue in warnings[:12]:
+        err.print(f"[yellow]warning[/] {escape(issue.location())}: {escape(issue.message)} [dim]\\[{issue.code}][/]",
+                  highlight=False, soft_wrap=True)
+    if len(warnings) > 12:
+        err.print(f"[yellow]... and {len(warnings) - 12} more warnings[/] (`hccprog validate {cohort} --all-warnings` "
+                  "lists them)", highlight=False)
+    c = result.cohort
+    if endpoint is not None and cv is not None:
+        if endpoint in c.endpoints:
+            o = c.outcomes(endpoint)
+            events, column = int(o["event"].sum()), c.spec.endpoints[endpoint].event
+        elif endpoint == "response" and c.spec.response:
+            known = [p.response for p in c.patients.values() if p.response is not None]
+            o, events, column = known, sum(r == "PD" for r in known), c.spec.response
+        else:
+            raise InputError(f"endpoint {endpoint!r} is not in the cohort (it has {', '.join(c.endpoints) or 'none'}"
+                             + (", or `response`)" if c.spec.response else ")"), file=cohort)
+        for w in check_cv_size(len(o), events, cv, what=f"endpoint '{endpoint}'", file=c.spec.clinical,
+                               column=column):
+            err.print(f"[yellow]warning[/] {escape(w)}", highlight=False, soft_wrap=True)
+    return c
+
+
+def _read_config(path: Path | None, section: str) -> dict:
+    """Settings from a YAML file (a run's config.yaml works: its ``section``)."""
+    from hccprog.safe_yaml import load_yaml
+
+    if path is None:
+        return {}
+    loaded = load_yaml(path)
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("expected a mapping of settings", file=path)
+    inner = loaded.get(section, loaded)
+    if not isinstance(inner, dict):
+        raise ConfigError(f"`{section}:` should be a mapping of settings", file=path)
+    return dict(inner)
+
+
+def _horizons(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(h) for h in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--horizons: expected numbers like 12,24,36, got {text!r}") from None
+    bad = [h for h in values if not math.isfinite(h) or h <= 0]
+    if bad:
+        raise ConfigError(f"--horizons: horizons are times after baseline, in the cohort's time unit, and must be "
+                          f"positive; got {', '.join(f'{b:g}' for b in bad)}")
+    return values
 
 
 def _metrics_table(metrics: dict, title: str) -> Table:
@@ -271,34 +418,34 @@ def baselines(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
 ) -> None:
     """Cross-validate the clinical baselines (HCC scores, penalised Cox, their fusion) and report them."""
-    import yaml
-
+    cohort = _cohort_path(cohort)
     from hccprog.baselines.command import write_baselines_run
     from hccprog.baselines.run import BaselinesConfig
 
-    settings: dict = {}
-    if config is not None:
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        settings = loaded.get("baselines", loaded)
+    settings = _read_config(config, "baselines")
     settings.setdefault("endpoint", endpoint)
     settings.setdefault("cv", {"folds": folds, "repeats": repeats, "seed": seed})
     settings.setdefault("risk_groups", risk_groups)
     settings.setdefault("n_boot", n_boot)
     settings.setdefault("seed", seed)
     if horizons:
-        try:
-            settings["horizons"] = [float(h) for h in horizons.split(",")]
-        except ValueError:
-            raise typer.BadParameter(f"--horizons: expected numbers like 12,24,36, got {horizons!r}") from None
-    try:
-        cfg = BaselinesConfig.model_validate(settings)
-    except Exception as exc:  # pydantic's message names the field
-        raise typer.BadParameter(str(exc)) from None
-    c = _load_for_run(cohort, images=False)
-    if cfg.endpoint not in c.endpoints:
-        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+        settings["horizons"] = _horizons(horizons)
+    cfg = _validated(BaselinesConfig, settings, config)
+    check_writable(run)
+    c = _load_for_run(cohort, images=False, endpoint=cfg.endpoint, cv=cfg.cv)
     _run_and_summarise(run, "cross-validating", c.name, cfg.endpoint,
                        lambda tick: write_baselines_run(c, cohort, cfg, run, overwrite=overwrite, progress=tick))
+
+
+def _validated(model, settings: dict, source: Path | None):
+    """A pydantic config from settings; its errors become one :class:`ConfigError` naming the fields."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}"
+                                    for e in exc.errors()), file=source) from None
 
 
 @app.command()
@@ -308,10 +455,10 @@ def evaluate(
     """Recompute metrics.json, the figures and report.html of a run folder from its predictions."""
     from hccprog.reports.report import evaluate_run
 
+
     for name in ("predictions.csv", "outcomes.csv", "config.yaml"):
         if not (run / name).exists():
-            err.print(f"[bold red]error[/]: {run / name} is missing: not a run folder")
-            raise typer.Exit(1)
+            raise RunFolderError(f"{run / name} is missing: not a run folder")
     metrics = evaluate_run(run)
     out.print(_metrics_table(metrics, f"{run}: {metrics.get('endpoint')}"))
     out.print(f"report: {run / 'report.html'}")
@@ -349,33 +496,36 @@ def train(
     clinical baselines; refit it on all patients for `predict`; write the run folder and report.
 
     An interrupted run resumes at the fold it stopped in when started again with the same settings."""
-    import yaml
-
+    cohort = _cohort_path(cohort)
     from hccprog.training.train import TrainRunConfig, resolve_config, train_run
 
-    try:
-        if config is not None:
-            loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-            cfg = TrainRunConfig.model_validate(loaded.get("train", loaded))
-        else:
-            cfg = resolve_config(preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats,
-                                                                             "seed": seed},
-                                 training={"seed": seed, **({"epochs": epochs} if epochs else {})},
-                                 n_boot=n_boot, seed=seed, class_column=class_column)
-        cfg.network_config()
-    except Exception as exc:  # pydantic / registry messages name the field or model
-        raise typer.BadParameter(str(exc)) from None
-    c = _load_for_run(cohort, images=True)
-    response_task = cfg.endpoint == "response" and "response" not in c.endpoints
-    if response_task and c.spec.response is None:
-        raise typer.BadParameter(f"{cohort} declares no `response:` column; --endpoint response needs it")
-    if cfg.endpoint not in c.endpoints and not response_task:
-        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)}, "
-                                 "or `response` for the treatment response)")
+    if config is not None:
+        cfg = _validated(TrainRunConfig, _read_config(config, "train"), config)
+    else:
+        cfg = _configured(lambda: resolve_config(
+            preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats, "seed": seed},
+            training={"seed": seed, **({"epochs": epochs} if epochs else {})}, n_boot=n_boot, seed=seed,
+            class_column=class_column))
+    _configured(cfg.network_config, config)
+    check_writable(run)
+    c = _load_for_run(cohort, images=True, endpoint=cfg.endpoint, cv=cfg.cv)
     extra = _oracle_scores(oracle) if oracle else None
     _run_and_summarise(run, "preprocessing", c.name, cfg.endpoint,
                        lambda tick: train_run(c, cohort, cfg, run, overwrite=overwrite, cache_dir=cache,
                                               extra_scores=extra, progress=tick))
+
+
+def _configured(build, source: Path | None = None):
+    """``build()``, its pydantic or registry errors as one :class:`ConfigError`."""
+    from pydantic import ValidationError
+
+    try:
+        return build()
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}"
+                                    for e in exc.errors()), file=source) from None
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(str(exc).strip("'\""), file=source) from None
 
 
 @app.command()
@@ -400,19 +550,16 @@ def ablation(
     the same cross-validation folds and write it as ablation.md / ablation.csv.
 
     Rows already run with the same settings are reused, so an interrupted ablation resumes."""
+    cohort = _cohort_path(cohort)
     from hccprog.training.ablation import ablation_run
     from hccprog.training.train import resolve_config
 
-    try:
-        cfg = resolve_config(preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": 1, "seed": seed},
-                             training={"seed": seed, **({"epochs": epochs} if epochs else {})},
-                             n_boot=n_boot, seed=seed)
-        cfg.network_config()
-    except Exception as exc:
-        raise typer.BadParameter(str(exc)) from None
-    c = _load_for_run(cohort, images=True)
-    if cfg.endpoint not in c.endpoints and cfg.endpoint != "response":
-        raise typer.BadParameter(f"endpoint {cfg.endpoint!r} is not in {cohort} (it has {', '.join(c.endpoints)})")
+    cfg = _configured(lambda: resolve_config(
+        preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": 1, "seed": seed},
+        training={"seed": seed, **({"epochs": epochs} if epochs else {})}, n_boot=n_boot, seed=seed))
+    _configured(cfg.network_config)
+    check_writable(run)
+    c = _load_for_run(cohort, images=True, endpoint=cfg.endpoint, cv=cfg.cv)
     extra = _oracle_scores(oracle) if oracle else None
     wanted = [r.strip() for r in rows.split(",")] if rows else None
     started = time.perf_counter()
@@ -422,11 +569,8 @@ def ablation(
         def tick(label: str, done: float, total: float) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
-        try:
-            path, frame = ablation_run(c, cohort, cfg, run, rows=wanted, cache_dir=cache, extra_scores=extra,
-                                       progress=tick)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        path, frame = _configured(lambda: ablation_run(c, cohort, cfg, run, rows=wanted, cache_dir=cache,
+                                                       extra_scores=extra, progress=tick))
     table = Table(title=f"{model} ablation: {c.name}, {cfg.endpoint}", title_justify="left")
     for col in frame.columns:
         table.add_column(str(col))
@@ -439,8 +583,6 @@ def ablation(
 def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: str, job) -> None:
     """Run ``job(progress)`` -> (report path, metrics) under a progress bar, then print the
     metrics table, the run folder and the report path; an existing run folder exits 1."""
-    from hccprog.preprocessing.slices import InputTooThinError
-
     started = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task(first_label, total=None)
@@ -448,11 +590,7 @@ def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: 
         def tick(label: str, done: float, total: float) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
-        try:
-            report, metrics = job(tick)
-        except (FileExistsError, InputTooThinError) as exc:
-            err.print(f"[bold red]error[/]: {exc}")
-            raise typer.Exit(1) from None
+        report, metrics = job(tick)
     if metrics.get("task") == "response":
         out.print(_response_table(metrics, f"{cohort_name}: response, PD vs disease control"))
     else:
@@ -482,13 +620,13 @@ def _oracle_scores(spec: str):
 
     path, _, column = spec.rpartition(":")
     if not path or not column:
-        raise typer.BadParameter(f"--oracle: expected FILE.csv:COLUMN, got {spec!r}")
+        raise ConfigError(f"--oracle: expected FILE.csv:COLUMN, got {spec!r}")
     try:
         frame = pd.read_csv(path, dtype=str)
     except OSError as exc:
-        raise typer.BadParameter(f"--oracle: cannot read {path}: {exc}") from None
+        raise ConfigError(f"--oracle: cannot read {path}: {exc}") from None
     if column not in frame.columns:
-        raise typer.BadParameter(f"--oracle: {path} has no column {column!r}")
+        raise ConfigError(f"--oracle: {path} has no column {column!r}")
     id_col = "patient_id" if "patient_id" in frame.columns else frame.columns[0]  # else: the first column
     return frame.set_index(id_col)[[column]].astype(float).rename(columns={column: "oracle"})
 
@@ -532,12 +670,8 @@ def import_hcc_tace_seg(
 
     with _progress() as bar:
         task = bar.add_task("reading DICOM headers", total=None)
-        try:
-            res = run_import(download, clinical, dest, phases=phases, overwrite=overwrite,
-                             progress=lambda d, n: bar.update(task, completed=d, total=n))
-        except (ValueError, FileExistsError, OSError) as exc:
-            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        res = run_import(download, clinical, dest, phases=phases, overwrite=overwrite,
+                         progress=lambda d, n: bar.update(task, completed=d, total=n))
     _print_import(res, dest / "cohort.yaml")
 
 
@@ -560,15 +694,11 @@ def import_waw_tace(
     from hccprog.importers.waw_tace import import_waw_tace as run_import
 
     if time_unit is not None and time_unit not in ("days", "weeks", "months", "years"):
-        raise typer.BadParameter(f"--time-unit: {time_unit!r} is not days, weeks, months or years")
+        raise ConfigError(f"--time-unit: {time_unit!r} is not days, weeks, months or years")
     with _progress() as bar:
         task = bar.add_task("reading scans and masks", total=None)
-        try:
-            res = run_import(dataset, dest, clinical=clinical, event=event_column, time=time_column, unit=time_unit,
-                             overwrite=overwrite, progress=lambda d, n: bar.update(task, completed=d, total=n))
-        except (ValueError, FileExistsError, OSError) as exc:
-            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        res = run_import(dataset, dest, clinical=clinical, event=event_column, time=time_column, unit=time_unit,
+                         overwrite=overwrite, progress=lambda d, n: bar.update(task, completed=d, total=n))
     for key, value in res.matched.items():
         out.print(f"clinical {key}: {value}", highlight=False, soft_wrap=True)
     _print_import(res, dest / "cohort.yaml")
@@ -585,19 +715,17 @@ def propagate(
     patient by registration (rigid, affine, optionally B-spline; liver-region metric), written as a new cohort
     with mask_source marked, a QC figure per patient and time point, and propagation.csv (figure of merit).
     train and predict do the same on the fly when a cohort lacks masks; this makes it visible and checkable."""
+    cohort = _cohort_path(cohort)
     from hccprog.preprocessing.masks import propagate_cohort
     from hccprog.preprocessing.register import RegistrationConfig
 
+    check_writable(dest)
     c = _load_for_run(cohort, images=True)
     started = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task("registering", total=None)
-        try:
-            merit = propagate_cohort(c, cohort, dest, cfg=RegistrationConfig(bspline=bspline), overwrite=overwrite,
-                                     progress=lambda d, n: bar.update(task, completed=d, total=n))
-        except (ValueError, FileExistsError, OSError) as exc:
-            err.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        merit = propagate_cohort(c, cohort, dest, cfg=RegistrationConfig(bspline=bspline), overwrite=overwrite,
+                                 progress=lambda d, n: bar.update(task, completed=d, total=n))
     done = merit[merit["status"] == "propagated"] if len(merit) else merit
     out.print(f"{len(done)} time point(s) got a propagated mask in {time.perf_counter() - started:.1f} s"
               + (f"; liver NCC median {done['ncc_before'].median():.2f} -> {done['ncc_after'].median():.2f}"
@@ -613,7 +741,7 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise typer.BadParameter(f"{option}: expected NAME=NAME, got {item!r}")
+            raise ConfigError(f"{option}: expected NAME=NAME, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -638,22 +766,20 @@ def predict(
     run's horizons, in the new cohort's time unit. With outcomes, also metrics and a report.
 
     Covariates match by name, then case-insensitively; whatever cannot be scored is said, with why."""
+    cohort = _cohort_path(cohort)
     from hccprog.training.predict import write_predictions
 
+
     if not (run / "config.yaml").exists():
-        err.print(f"[bold red]error[/]: {run / 'config.yaml'} is missing: not a run folder")
-        raise typer.Exit(1)
+        raise RunFolderError(f"{run / 'config.yaml'} is missing: not a run folder")
+    check_writable(dest)
     aliases = {"series": _pairs(series_alias or [], "--series-alias"),
                "covariates": _pairs(covariate_alias or [], "--covariate-alias")}
     c = _load_for_run(cohort, images=True).with_aliases(**aliases)
     with _progress() as bar:
         task = bar.add_task("preprocessing", total=None)
-        try:
-            stats = write_predictions(run, c, cohort, dest, overwrite=overwrite, cache_dir=cache,
-                                      progress=lambda d, n: bar.update(task, completed=d, total=n))
-        except (FileExistsError, FileNotFoundError, ValueError) as exc:
-            err.print(f"[bold red]error[/]: {exc}")
-            raise typer.Exit(1) from None
+        stats = write_predictions(run, c, cohort, dest, overwrite=overwrite, cache_dir=cache,
+                                  progress=lambda d, n: bar.update(task, completed=d, total=n))
     out.print(f"{stats['patients']} patients scored in {stats['seconds_total']:.1f} s "
               f"({stats['seconds_per_patient']:.3f} s per patient); skipped: {len(stats['skipped'])}")
     for note in stats.get("notes", []):
@@ -667,3 +793,11 @@ def predict(
             auc = v.get("auc")
             txt = f"{auc['value']:.3f} ({auc['ci_lower']:.3f} to {auc['ci_upper']:.3f})" if auc else "n/a"
             out.print(f"{name}: response AUC {txt}; metrics: {dest / 'metrics.json'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

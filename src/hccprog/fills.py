@@ -44,6 +44,25 @@ def covariate_fills(X: pd.DataFrame, covariates: list[str]) -> dict[str, list[st
     return {str(p): [f"covariate-imputed: {c}" for c in covariates if row[c]] for p, row in missing.iterrows()}
 
 
+def unseen_level_fills(prep, X: pd.DataFrame, model: str) -> tuple[dict[str, list[str]], list[str]]:
+    """``covariate-imputed`` entries and notes for categorical values that ``model``'s training never
+    saw (a :class:`~hccprog.baselines.preprocess.TabularPreprocessor` reads them as its reference level)."""
+    fills: dict[str, list[str]] = {}
+    notes = []
+    for column, hits in prep.unseen_levels(X).items():
+        ref = prep.fill_[column]
+        for pid, value in hits.items():
+            fills.setdefault(pid, []).append(f"covariate-imputed: {column} '{value}' unseen in training, read as "
+                                             f"'{ref}'")
+        values = sorted(set(hits.values()))
+        ids = sorted(hits)
+        notes.append(f"{model}: covariate '{column}' has level(s) {values} that the training cohort never had "
+                     f"(levels {sorted({*map(str, prep.levels_[column]), str(ref)})}); {len(ids)} patient(s) "
+                     f"({', '.join(ids[:10])}{', ...' if len(ids) > 10 else ''}) read as the reference level "
+                     f"'{ref}' (recorded as covariate-imputed)")
+    return fills, notes
+
+
 def fill_notes(imputed: dict[str, list[str]]) -> list[str]:
     """One note per kind of filled-in input: how many patients, and an example."""
     by_kind: dict[str, list[tuple[str, str]]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from hccprog.errors import OutputExistsError, RunFolderError, check_writable
 
 PREDICTION_COLUMNS = ["patient_id", "model", "fold", "risk"]
 _UMASK = os.umask(0)
@@ -62,26 +65,74 @@ def save_figure(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
+#: Written into every staging folder: the process that owns it (a stale one is removed on the next run).
+STAGING_MARKER = ".hccprog-staging"
+log = logging.getLogger("hccprog")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders of ``out`` (``.<name>.xxxx`` beside it, marked as ours) whose
+    process is gone, e.g. after a SIGKILL during the final write; returns what was removed."""
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for d in out.parent.glob(f".{out.name}.*"):
+        marker = d / STAGING_MARKER
+        if not d.is_dir() or not marker.is_file():
+            continue
+        try:
+            pid = int(marker.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = -1
+        if pid > 0 and pid != os.getpid() and _alive(pid):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+        log.info("removed %s, left behind by an interrupted earlier run of %s", d, out)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_output(out: Path, *, overwrite: bool, replaceable: Callable[[Path], bool], what: str) -> Iterator[Path]:
     """Yield a staging folder beside ``out``; on success it replaces ``out``, on failure it is removed.
 
     An existing ``out`` is replaced only with ``overwrite`` and only if ``replaceable(out)`` says it
-    is one of ours (``what`` names it in the error)."""
+    is one of ours (``what`` names it in the error). Staging folders that an earlier, killed run
+    left behind are removed first."""
     out = Path(out)
+    check_writable(out)
     if out.exists():
         if not overwrite:
-            raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
         if not replaceable(out):
-            raise FileExistsError(f"{out} exists and is not {what}: not replacing it")
+            raise OutputExistsError(f"{out} exists and is not {what}: not replacing it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_staging(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700
+    (tmp / STAGING_MARKER).write_text(f"{os.getpid()}\n")
     try:
         yield tmp
-        if out.exists():
-            shutil.rmtree(out)
+        (tmp / STAGING_MARKER).unlink(missing_ok=True)
+        old = None
+        if out.exists():  # move the old folder aside (marked), so that `out` is never missing for long
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            (old / STAGING_MARKER).write_text(f"{os.getpid()}\n")
+            os.replace(out, old / "replaced")
         os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -93,6 +144,14 @@ def staged_run(out: Path, *, overwrite: bool = False):
                          replaceable=lambda p: not any(p.iterdir()) or (p / "config.yaml").exists())
 
 
+def write_unscored(run: Path, model: str, skipped: dict[str, str]) -> None:
+    """``unscored.csv``: the patients ``model`` could not use and why (the run-outputs spec keeps them
+    out of predictions.csv; this names them beside it)."""
+    if skipped:
+        frame = pd.DataFrame([{"patient_id": p, "model": model, "reason": why} for p, why in skipped.items()])
+        write_csv(Path(run) / "unscored.csv", frame, index=False)
+
+
 def read_predictions(run: Path) -> pd.DataFrame:
     """All out-of-fold predictions of a run: ``predictions_repeats.csv`` when the run repeated its
     cross-validation, else ``predictions.csv`` (with ``repeat`` 0)."""
@@ -101,12 +160,12 @@ def read_predictions(run: Path) -> pd.DataFrame:
     frame = pd.read_csv(rep if rep.exists() else run / "predictions.csv", dtype={"patient_id": str})
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{run / 'predictions.csv'}: missing columns {missing}")
+        raise RunFolderError(f"missing columns {missing}", file=run / "predictions.csv")
     if "repeat" not in frame:
         frame.insert(2, "repeat", 0)
     dup = frame.duplicated(["patient_id", "model", "repeat"])
     if dup.any():
         first = frame[dup].iloc[0]
-        raise ValueError(f"{run / 'predictions.csv'}: patient {first['patient_id']} appears twice for "
+        raise RunFolderError(f"{run / 'predictions.csv'}: patient {first['patient_id']} appears twice for "
                          f"model {first['model']} (row {int(dup.idxmax()) + 2})")
     return frame

@@ -53,6 +53,20 @@ class TabularPreprocessor:
                 parts[c] = pd.to_numeric(frame[c], errors="coerce").fillna(self.fill_[c]).astype(float)
         return pd.DataFrame(parts, index=frame.index)
 
+    def unseen_levels(self, frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+        """Per categorical column, the rows (index -> value) whose level training never saw: they are
+        encoded as the reference (most frequent training) level, which the caller must say."""
+        out: dict[str, dict[str, str]] = {}
+        for c in self.columns_:
+            if self.kinds_[c] != "categorical" or c not in frame:
+                continue
+            known = {*map(str, self.levels_[c]), str(self.fill_[c])}
+            col = frame[c]
+            hits = {str(i): str(v) for i, v in col[col.notna()].items() if str(v) not in known}
+            if hits:
+                out[c] = hits
+        return out
+
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         raw = self._encode(frame)[self.keep_]
         if self.scale:

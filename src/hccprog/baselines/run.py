@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from hccprog.baselines.scores import compute_scores
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
 from hccprog.fills import covariate_fills, join_fills
-from hccprog.training.cv import CVConfig, Split, folds_frame, make_splits
+from hccprog.training.cv import CVConfig, Split, check_cv_size, folds_frame, make_splits
 
 
 class CoxSpec(BaseModel):
@@ -33,7 +34,8 @@ class BaselinesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     endpoint: str = "os"
     cv: CVConfig = Field(default_factory=lambda: CVConfig(folds=5, repeats=5, seed=0))
-    horizons: list[float] | None = None  # in the cohort's time unit; None: 1, 2, 3 years that fit
+    # in the cohort's time unit; None: 1, 2, 3 years that fit
+    horizons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(None, min_length=1)
     risk_groups: CutoffMethod = "median"
     cox_models: dict[str, CoxSpec] = Field(default_factory=lambda: {"clinical_cox": CoxSpec()})
     scores: list[str] | None = None  # None: every score the cohort has or allows to compute
@@ -91,8 +93,10 @@ def default_horizons(cohort: Cohort, time: np.ndarray, event: np.ndarray) -> lis
         h = float(per_year * years)
         if np.mean(time > h) >= 0.10 and np.sum(event & (time <= h)) >= 5:
             out.append(round(h, 4))
-    if not out:
+    if not out and event.any():
         out = [float(np.round(np.quantile(time[event.astype(bool)], 0.5), 4))]
+    if not out:
+        raise ValueError("no event: default horizons need at least one (give --horizons)")
     return out
 
 
@@ -147,7 +151,9 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     ids = list(out.index)
     t = out["time"].to_numpy(float)
     e = out["event"].to_numpy(int)
-    notes: list[str] = []
+    spec = cohort.spec.endpoints.get(cfg.endpoint)
+    notes: list[str] = check_cv_size(len(ids), int(e.sum()), cfg.cv, what=f"endpoint '{cfg.endpoint}'",
+                                     file=cohort.spec.clinical, column=spec.event if spec else None)
     horizons = cfg.horizons or default_horizons(cohort, t, e.astype(bool))
     cfg = cfg.model_copy(update={"horizons": horizons})
     grid = survival_grid(t, e.astype(bool), horizons)

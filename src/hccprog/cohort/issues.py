@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from hccprog.errors import InputError
+
 Severity = Literal["error", "warning"]
 
 
@@ -65,7 +67,7 @@ class Report:
         return [asdict(i) for i in self.issues]
 
 
-class CohortError(ValueError):
+class CohortError(InputError):
     """Raised by :func:`hccprog.cohort.load_cohort` (``strict=True``) when errors were found."""
 
     def __init__(self, report: Report):

@@ -35,7 +35,16 @@ from hccprog.cohort.tables import (
     read_table,
 )
 from hccprog.imaging import LIVER, TUMOR, Geometry, ImageReadError, image_format, read_geometry
-from hccprog.imaging.readers import read_mask, read_raw_mask, seg_fits, unmapped_values
+from hccprog.imaging.readers import (
+    implausible_geometry,
+    label_map_problem,
+    pixel_stats,
+    read_mask,
+    read_raw_mask,
+    seg_fits,
+    unmapped_values,
+)
+from hccprog.safe_yaml import YamlError, compose_yaml, construct, read_text
 
 #: Share of missing values above which a covariate draws a warning.
 MANY_MISSING = 0.2
@@ -66,30 +75,42 @@ def load_cohort(
     path: str | os.PathLike,
     *,
     check_images: bool = True,
-    check_masks: bool = True,
+    check_pixels: bool = True,
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
     """Read and check a cohort.
 
     ``check_images`` reads every image's and mask's header (existence, readability,
-    geometry); ``check_masks`` also reads the mask voxels (labels present). With
+    geometry, plausible spacing and extent); ``check_pixels`` also decodes every voxel, once per file
+    (truncated or corrupt data, NaN, masks that are empty, not integer, or an image). With
     ``strict`` a :class:`CohortError` is raised when any error was found.
     ``progress(done, total)`` is called while images are checked.
     """
-    loader = _Loader(Path(path), check_images, check_masks, progress)
+    loader = _Loader(cohort_file(path), check_images, check_pixels, progress)
     result = loader.run()
     if strict and not result.ok:
         raise CohortError(result.report)
     return result
 
 
+def cohort_file(path: str | os.PathLike) -> Path:
+    """The cohort file a user meant: ``path`` itself, or ``path/cohort.yaml`` when given a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("cohort.yaml", "cohort.yml"):
+            if (path / name).is_file():
+                return path / name
+    return path
+
+
 class _Loader:
-    def __init__(self, path: Path, check_images: bool, check_masks: bool, progress) -> None:
+    def __init__(self, path: Path, check_images: bool, check_pixels: bool, progress) -> None:
         self.path = path
         self.root = path.parent
         self.check_images = check_images
-        self.check_masks = check_masks
+        self.check_pixels = check_pixels
+        self.mask_problems: dict[Path, tuple[str, str] | None] = {}
         self.progress = progress
         self.report = Report()
         self.yaml_name = path.name
@@ -110,17 +131,18 @@ class _Loader:
     # --------------------------------------------------------------------------- yaml
     def read_spec(self) -> CohortSpec | None:
         file = self.rel(self.path)
+        if self.path.is_dir():
+            self.report.error("file-missing", file, "is a folder without a cohort.yaml: give the cohort file "
+                                                    "(see `hccprog synth` or the import commands for examples)")
+            return None
         if not self.path.is_file():
             self.report.error("file-missing", file, "cohort file does not exist")
             return None
-        text = self.path.read_text(encoding="utf-8")
         try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            self.report.error("yaml-syntax", file, f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                              row=(mark.line + 1) if mark else None)
+            node = compose_yaml(read_text(self.path), file=file)
+            data = construct(node)
+        except YamlError as exc:
+            self.report.error(exc.code, file, exc.message, row=exc.row, column=exc.column)
             return None
         if not isinstance(data, dict):
             self.report.error("yaml-schema", file, "expected a mapping of keys (name, clinical, ...)")
@@ -184,6 +206,7 @@ class _Loader:
             first_row[pid] = row
             patients[pid] = self.read_patient(spec, rec, pid, row, cfile)
         self.check_missingness(spec, patients, cfile)
+        self.check_events(spec, patients, cfile)
 
         if spec.images:
             self.read_images(spec, patients)
@@ -321,6 +344,22 @@ class _Loader:
                                   f"value {cell!r} is not one of the levels {levels}", row, name)
                 return None
         return value
+
+    def check_events(self, spec: CohortSpec, patients: dict[str, Patient], cfile: str) -> None:
+        """An endpoint without any event can be neither learned nor evaluated: a warning, or an error
+        when no endpoint has one."""
+        if not patients or not spec.endpoints:
+            return
+        empty = []
+        for name, ep in spec.endpoints.items():
+            known = [p.outcomes.get(name) for p in patients.values() if p.outcomes.get(name) is not None]
+            if known and not any(o.event for o in known):
+                empty.append((name, ep.event, len(known)))
+        for name, column, n in empty:
+            severity = self.report.error if len(empty) == len(spec.endpoints) else self.report.warning
+            severity("endpoint-no-events", cfile, f"endpoint '{name}': none of the {n} patients has the event (all "
+                                                  "censored): nothing to learn or evaluate; check the coding "
+                                                  "(1 = event, 0 = censored)", column=column)
 
     def check_missingness(self, spec: CohortSpec, patients: dict[str, Patient], cfile: str) -> None:
         if not patients:
@@ -488,6 +527,7 @@ class _Loader:
     def check_files(self, spec: CohortSpec, checks, ifile: str) -> None:
         geometry_cache: dict[Path, Geometry | str] = {}
         mask_done: dict[tuple[Path, Path], None] = {}
+        pixels_done: set[Path] = set()
 
         def geometry_of(p: Path) -> Geometry | str:
             if p not in geometry_cache:
@@ -512,6 +552,15 @@ class _Loader:
                     image_geo = None
                 else:
                     image_geo = g
+                    implausible = implausible_geometry(g)
+                    if implausible:
+                        self.report.error("spacing-implausible", ifile, f"image {self.rel(image)}: {implausible}",
+                                          row, "image")
+                        image_geo = None
+                    elif self.check_pixels and image not in pixels_done:
+                        pixels_done.add(image)
+                        self.check_image_pixels(image, ifile, row)
+                if image_geo is not None:
                     if image_format(image) == "dicom_series":
                         self.dicom_warnings(image, ifile, row)
                     if g.shape[2] == 1:
@@ -520,6 +569,10 @@ class _Loader:
                                             "read a slab or a volume stop with an error on it; slice models "
                                             "repeat it (recorded as single-slice)", row, "image")
             if mask is None:
+                continue
+            if mask.exists() and image.exists() and os.path.samefile(mask, image):
+                self.report.error("mask-is-image", ifile, f"mask {self.rel(mask)} is the image itself: give the "
+                                                          "label file (liver and tumor labels) in 'mask'", row, "mask")
                 continue
             if not mask.exists():
                 self.report.error("mask-missing", ifile, f"mask {self.rel(mask)} does not exist",
@@ -530,6 +583,10 @@ class _Loader:
             if isinstance(mg, str):
                 self.report.error("mask-unreadable", ifile,
                                   f"mask {self.rel(mask)} cannot be read: {mg}", row, "mask")
+                continue
+            implausible = implausible_geometry(mg)
+            if implausible:
+                self.report.error("spacing-implausible", ifile, f"mask {self.rel(mask)}: {implausible}", row, "mask")
                 continue
             if image_geo is None:
                 continue
@@ -552,7 +609,7 @@ class _Loader:
                                         f"mask {self.rel(mask)} is on another grid than image {self.rel(image)} "
                                         f"({'; '.join(diffs)}): resampled onto it (resample_masks; recorded as "
                                         "mask-resampled)", row, "mask")
-            if self.check_masks and (image, mask) not in mask_done:
+            if self.check_pixels and (image, mask) not in mask_done:
                 mask_done[(image, mask)] = None
                 self.check_mask_content(spec, mask, image_geo, ifile, row)
         if self.progress:
@@ -568,9 +625,33 @@ class _Loader:
         for w in scan.warnings:
             self.report.warning("dicom-series", ifile, f"{self.rel(folder)}: {w}", row, "image")
 
+    def check_image_pixels(self, image: Path, ifile: str, row: int) -> None:
+        """Decode every voxel once: truncated or corrupt data, and non-finite values, are errors."""
+        try:
+            stats = pixel_stats(image)
+        except ImageReadError as exc:
+            self.report.error("image-unreadable", ifile, f"image {self.rel(image)}: voxel data cannot be read: "
+                                                         f"{exc.reason}", row, "image")
+            return
+        if stats.nonfinite:
+            self.report.error("image-nonfinite", ifile, f"image {self.rel(image)} holds {stats.nonfinite} NaN or "
+                                                        "infinite voxel(s)", row, "image")
+
     def check_mask_content(self, spec, mask: Path, reference: Geometry, ifile: str, row: int) -> None:
         try:
             raw = read_raw_mask(mask)
+        except ImageReadError as exc:
+            self.report.error("mask-unreadable", ifile, f"mask {self.rel(mask)}: voxel data cannot be read: "
+                                                        f"{exc.reason}", row, "mask")
+            return
+        if mask not in self.mask_problems:
+            self.mask_problems[mask] = label_map_problem(np.asarray(raw.array))
+            if self.mask_problems[mask]:
+                code, message = self.mask_problems[mask]
+                self.report.error(code, ifile, f"mask {self.rel(mask)} {message}", row, "mask")
+        if self.mask_problems[mask]:
+            return
+        try:
             vol = read_mask(mask, spec.labels, reference=reference, resample=spec.resample_masks,
                             raw=raw)
         except ImageReadError as exc:
@@ -578,6 +659,10 @@ class _Loader:
                               row, "mask")
             return
         counts = np.bincount(vol.array.ravel(), minlength=3)
+        if counts[1:].sum() == 0 and np.asarray(raw.array).any():
+            self.report.error("mask-empty", ifile, f"mask {self.rel(mask)} has no voxel of any label in `labels` on "
+                                                   "its image: nothing to crop around", row, "mask")
+            return
         if "liver" in spec.labels and counts[LIVER] + counts[TUMOR] == 0:
             self.report.warning("mask-no-liver", ifile, f"mask {self.rel(mask)} has no liver label",
                                 row, "mask")

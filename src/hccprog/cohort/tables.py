@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hccprog.errors import InputError
+
 #: Cells read as missing. The contract says "empty cells"; the usual NA spellings are
 #: accepted too ("none" is not: it is a category, e.g. of ascites).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "#n/a"})
@@ -37,12 +39,15 @@ class Table:
         return [str(c) for c in self.frame.columns]
 
 
-class TableError(ValueError):
-    pass
+class TableError(InputError):
+    """A table that cannot be read."""
 
 
 def _cell_to_str(value) -> str:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:  # parquet / Excel nullable values: missing
+        return ""
+    if isinstance(value, float | int | str | pd.Timestamp | bool) is False and pd.api.types.is_scalar(value) \
+            and pd.isna(value):
         return ""
     if isinstance(value, float):
         if math.isnan(value):

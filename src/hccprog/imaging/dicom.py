@@ -27,13 +27,14 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from hccprog.errors import InputError
 from hccprog.imaging.volume import LPS_TO_RAS, Geometry, Volume
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
 CT_AIR_HU = -1024.0
 
 
-class DicomSeriesError(ValueError):
+class DicomSeriesError(InputError):
     """A DICOM folder that cannot be read as one series; ``problems`` lists why."""
 
     def __init__(self, path: Path, problems: list[str]):

@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from hccprog.errors import InputError
 from hccprog.imaging import dicom
 from hccprog.imaging.volume import LPS_TO_RAS, Geometry, GeometryTolerance, Volume, resample_to
 
@@ -28,13 +29,13 @@ _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(InputError):
     """An image or mask that cannot be read; the message says why."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(reason, file=path)
 
 
 def image_format(path: str | os.PathLike) -> str:
@@ -183,6 +184,97 @@ def read_image(path: str | os.PathLike) -> Volume:
         raise ImageReadError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
     vol = vol.with_array(np.asarray(vol.array, dtype=np.float32))
     return vol.to_canonical()
+
+
+# ------------------------------------------------------------------------- plausibility
+
+#: Voxel spacing (mm) and extent (mm) that human anatomy allows; outside, a header is wrong.
+SPACING_RANGE_MM = (0.1, 20.0)
+MAX_EXTENT_MM = 2000.0
+
+
+def implausible_geometry(geometry: Geometry) -> str | None:
+    """Why a geometry cannot be a human scan (spacing outside 0.1-20 mm on an axis with more than one
+    voxel, or an extent over 2 m), or None."""
+    spacing = np.asarray(geometry.spacing, float)
+    shape = np.asarray(geometry.shape)
+    lo, hi = SPACING_RANGE_MM
+    multi = shape > 1
+    if (multi & ((spacing < lo) | (spacing > hi))).any():
+        sp = " x ".join(f"{s:g}" for s in spacing)
+        return (f"voxel spacing {sp} mm is implausible for human anatomy (expected {lo:g} to {hi:g} mm per axis): "
+                "check the header's units (spacing written in micrometres or metres?)")
+    extent = spacing * shape
+    if extent.max() > MAX_EXTENT_MM:
+        ex = " x ".join(f"{e:.0f}" for e in extent)
+        return (f"extent {ex} mm exceeds {MAX_EXTENT_MM / 1000:g} m: the header's spacing or size is wrong")
+    return None
+
+
+class PixelStats:
+    """What decoding every voxel of an image found."""
+
+    def __init__(self) -> None:
+        self.voxels = 0
+        self.nonfinite = 0
+
+    def add(self, block: np.ndarray) -> None:
+        self.voxels += block.size
+        if np.issubdtype(block.dtype, np.floating):
+            self.nonfinite += int(block.size - np.count_nonzero(np.isfinite(block)))
+
+
+def pixel_stats(path: str | os.PathLike, slab: int = 32) -> PixelStats:
+    """Decode every voxel once (NIfTI: streamed in slabs of ``slab`` slices, so memory stays small);
+    raises :class:`ImageReadError` on truncated or corrupt voxel data."""
+    path = Path(path)
+    stats = PixelStats()
+    fmt = image_format(path)
+    try:
+        if fmt == "nifti":
+            img = nib.load(str(path))
+            proxy = img.dataobj
+            shape = img.shape
+            if len(shape) == 4 and shape[3] == 1:
+                for k in range(0, shape[2], slab):
+                    stats.add(np.asanyarray(proxy[:, :, k:k + slab, 0]))
+            else:
+                for k in range(0, shape[2], slab):
+                    stats.add(np.asanyarray(proxy[:, :, k:k + slab]))
+        else:
+            stats.add(np.asarray(_native_volume(path, fmt).array))
+    except ImageReadError:
+        raise
+    except dicom.DicomSeriesError as exc:
+        raise ImageReadError(path, "; ".join(exc.problems)) from exc
+    except Exception as exc:  # truncated gzip, short DICOM pixel data, ...
+        raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from exc
+    return stats
+
+
+#: A label map with more distinct values than this, or any negative one, is taken for an image.
+MAX_LABEL_VALUES = 64
+
+
+def label_map_problem(array: np.ndarray) -> tuple[str, str] | None:
+    """(code, what is wrong) when ``array`` cannot be a label map, or None."""
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        bad = int(array.size - np.count_nonzero(finite))
+        if bad:
+            return "mask-nan", f"holds {bad} NaN or infinite voxel(s): a label map holds whole numbers"
+        frac = np.abs(array - np.rint(array))
+        if (frac > 1e-3).any():
+            example = float(array.flat[int(np.argmax(frac))])
+            return ("mask-non-integer", f"holds non-integer values (e.g. {example:.3g}): a probability map? "
+                                        "threshold it into label values first")
+    values = np.unique(array)
+    if len(values) > MAX_LABEL_VALUES or (len(values) and values[0] < 0):
+        return ("mask-not-labels", f"is not a label map: {len(values)} distinct values from {values[0]:g} to "
+                                   f"{values[-1]:g} (an image given as a mask?)")
+    if len(values) == 1 and values[0] == 0:
+        return "mask-empty", "is all zero: no liver or tumor label"
+    return None
 
 
 # ------------------------------------------------------------------------------ labels

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from hccprog.importers.dicom_tree import PhaseCall, SeriesInfo, classify_study, scan_tree, series_name
 from hccprog.runs import staged_output, write_csv, write_yaml
+from hccprog.safe_yaml import load_yaml
 
 #: The real table's columns as the cohort contract reads them (as in the spec's real example).
 TABLE_SPEC: dict = {
@@ -78,7 +78,7 @@ def read_overrides(path: Path | None) -> dict[str, str]:
     """A phases mapping file: ``{series: {UID or folder: NC|ART|PV|DEL|skip}}`` (or the mapping alone)."""
     if path is None:
         return {}
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = load_yaml(path) or {}
     data = data.get("series", data)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of series (UID or folder) to NC, ART, PV, DEL or skip")

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import nibabel as nib
 import pandas as pd
-import yaml
 
 from hccprog.cohort.model import Cohort
 from hccprog.preprocessing.register import RegistrationConfig, qc_figure
 from hccprog.preprocessing.slices import _mask_series, propagate_to
 from hccprog.runs import save_figure, staged_output, write_csv, write_yaml
+from hccprog.safe_yaml import load_yaml
 
 
 def _abs(root: Path, value: str) -> str:
@@ -34,7 +34,7 @@ def propagate_cohort(cohort: Cohort, cohort_path: Path, out: Path, *, cfg: Regis
                      overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Write the new cohort folder ``out``; returns the figure-of-merit table (one row per propagated pair)."""
     cfg = cfg or RegistrationConfig()
-    spec = yaml.safe_load(Path(cohort_path).read_text(encoding="utf-8"))
+    spec = load_yaml(cohort_path)
     root = Path(cohort_path).parent
     images = pd.read_csv(root / spec["images"], dtype=str, keep_default_na=False)
     if "mask_source" not in images.columns:

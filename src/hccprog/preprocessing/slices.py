@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
+from hccprog.errors import InputError
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.register import Propagation, RegistrationConfig, propagate_mask
 
@@ -32,7 +33,7 @@ MissingMasks = Literal["propagate", "missing"]
 
 
 
-class InputTooThinError(ValueError):
+class InputTooThinError(InputError):
     """A series too thin for the model's input (one slice where a slab or a volume is needed)."""
 
 

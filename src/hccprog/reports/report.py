@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from hccprog import __version__
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
 from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
+from hccprog.safe_yaml import load_yaml
 
 FIGURE_CAPTIONS = {
     "km_risk_groups.png": "Kaplan-Meier curves by risk group (cut-offs learned on the training part of each "
@@ -32,7 +32,7 @@ FIGURE_CAPTIONS = {
 
 def load_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     run = Path(run)
-    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    config = load_yaml(run / "config.yaml")
     outcomes = pd.read_csv(run / "outcomes.csv", dtype={"patient_id": str}).set_index("patient_id")
     return config, read_predictions(run), outcomes
 
@@ -297,6 +297,13 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
         parts.append("<h2>What was filled in</h2><p class='note'>Patients whose input was completed by the "
                      "toolkit, per model; the <code>imputed</code> column of predictions.csv lists each patient's "
                      "entries.</p>" + _table(filled))
+    unscored = run / "unscored.csv"
+    if unscored.exists():
+        frame = pd.read_csv(unscored, dtype=str, keep_default_na=False)
+        if len(frame):
+            parts.append("<h2>Patients a model could not use</h2><p class='note'>These patients have no row for the "
+                         "model in predictions.csv (its metrics rest on fewer patients than the clinical models'); "
+                         "the reason is the error met when reading their input.</p>" + _table(frame))
     parts.append("<h2>Figures</h2>")
     figdir = run / "figures"
     for name, caption in FIGURE_CAPTIONS.items():

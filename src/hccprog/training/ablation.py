@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.metrics import estimate_text
 from hccprog.models.registry import get_model
 from hccprog.runs import atomic_write_text, write_json
+from hccprog.safe_yaml import load_yaml
 from hccprog.training.train import TrainRunConfig, train_run
 
 Progress = Callable[[str, float, float], None]
@@ -37,10 +37,10 @@ def _slug(label: str) -> str:
 def _same_config(run: Path, cfg: TrainRunConfig) -> bool:
     """The run folder holds a finished run of ``cfg`` (settings added since default alike)."""
     try:
-        saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["train"]
+        saved = load_yaml(run / "config.yaml")["train"]
         same = TrainRunConfig.model_validate(saved).model_dump(mode="json") == cfg.model_dump(mode="json")
         return (run / "metrics.json").exists() and same
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+    except (OSError, KeyError, TypeError, ValueError):
         return False
 
 

@@ -73,3 +73,33 @@ def inner_splits(n: int, strata: np.ndarray | None, n_splits: int,
     """Inner (tuning) folds over the ``n`` training patients of an outer fold."""
     splitter = _splitter(n_splits, seed, strata)
     yield from splitter.split(np.zeros(n), strata if strata is not None else np.zeros(n))
+
+
+def check_cv_size(n: int, events: int | None, cfg: CVConfig, *, what: str, file: str | None = None,
+                  column: str | None = None, classification: bool = False) -> list[str]:
+    """Raise :class:`~hccprog.errors.InputError` when ``n`` patients (``events`` of them with the
+    event, or in the positive class with ``classification``) cannot be cross-validated with
+    ``cfg.folds`` folds; return warnings for a split that works but is thin. ``what`` names the
+    endpoint in messages."""
+    from hccprog.errors import InputError
+
+    if n < 2:
+        raise InputError(f"{what}: {n} patient(s) with a known outcome; cross-validation needs at least "
+                         f"{max(2 * cfg.folds, 4)}", file=file, column=column)
+    if n < cfg.folds:
+        raise InputError(f"{what}: {n} patients cannot be split into {cfg.folds} folds (each test fold needs a "
+                         f"patient): use --folds {max(2, min(n // 2, 5))} or fewer", file=file, column=column)
+    if events is not None and events == 0:
+        raise InputError(f"{what}: no patient has the event (all {n} censored): there is nothing to learn or to "
+                         "evaluate; check the event column's coding (1 = event, 0 = censored)", file=file,
+                         column=column)
+    if classification and events is not None and events == n:
+        raise InputError(f"{what}: every one of the {n} patients is in the same class: there is nothing to "
+                         "discriminate", file=file, column=column)
+    warnings = []
+    if n < 2 * cfg.folds:
+        warnings.append(f"{what}: {n} patients in {cfg.folds} folds leaves fewer than 2 per test fold")
+    if events is not None and events < cfg.folds:
+        warnings.append(f"{what}: {events} event(s) for {cfg.folds} folds: some test folds hold none, and folds "
+                        "are not stratified by event")
+    return warnings

@@ -144,8 +144,8 @@ class SurvivalNetTrainer:
         rng = np.random.default_rng(cfg.seed)
         e = np.asarray(event).astype(int)
         t = np.asarray(time_, float)
-        if cfg.val_fraction > 0:
-            k = max(2, round(1 / cfg.val_fraction))
+        if cfg.val_fraction > 0 and len(x) >= 4:  # early-stopping split; fewer patients: train on all
+            k = min(max(2, round(1 / cfg.val_fraction)), len(x) // 2)
             tr, va = next(iter(inner_splits(len(x), e, k, cfg.seed)))
         else:
             tr, va = np.arange(len(x)), np.array([], int)

@@ -11,6 +11,7 @@ run's endpoint, outcomes, metrics and a report are written too (external validat
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,39 +19,106 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from hccprog import __version__
 from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
 from hccprog.baselines.run import surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
+from hccprog.errors import InputError, RunFolderError
 from hccprog.evaluation.groups import assign_groups
-from hccprog.fills import covariate_fills, fill_notes, join_fills, split_fills
+from hccprog.fills import covariate_fills, fill_notes, join_fills, split_fills, unseen_level_fills
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
-from hccprog.runs import staged_run, write_csv, write_yaml
+from hccprog.runs import staged_run, write_csv, write_unscored, write_yaml
+from hccprog.safe_yaml import load_yaml
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
 
 
+def _damaged(path: Path, why: str) -> RunFolderError:
+    return RunFolderError(f"this run folder is damaged or was not written by hccprog: {why}", file=path,
+                          hint="train the model again (hccprog train), or point at an intact copy of the run folder")
+
+
+def run_config(run: Path) -> dict:
+    """A run folder's config.yaml, checked (a mapping with a ``command``)."""
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing: not a run folder")
+    try:
+        conf = load_yaml(path)
+    except InputError as exc:
+        raise _damaged(path, exc.message) from None
+    if not isinstance(conf, dict) or "command" not in conf:
+        raise _damaged(path, "it is not a run's configuration (no `command:`)")
+    return conf
+
+
+def read_model_json(path: Path) -> dict:
+    """A model description (``models/<model>.json``), checked to be a JSON object."""
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing: the run was trained without a final model")
+    try:
+        desc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(path, f"not valid JSON ({exc.__class__.__name__} at character "
+                             f"{getattr(exc, 'pos', getattr(exc, 'start', '?'))})") from None
+    if not isinstance(desc, dict):
+        raise _damaged(path, "not a model description (a JSON object expected)")
+    return desc
+
+
+def load_weights(path: Path) -> dict:
+    """A checkpoint, loaded with ``weights_only=True``: anything else (a pickle that would run code,
+    a truncated file, not a state dict) is a :class:`RunFolderError` naming the file."""
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing: the run was trained without a final model")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _damaged(path, "the checkpoint holds objects other than tensors, which hccprog never writes; it "
+                             "was not loaded") from None
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        raise _damaged(path, f"the checkpoint cannot be read ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _damaged(path, "the checkpoint is not a dictionary of tensors")
+    return state
+
+
 def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
-    """The final model of a ``train`` run: (its JSON description, the network in eval mode)."""
+    """The final model of a ``train`` run: (its JSON description, the network in eval mode).
+    A damaged run folder raises :class:`RunFolderError` naming the file."""
     run = Path(run)
-    conf = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    conf = run_config(run)
     if conf.get("command") != "train":
-        raise ValueError(f"{run}: not a `train` run folder (config.yaml command is {conf.get('command')!r})")
-    name = conf["model"]
+        raise RunFolderError(f"{run}: not a `train` run folder (config.yaml command is {conf.get('command')!r})")
+    name = str(conf.get("model"))
     desc_path, weights = run / "models" / f"{name}.json", run / "models" / f"{name}.pt"
     for p in (desc_path, weights):
         if not p.exists():
-            raise FileNotFoundError(f"{p} is missing: the run was trained without a final model")
-    desc = json.loads(desc_path.read_text(encoding="utf-8"))
-    spec = get_model(name)
-    kwargs = {"clinical_features": len(desc["clinical"]["selected"])} if desc.get("clinical") else {}
-    net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]), **kwargs)
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            raise RunFolderError(f"{p} is missing: the run was trained without a final model")
+    desc = read_model_json(desc_path)
+    need = ["model", "network", "streams", "channels", "preprocessing"]
+    need += ["threshold"] if desc.get("task") == "response" else ["horizons", "risk_groups"]
+    absent = [k for k in need if k not in desc]
+    if absent:
+        raise _damaged(desc_path, f"the model description lacks {', '.join(absent)}")
+    state = load_weights(weights)
+    try:
+        spec = get_model(name)
+        kwargs = {"clinical_features": len(desc["clinical"]["selected"])} if desc.get("clinical") else {}
+        net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]),
+                         **kwargs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(desc_path, f"the model description is incomplete or altered ({type(exc).__name__}: "
+                                  f"{exc})") from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise _damaged(weights, f"the weights do not fit the model that {desc_path.name} describes ({first})") from None
     net.eval()
     return desc, net
 
@@ -88,7 +156,7 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     ``imputed`` lists per patient what was filled in; ``stats['notes']`` says whatever could not be
     scored, and why."""
     desc, net = load_trained(run)
-    conf = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    conf = run_config(run)
     factor = unit_factor(conf.get("time_unit") or cohort.time_unit, cohort.time_unit)
     t0 = time.perf_counter()
     pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
@@ -110,8 +178,11 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
              "skipped": data.skipped, "notes": [], "imputed": data.imputed}
     own_fills = [join_fills(data.imputed.get(p, [])) for p in data.ids]
     if clin is not None:
-        fills = covariate_fills(clinical_frame(cohort, data.ids, enc.cfg), list(enc.state()["columns"]))
-        own_fills = [join_fills(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
+        frame_c = clinical_frame(cohort, data.ids, enc.cfg)
+        fills = covariate_fills(frame_c, list(enc.state()["columns"]))
+        unseen, notes = unseen_level_fills(enc.pre_, frame_c, desc["model"])
+        stats["notes"] += notes
+        own_fills = [join_fills(data.imputed.get(p, []) + fills.get(p, []) + unseen.get(p, [])) for p in data.ids]
     if desc.get("task") == "response":  # logit of PD; the group at the training cohort's Youden cut-off
         frame = pd.DataFrame({"patient_id": data.ids, "model": desc["model"], "fold": -1, "risk": risk,
                               "risk_group": (risk >= desc["threshold"]).astype(int),
@@ -170,8 +241,9 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     surv = BreslowSurvival.from_state(fusion["breslow"]).predict(fused, horizons)
     frame = _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], labels)
     fills = covariate_fills(X, clinical.covariates)
-    frame["imputed"] = [join_fills(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
-    return frame, notes
+    unseen, unseen_notes = unseen_level_fills(clinical.prep, X[clinical.covariates], fusion["name"])
+    frame["imputed"] = [join_fills(data.imputed.get(p, []) + fills.get(p, []) + unseen.get(p, [])) for p in data.ids]
+    return frame, notes + unseen_notes
 
 
 def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *, overwrite: bool = False,
@@ -181,7 +253,7 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
     from hccprog.reports.report import evaluate_run
 
     frame, stats = predict_cohort(run, cohort, cache_dir=cache_dir, progress=progress)
-    conf = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    conf = run_config(run)
     endpoint = conf.get("endpoint")
     run_unit = conf.get("time_unit") or cohort.time_unit
     if run_unit != cohort.time_unit:
@@ -189,6 +261,7 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                               f"{cohort.time_unit}; survival columns and horizons are in {cohort.time_unit}")
     with staged_run(out, overwrite=overwrite) as tmp:
         write_csv(tmp / "predictions.csv", frame, index=False, float_format="%.6g")
+        write_unscored(tmp, conf["model"], stats["skipped"])
         config = {"command": "predict", "title": f"{conf['model']} applied to {cohort.name}",
                   "hccprog_version": __version__, "run": str(Path(run).resolve()),
                   "cohort": str(Path(cohort_path).resolve()), "cohort_name": cohort.name, "endpoint": endpoint,
@@ -244,7 +317,7 @@ def _validate_response(tmp: Path, run: Path, cohort: Cohort, frame: pd.DataFrame
     y = labels.loc[scored["patient_id"]].to_numpy(int)
     if len(np.unique(y)) < 2:
         return False
-    desc = json.loads((Path(run) / "models" / f"{config['model']}.json").read_text(encoding="utf-8"))
+    desc = read_model_json(Path(run) / "models" / f"{config['model']}.json")
     write_csv(tmp / "outcomes.csv", labels.loc[scored["patient_id"]].rename_axis("patient_id").to_frame(),
               float_format="%.6g")
     metrics = {"schema": 1, "task": "response", "positive_class": "PD",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import shutil
 import time
 import warnings
@@ -37,7 +38,7 @@ from hccprog.evaluation.classification import (
 )
 from hccprog.fills import covariate_fills, fill_notes, join_fills
 from hccprog.preprocessing.cache import preprocess_cohort
-from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
+from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_unscored, write_yaml
 from hccprog.training.clinical import clinical_frame
 from hccprog.training.cv import folds_frame, make_splits
 
@@ -177,6 +178,10 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
     tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
     data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=list(labels.index), progress=tick)
     ids = [p for p in labels.index if p in set(data.ids)]
+    if data.skipped:
+        logging.getLogger("hccprog").warning(
+            "%s cannot use %d patient(s) (left out of the response analysis, listed in unscored.csv): %s", cfg.model,
+            len(data.skipped), "; ".join(f"{p}: {why}" for p, why in list(data.skipped.items())[:10]))
     y = labels.loc[ids].to_numpy(int)
     clin_cfg = cfg.clinical.model_copy(update={"screening": "none"})  # Cox screening needs survival outcomes
     frame = clinical_frame(cohort, ids, clin_cfg)
@@ -217,6 +222,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
         write_csv(tmp / "predictions.csv", preds, index=False, float_format="%.6g")
         write_csv(tmp / "outcomes.csv", lab.rename_axis("patient_id").to_frame(), float_format="%.6g")
         write_csv(tmp / "folds.csv", folds_frame(ids, splits), index=False)
+        write_unscored(tmp, cfg.model, data.skipped)
         config = {"command": "train", "task": "response", "title": f"{cfg.model}: response (PD vs disease control), "
                   f"{cohort.name}", "hccprog_version": __version__, "cohort": str(Path(cohort_path).resolve()),
                   "cohort_name": cohort.name, "endpoint": "response", "model": cfg.model,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +36,7 @@ from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.preprocessing.volumes import VolumeConfig
 from hccprog.reports.report import evaluate_run
-from hccprog.runs import staged_run, write_json
+from hccprog.runs import staged_run, write_json, write_unscored
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
@@ -59,6 +61,8 @@ Preprocessing = Annotated[Annotated[SliceConfig, Tag("slices")] | Annotated[Volu
                           Discriminator(_preprocessing_kind)]
 
 
+log = logging.getLogger("hccprog")
+
 class TrainRunConfig(BaseModel):
     """Everything ``hccprog train`` does (saved as ``train:`` in the run's config.yaml)."""
 
@@ -75,7 +79,7 @@ class TrainRunConfig(BaseModel):
     # image score, for models that read the follow-up (see baselines.cox.BivariateCoxFusion)
     fusion_locf: bool = False
     final_model: bool = True  # refit on every patient (used by `predict`)
-    horizons: list[float] | None = None
+    horizons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(None, min_length=1)
     risk_groups: str = "median"
     n_boot: int = Field(1000, ge=0)
     seed: int = 0
@@ -370,14 +374,25 @@ class DeepLearner:
         name = f"fold-{s.repeat}-{s.fold}"
         saved = self.state_dir / f"{name}.npz"
         if saved.exists():
-            with np.load(saved) as z:
-                pred = FoldPrediction(z["train_risk"], z["test_risk"], z["test_surv"])
-                if "test_probs" in z.files:
-                    self.class_probs[name] = (np.asarray(s.test), z["test_probs"])
-            self.histories[name] = json.loads((self.state_dir / f"{name}.json").read_text())["history"]
-            if self.progress:
-                self.progress(f"{name}: resumed from {saved.name}", 1, 1)
-            return pred
+            try:
+                with np.load(saved, allow_pickle=False) as z:
+                    pred = FoldPrediction(z["train_risk"], z["test_risk"], z["test_surv"])
+                    probs = z["test_probs"] if "test_probs" in z.files else None
+                history = json.loads((self.state_dir / f"{name}.json").read_text())["history"]
+                if len(pred.train_risk) != len(s.train) or len(pred.test_risk) != len(s.test):
+                    raise ValueError("saved for another split")
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TypeError) as exc:
+                log.warning("%s: the saved state of %s is damaged (%s: %s); discarded, the fold is trained again",
+                            self.state_dir, name, type(exc).__name__, exc)
+                for suffix in (".npz", ".json", ".pt"):
+                    (self.state_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            else:
+                if probs is not None:
+                    self.class_probs[name] = (np.asarray(s.test), probs)
+                self.histories[name] = history
+                if self.progress:
+                    self.progress(f"{name}: resumed from {saved.name}", 1, 1)
+                return pred
         t0 = time.perf_counter()
         tr = self.fit(s.train, s.seed * 1000 + s.fold, f"repeat {s.repeat + 1}, fold {s.fold + 1}")
         train_risk = self.risk(tr, s.train)
@@ -411,6 +426,14 @@ class DeepLearner:
         return FoldPrediction(train_risk, test_risk, surv)
 
 
+def _state_key(marker: Path) -> str | None:
+    """The key of a resumable state, or None when its marker is missing or damaged."""
+    try:
+        return json.loads(marker.read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path, *, overwrite: bool = False,
               cache_dir: Path | None = None, extra_scores: pd.DataFrame | None = None,
               progress: Progress | None = None) -> tuple[Path, dict]:
@@ -431,13 +454,18 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     e = outcomes["event"].to_numpy(int)
     tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
     data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=ids, progress=tick)
+    if data.skipped:
+        log.warning("%s cannot use %d of %d patients (scored by the clinical models only, listed in unscored.csv "
+                    "and the report): %s", cfg.model, len(data.skipped), len(ids),
+                    "; ".join(f"{p}: {why}" for p, why in list(data.skipped.items())[:10])
+                    + (" ..." if len(data.skipped) > 10 else ""))
 
     state_dir = out.parent / f".{out.name}.partial"
     key = _digest({"config": cfg.model_dump(mode="json"), "ids": ids, "data": data.ids,
                    "x": hashlib.sha256(data.x.tobytes()).hexdigest()})
     marker = state_dir / "state.json"
-    if state_dir.exists() and (not marker.exists() or json.loads(marker.read_text()).get("key") != key):
-        shutil.rmtree(state_dir)  # another configuration or cohort: start afresh
+    if state_dir.exists() and _state_key(marker) != key:
+        shutil.rmtree(state_dir)  # another configuration or cohort (or a damaged marker): start afresh
     state_dir.mkdir(parents=True, exist_ok=True)
     write_json(marker, {"key": key, "hccprog_version": __version__})
 
@@ -480,7 +508,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         if isinstance(learner.objective, CoxProgressionObjective):
             extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
                                     "horizon_months": cfg.progression_months}
-        notes = [f"{p}: not preprocessed ({why})" for p, why in data.skipped.items()]
+        notes = [f"{name} could not use patient {p}: {why}" for p, why in data.skipped.items()]
+        write_unscored(tmp, name, data.skipped)
         notes += fill_notes(data.imputed)
         extra["notes"] = notes
         write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
