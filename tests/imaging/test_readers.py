@@ -122,3 +122,72 @@ def test_metatensor_carries_affine():
     mt = vol.to_metatensor()
     assert tuple(mt.shape) == (1, 3, 4, 5)
     np.testing.assert_allclose(np.asarray(mt.affine), vol.affine)
+
+
+# ------------------------------------------------------------------ validate's one-pass voxel reader
+
+
+def _nifti(path, array, *, scale=None, big_endian=False, affine=None):
+    affine = np.diag([0.8, 0.7, 2.5, 1.0]) if affine is None else affine
+    img = nib.Nifti1Image(array, affine)
+    if big_endian:
+        img = nib.Nifti1Image(array.astype(array.dtype.newbyteorder(">")), affine,
+                              nib.Nifti1Header(endianness=">"))
+    if scale is not None:
+        img.header.set_slope_inter(*scale)
+    nib.save(img, path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["v.nii.gz", "v.nii"])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+def test_one_pass_reader_matches_nibabel(tmp_path, name, dtype):
+    from hccprog.imaging.readers import pixel_stats, read_raw_mask
+
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 200, size=(33, 21, 70)).astype(dtype)  # more than one 1 MB block for int16
+    path = _nifti(tmp_path / name, array)
+    vol = read_raw_mask(path)
+    assert np.array_equal(vol.array, np.asanyarray(nib.load(path).dataobj))
+    assert np.allclose(vol.affine, nib.load(path).affine)
+    stats = pixel_stats(path)
+    assert stats.voxels == array.size and stats.nonfinite == 0
+    assert stats.geometry.same_grid(read_geometry(path))
+
+
+def test_one_pass_reader_big_endian_4d_and_scaled(tmp_path):
+    from hccprog.imaging.readers import _nifti_volume, read_raw_mask
+
+    array = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    big = _nifti(tmp_path / "big.nii.gz", array, big_endian=True)
+    assert np.array_equal(read_raw_mask(big).array, array)
+    four = _nifti(tmp_path / "four.nii.gz", array[..., None])
+    assert read_raw_mask(four).array.shape == (6, 5, 4)
+    scaled = _nifti(tmp_path / "scaled.nii.gz", array, scale=(2.0, -10.0))
+    assert _nifti_volume(scaled) is None  # scaled: nibabel reads it, with the scaling
+    assert np.allclose(read_raw_mask(scaled).array, array * 2.0 - 10.0)
+
+
+def test_one_pass_reader_finds_truncation_nan_and_concatenated_gzip(tmp_path):
+    import gzip
+
+    from hccprog.imaging.readers import pixel_stats
+
+    array = np.zeros((40, 40, 30), np.float32)
+    array[3, 4, 5] = np.nan
+    array[1, 1, 1] = np.inf
+    path = _nifti(tmp_path / "f.nii.gz", array)
+    assert pixel_stats(path).nonfinite == 2
+    data = path.read_bytes()
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(data[: len(data) - 20])  # the deflate stream ends early
+    with pytest.raises(ImageReadError):
+        pixel_stats(cut)
+    raw = gzip.decompress(data)
+    short = tmp_path / "short.nii.gz"
+    short.write_bytes(gzip.compress(raw[: len(raw) // 2]))  # a complete gzip holding half the voxels
+    with pytest.raises(ImageReadError, match="ends early"):
+        pixel_stats(short)
+    split = tmp_path / "two-members.nii.gz"
+    split.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))  # as `cat a.gz b.gz` writes
+    assert pixel_stats(split).voxels == array.size

@@ -7,6 +7,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,12 @@ from hccprog.imaging.readers import (
     implausible_geometry,
     label_map_problem,
     pixel_stats,
-    read_mask,
     read_raw_mask,
+    remap_labels,
     seg_fits,
+    seg_label_spec,
     unmapped_values,
+    value_counts,
 )
 from hccprog.safe_yaml import YamlError, compose_yaml, construct, read_text
 
@@ -110,7 +113,7 @@ class _Loader:
         self.root = path.parent
         self.check_images = check_images
         self.check_pixels = check_pixels
-        self.mask_problems: dict[Path, tuple[str, str] | None] = {}
+        self.voxels: dict[Path, Future] = {}
         self.progress = progress
         self.report = Report()
         self.yaml_name = path.name
@@ -525,12 +528,35 @@ class _Loader:
                                 "timepoint-carried-forward)", column="timepoint")
 
     def check_files(self, spec: CohortSpec, checks, ifile: str) -> None:
+        if not self.check_pixels:
+            self._check_files(spec, checks, ifile)
+            return
+        # voxels are decoded by a small thread pool (zlib and numpy release the GIL), ahead of the
+        # in-order pass that reports on them; each file is read once
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for _row, _given, image, mask in checks:
+                if image.exists() and image not in self.voxels:
+                    self.voxels[image] = pool.submit(_image_facts, image)
+                if mask is not None and mask.exists() and mask not in self.voxels and mask != image:
+                    self.voxels[mask] = pool.submit(_mask_facts, mask, spec.labels)
+            try:
+                self._check_files(spec, checks, ifile)
+            finally:
+                for f in self.voxels.values():
+                    f.cancel()
+
+    def _check_files(self, spec: CohortSpec, checks, ifile: str) -> None:
         geometry_cache: dict[Path, Geometry | str] = {}
-        mask_done: dict[tuple[Path, Path], None] = {}
+        mask_done: set[Path] = set()
         pixels_done: set[Path] = set()
 
         def geometry_of(p: Path) -> Geometry | str:
             if p not in geometry_cache:
+                facts = self.voxels[p].result() if p in self.voxels else None
+                known = facts.get("geometry") if isinstance(facts, dict) else getattr(facts, "geometry", None)
+                if known is not None:  # the voxel pass parsed the header already
+                    geometry_cache[p] = known
+                    return known
                 try:
                     geometry_cache[p] = read_geometry(p)
                 except ImageReadError as exc:
@@ -609,9 +635,9 @@ class _Loader:
                                         f"mask {self.rel(mask)} is on another grid than image {self.rel(image)} "
                                         f"({'; '.join(diffs)}): resampled onto it (resample_masks; recorded as "
                                         "mask-resampled)", row, "mask")
-            if self.check_pixels and (image, mask) not in mask_done:
-                mask_done[(image, mask)] = None
-                self.check_mask_content(spec, mask, image_geo, ifile, row)
+            if self.check_pixels and mask not in mask_done:
+                mask_done.add(mask)
+                self.check_mask_content(mask, ifile, row)
         if self.progress:
             self.progress(len(checks), len(checks))
 
@@ -626,56 +652,80 @@ class _Loader:
             self.report.warning("dicom-series", ifile, f"{self.rel(folder)}: {w}", row, "image")
 
     def check_image_pixels(self, image: Path, ifile: str, row: int) -> None:
-        """Decode every voxel once: truncated or corrupt data, and non-finite values, are errors."""
-        try:
-            stats = pixel_stats(image)
-        except ImageReadError as exc:
+        """Every voxel decoded once: truncated or corrupt data, and non-finite values, are errors."""
+        facts = self.voxels[image].result()
+        if isinstance(facts, ImageReadError):
             self.report.error("image-unreadable", ifile, f"image {self.rel(image)}: voxel data cannot be read: "
-                                                         f"{exc.reason}", row, "image")
+                                                         f"{facts.reason}", row, "image")
             return
-        if stats.nonfinite:
-            self.report.error("image-nonfinite", ifile, f"image {self.rel(image)} holds {stats.nonfinite} NaN or "
+        if facts.nonfinite:
+            self.report.error("image-nonfinite", ifile, f"image {self.rel(image)} holds {facts.nonfinite} NaN or "
                                                         "infinite voxel(s)", row, "image")
 
-    def check_mask_content(self, spec, mask: Path, reference: Geometry, ifile: str, row: int) -> None:
-        try:
-            raw = read_raw_mask(mask)
-        except ImageReadError as exc:
+    def check_mask_content(self, mask: Path, ifile: str, row: int) -> None:
+        """A mask's voxels (read once, whatever number of series share it): a label map with labels."""
+        facts = self.voxels[mask].result()
+        if isinstance(facts, ImageReadError):
             self.report.error("mask-unreadable", ifile, f"mask {self.rel(mask)}: voxel data cannot be read: "
-                                                        f"{exc.reason}", row, "mask")
+                                                        f"{facts.reason}", row, "mask")
             return
-        if mask not in self.mask_problems:
-            self.mask_problems[mask] = label_map_problem(np.asarray(raw.array))
-            if self.mask_problems[mask]:
-                code, message = self.mask_problems[mask]
-                self.report.error(code, ifile, f"mask {self.rel(mask)} {message}", row, "mask")
-        if self.mask_problems[mask]:
+        if facts["problem"]:
+            code, message = facts["problem"]
+            self.report.error(code, ifile, f"mask {self.rel(mask)} {message}", row, "mask")
             return
-        try:
-            vol = read_mask(mask, spec.labels, reference=reference, resample=spec.resample_masks,
-                            raw=raw)
-        except ImageReadError as exc:
-            self.report.error("mask-unreadable", ifile, f"mask {self.rel(mask)}: {exc.reason}",
-                              row, "mask")
+        counts = facts["counts"]
+        if counts[1:].sum() == 0:
+            self.report.error("mask-empty", ifile, f"mask {self.rel(mask)} has no voxel of any label in `labels`: "
+                                                   "nothing to crop around", row, "mask")
             return
-        counts = np.bincount(vol.array.ravel(), minlength=3)
-        if counts[1:].sum() == 0 and np.asarray(raw.array).any():
-            self.report.error("mask-empty", ifile, f"mask {self.rel(mask)} has no voxel of any label in `labels` on "
-                                                   "its image: nothing to crop around", row, "mask")
-            return
-        if "liver" in spec.labels and counts[LIVER] + counts[TUMOR] == 0:
+        if counts[LIVER] + counts[TUMOR] == 0:
             self.report.warning("mask-no-liver", ifile, f"mask {self.rel(mask)} has no liver label",
                                 row, "mask")
         if counts[TUMOR] == 0:
             self.report.warning("mask-no-tumor", ifile, f"mask {self.rel(mask)} has no tumor label",
                                 row, "mask")
-        if image_format(mask) != "dicom_seg":
-            extra = unmapped_values(np.unique(np.asarray(raw.array)), spec.labels)
-            if extra:
-                shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
-                self.report.warning("mask-unmapped-labels", ifile,
-                                    f"mask {self.rel(mask)} holds values not in `labels` "
-                                    f"({shown}): read as background", row, "mask")
+        extra = facts["unmapped"]
+        if extra:
+            shown = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+            self.report.warning("mask-unmapped-labels", ifile,
+                                f"mask {self.rel(mask)} holds values not in `labels` "
+                                f"({shown}): read as background", row, "mask")
+
+
+def _image_facts(image: Path):
+    try:
+        return pixel_stats(image)
+    except ImageReadError as exc:
+        return exc
+
+
+def _mask_facts(mask: Path, labels):
+    """What a mask's voxels say (read once): a problem (code, message), else label counts and values
+    that no label covers; an :class:`ImageReadError` when they cannot be read."""
+    try:
+        raw = read_raw_mask(mask)
+        array = np.asarray(raw.array)
+        # the header's geometry, as read_geometry gives it (NIfTI: its affine is the file's own)
+        geometry = raw.geometry.canonical() if image_format(mask) == "nifti" and array.ndim == 3 else None
+        if np.issubdtype(array.dtype, np.floating):
+            problem = label_map_problem(array)
+            if problem:
+                return {"problem": problem, "geometry": geometry}
+            array = np.rint(array).astype(np.int32)
+        values, hist = value_counts(array)  # one histogram answers every question below
+        problem = label_map_problem(array, values)
+        if problem:
+            return {"problem": problem, "geometry": geometry}
+        seg = image_format(mask) == "dicom_seg"
+        spec = seg_label_spec(mask, labels) if seg else labels
+        ids = remap_labels(values, spec)  # each value's voxels go to the label remap_labels gives it
+        counts = np.bincount(ids, weights=hist, minlength=3).astype(np.int64)
+        return {"problem": None, "counts": counts, "unmapped": [] if seg else unmapped_values(values, labels),
+                "geometry": geometry}
+    except ImageReadError as exc:
+        return exc
+    except Exception as exc:  # a corrupt file surfaces as many exception types
+        return ImageReadError(mask, f"{type(exc).__name__}: {exc}")
 
 
 # ------------------------------------------------------------------------ yaml lines

@@ -10,7 +10,14 @@ DICOM-SEG objects (highdicom), which are placed on their image's grid.
 
 from __future__ import annotations
 
+import io
 import os
+import zlib
+
+try:  # ISA-L decodes gzip about twice as fast as zlib and releases the GIL (threads decode in parallel)
+    from isal import isal_zlib as _gunzip
+except ImportError:  # pragma: no cover - a declared dependency; zlib gives the same bytes
+    _gunzip = zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -217,30 +224,121 @@ class PixelStats:
     def __init__(self) -> None:
         self.voxels = 0
         self.nonfinite = 0
+        self.geometry: Geometry | None = None  # canonical, when the pass read the header too (NIfTI)
 
     def add(self, block: np.ndarray) -> None:
         self.voxels += block.size
-        if np.issubdtype(block.dtype, np.floating):
+        if block.dtype.kind == "f":
             self.nonfinite += int(block.size - np.count_nonzero(np.isfinite(block)))
 
 
-def pixel_stats(path: str | os.PathLike, slab: int = 32) -> PixelStats:
-    """Decode every voxel once (NIfTI: streamed in slabs of ``slab`` slices, so memory stays small);
+def _byte_stream(path: Path, chunk: int = 1 << 20):
+    """A file's bytes in pieces of at most ``chunk``, gunzipped on the fly for ``.gz`` (ISA-L or zlib
+    directly: large pieces keep the GIL released, so threads decode in parallel); a gzip stream is
+    checked to its end (CRC and length)."""
+    with open(path, "rb") as fh:
+        if not path.name.lower().endswith(".gz"):
+            while piece := fh.read(chunk):
+                yield piece
+            return
+        d = _gunzip.decompressobj(zlib.MAX_WBITS | 16)
+        pending = b""
+        while True:
+            if not pending:
+                pending = fh.read(chunk)
+                if not pending:  # the file ended: drain what the decompressor still holds
+                    while out := d.decompress(b"", chunk):
+                        yield out
+                    if not d.eof:
+                        raise EOFError("compressed data ends before its end-of-stream marker (a truncated file)")
+                    return
+            out = d.decompress(pending, chunk)
+            pending = d.unconsumed_tail
+            if out:
+                yield out
+            if d.eof:  # a member ended: another may follow (concatenated gzip)
+                pending = d.unused_data + pending or fh.read(chunk)
+                if not pending:
+                    return
+                d = _gunzip.decompressobj(zlib.MAX_WBITS | 16)
+
+
+def _nifti_stream(path: Path):
+    """(header, blocks): a NIfTI file's header, parsed from the start of its (decompressed) stream, and its
+    stored voxels as consecutive flat blocks of about 1 MB, in one pass: nothing is decoded twice and
+    memory holds one block."""
+    stream = _byte_stream(path)
+    head = b""
+    for piece in stream:
+        head += piece
+        if len(head) >= 544:
+            break
+    size = int.from_bytes(head[:4], "little")
+    klass = nib.Nifti2Header if size in (540, 0x1C020000) else nib.Nifti1Header
+    header = klass.from_fileobj(io.BytesIO(head[:klass.sizeof_hdr]))
+    dtype = header.get_data_dtype()
+    total = int(np.prod(header.get_data_shape())) * dtype.itemsize
+    offset = max(int(header.get_data_offset()), klass.sizeof_hdr + 4)
+
+    def blocks():
+        done, carry, pending = 0, b"", head[offset:]
+        for piece in _chain(pending, stream):
+            if carry:
+                piece, carry = carry + piece, b""
+            piece = piece[: total - done]
+            usable = len(piece) - len(piece) % dtype.itemsize
+            if usable < len(piece):
+                carry = piece[usable:]
+            if usable:
+                yield np.frombuffer(piece, dtype=dtype, count=usable // dtype.itemsize)
+                done += usable
+            if done >= total:
+                for _ in stream:  # to the end: a gzip stream checks its CRC there
+                    pass
+                return
+        raise ImageReadError(path, f"voxel data ends early: {done:,} of {total:,} bytes (a truncated or partly "
+                                   "copied file)")
+
+    return header, blocks()
+
+
+def _chain(first: bytes, rest):
+    if first:
+        yield first
+    yield from rest
+
+
+def _nifti_volume(path: Path) -> Volume | None:
+    """A NIfTI volume's stored voxels read fast (one pass, ISA-L or zlib directly), in its native
+    orientation, or None when it is scaled (scl_slope/scl_inter) or not 3D, for nibabel to read instead."""
+    header, blocks = _nifti_stream(path)
+    slope, inter = header.get_slope_inter()
+    shape = _nifti_shape(header)
+    if len(shape) != 3 or (slope not in (None, 1.0) and not np.isnan(slope)) or inter not in (None, 0.0):
+        return None
+    array = np.concatenate(list(blocks)).reshape(shape, order="F")
+    return Volume(array, np.asarray(header.get_best_affine(), float), {"source": str(path)})
+
+
+def _nifti_shape(header) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in header.get_data_shape())
+    return shape[:3] if len(shape) == 4 and shape[3] == 1 else shape
+
+
+def pixel_stats(path: str | os.PathLike) -> PixelStats:
+    """Decode every voxel once (NIfTI: streamed in blocks of about 1 MB, so memory stays small);
     raises :class:`ImageReadError` on truncated or corrupt voxel data."""
     path = Path(path)
     stats = PixelStats()
     fmt = image_format(path)
     try:
         if fmt == "nifti":
-            img = nib.load(str(path))
-            proxy = img.dataobj
-            shape = img.shape
-            if len(shape) == 4 and shape[3] == 1:
-                for k in range(0, shape[2], slab):
-                    stats.add(np.asanyarray(proxy[:, :, k:k + slab, 0]))
-            else:
-                for k in range(0, shape[2], slab):
-                    stats.add(np.asanyarray(proxy[:, :, k:k + slab]))
+            header, blocks = _nifti_stream(path)
+            for block in blocks:
+                stats.add(block)
+            shape = _nifti_shape(header)
+            if len(shape) == 3:  # the header's geometry, as read_geometry gives it
+                stats.geometry = Geometry(shape=shape, affine=np.asarray(header.get_best_affine(), float)).canonical()
         else:
             stats.add(np.asarray(_native_volume(path, fmt).array))
     except ImageReadError:
@@ -256,8 +354,27 @@ def pixel_stats(path: str | os.PathLike, slab: int = 32) -> PixelStats:
 MAX_LABEL_VALUES = 64
 
 
-def label_map_problem(array: np.ndarray) -> tuple[str, str] | None:
-    """(code, what is wrong) when ``array`` cannot be a label map, or None."""
+def value_counts(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, voxels holding each): one histogram for small non-negative integers,
+    much faster than a sort."""
+    flat = np.ravel(array, order="K")  # no copy for a Fortran-ordered volume
+    if flat.size and np.issubdtype(flat.dtype, np.integer) and flat.dtype.itemsize <= 2:
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo >= 0 and hi < 4096:
+            hist = np.bincount(flat, minlength=hi + 1)
+            values = np.flatnonzero(hist)
+            return values.astype(flat.dtype), hist[values]
+    return np.unique(flat, return_counts=True)
+
+
+def distinct_values(array: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of ``array``."""
+    return value_counts(array)[0]
+
+
+def label_map_problem(array: np.ndarray, values: np.ndarray | None = None) -> tuple[str, str] | None:
+    """(code, what is wrong) when ``array`` cannot be a label map, or None (``values``: its distinct
+    values, when already known)."""
     if np.issubdtype(array.dtype, np.floating):
         finite = np.isfinite(array)
         bad = int(array.size - np.count_nonzero(finite))
@@ -268,7 +385,7 @@ def label_map_problem(array: np.ndarray) -> tuple[str, str] | None:
             example = float(array.flat[int(np.argmax(frac))])
             return ("mask-non-integer", f"holds non-integer values (e.g. {example:.3g}): a probability map? "
                                         "threshold it into label values first")
-    values = np.unique(array)
+    values = distinct_values(array) if values is None else values
     if len(values) > MAX_LABEL_VALUES or (len(values) and values[0] < 0):
         return ("mask-not-labels", f"is not a label map: {len(values)} distinct values from {values[0]:g} to "
                                    f"{values[-1]:g} (an image given as a mask?)")
@@ -313,7 +430,7 @@ def unmapped_values(array: np.ndarray, labels: LabelSpec) -> list[int]:
     known: set[int] = set()
     for values in labels.values():
         known.update([values] if isinstance(values, int | np.integer) else values)
-    present = np.unique(array)
+    present = distinct_values(array)
     return [int(v) for v in present if v != 0 and int(v) not in known]
 
 
@@ -352,7 +469,12 @@ def read_raw_mask(path: str | os.PathLike) -> Volume:
     if not path.exists():
         raise ImageReadError(path, "does not exist")
     try:
-        return _native_volume(path, image_format(path))
+        fmt = image_format(path)
+        if fmt == "nifti":
+            vol = _nifti_volume(path)
+            if vol is not None:
+                return vol
+        return _native_volume(path, fmt)
     except ImageReadError:
         raise
     except Exception as exc:
