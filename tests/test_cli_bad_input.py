@@ -290,6 +290,19 @@ def test_out_not_writable(tiny_cohort, tmp_path):
         locked.chmod(0o700)
 
 
+def test_out_not_writable_as_the_os_reports_it(tiny_cohort, tmp_path, monkeypatch):
+    """The same check where the tests run as root (who may write anywhere): the permission answer of
+    os.access is what hccprog acts on, before any work."""
+    import hccprog.errors as errors
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(errors.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    code, output = invoke("baselines", tiny_cohort / "cohort.yaml", "--out", locked / "run")
+    refused(code, output, "no write permission", str(locked), out=locked / "run")
+
+
 # ------------------------------------------------------------------------- said, not silent
 
 

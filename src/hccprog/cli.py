@@ -13,13 +13,14 @@ from typing import Annotated
 
 import typer
 import typer.core
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hccprog import __version__
-from hccprog.errors import ConfigError, RunFolderError, check_writable, describe
+from hccprog.errors import ConfigError, HccprogError, RunFolderError, check_writable, describe
 
 out = Console()
 err = Console(stderr=True)
@@ -292,8 +293,10 @@ def synth(
             missing_rate=missing_rate,
             workers=workers,
         )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    except ConfigError:
+        raise
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_text(exc)) from None
     started = time.perf_counter()
     check_writable(out_dir)
     with _progress() as bar:
@@ -439,13 +442,15 @@ def baselines(
 
 def _validated(model, settings: dict, source: Path | None):
     """A pydantic config from settings; its errors become one :class:`ConfigError` naming the fields."""
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(settings)
     except ValidationError as exc:
-        raise ConfigError("; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}"
-                                    for e in exc.errors()), file=source) from None
+        raise ConfigError(_pydantic_text(exc), file=source) from None
+
+
+def _pydantic_text(exc) -> str:
+    """A pydantic ValidationError as one line: ``field: message; field: message``."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
 @app.command()
@@ -517,13 +522,12 @@ def train(
 
 def _configured(build, source: Path | None = None):
     """``build()``, its pydantic or registry errors as one :class:`ConfigError`."""
-    from pydantic import ValidationError
-
     try:
         return build()
+    except HccprogError:
+        raise
     except ValidationError as exc:
-        raise ConfigError("; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}"
-                                    for e in exc.errors()), file=source) from None
+        raise ConfigError(_pydantic_text(exc), file=source) from None
     except (ValueError, KeyError) as exc:
         raise ConfigError(str(exc).strip("'\""), file=source) from None
 
