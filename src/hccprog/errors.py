@@ -73,16 +73,16 @@ def check_writable(out: str | os.PathLike, *, what: str = "output folder") -> No
     writable."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{what} {out} is a file, not a folder: give another --out", file=out)
+        raise OutputError(f"the {what} is a file, not a folder: give another --out", file=out)
     parent = out if out.exists() else out.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise OutputError(f"{what} {out} cannot be created: {parent} is a file, not a folder", file=out)
+        raise OutputError(f"the {what} cannot be created: {parent} is a file, not a folder", file=out)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {out} cannot be written: no write permission in {parent}", file=out)
-    if out.exists() and not os.access(out.parent if out.parent.exists() else out, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {out} cannot be replaced: no write permission in {out.parent}", file=out)
+        raise OutputError(f"the {what} cannot be written: no write permission in {parent}", file=out)
+    if out.exists() and not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"the {what} cannot be replaced: no write permission in {out.parent}", file=out)
 
 
 def describe(exc: BaseException) -> tuple[str, str | None]:

@@ -217,7 +217,7 @@ def preprocess_cohort(cohort: Cohort, cfg: PreprocessConfig, *, cache_dir: str |
             for pid, arrays, why in results:
                 done += 1
                 if arrays is None:
-                    skipped[pid] = why
+                    skipped[pid] = why.removeprefix(f"{pid}: ")  # the patient is the key
                 else:
                     got[pid] = arrays
                 if progress:
