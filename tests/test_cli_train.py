@@ -535,3 +535,31 @@ def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort,
         assert (untouched == "").all()
     for kind in kinds.values():
         assert kind in scored.output, kind
+
+
+def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained, tmp_path):
+    """With --repeats 3, the classification of each out-of-fold prediction uses the Youden cut-off
+    learned on the training part of its own (repeat, fold); keyed by fold alone, later repeats
+    overwrote repeat 0's cut-offs (learned on patients that include the test fold)."""
+    from hccprog.cohort import load_cohort
+
+    _, cache, _ = trained
+    run = tmp_path / "resp"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "crnn", "--endpoint",
+                                 "response", "--folds", "3", "--repeats", "3", "--preset", "tiny", "--n-boot", "10",
+                                 "--out", str(run), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    cutoffs = json.loads((run / "cutoffs.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    preds = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    labels = (load_cohort(small_cohort / "cohort.yaml").cohort.responses() == "PD").astype(int)
+    differ = False
+    for name, g in preds.groupby("model"):
+        by = {(c["repeat"], c["fold"]): c["cutoffs"][0] for c in cutoffs if c["model"] == name}
+        assert set(by) == {(r, f) for r in range(3) for f in range(3)}
+        y = labels.loc[g["patient_id"]].to_numpy()
+        pred = (g["risk"].to_numpy() >= g["fold"].map(lambda f, by=by: by[(0, f)]).to_numpy()).astype(int)
+        assert metrics["models"][name]["accuracy"] == pytest.approx(float(np.mean(pred == y)), abs=1e-9)
+        old = (g["risk"].to_numpy() >= g["fold"].map(lambda f, by=by: by[(2, f)]).to_numpy()).astype(int)
+        differ |= float(np.mean(old == y)) != metrics["models"][name]["accuracy"]
+    assert differ  # keyed by fold alone (repeat 2's cut-offs), the reported accuracy would differ

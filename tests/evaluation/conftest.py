@@ -1,4 +1,5 @@
-"""Real survival datasets shipped with scikit-survival, each with a Cox model's risk."""
+"""Real survival datasets shipped with scikit-survival, each with a Cox model's risk (tests that use them
+skip without scikit-survival; the others run)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sksurv_datasets = pytest.importorskip("sksurv.datasets")
-
 
 def _load(name: str):
+    """The data ship with scikit-survival: tests that use them skip without it (GPL-3.0, tests only)."""
+    sksurv_datasets = pytest.importorskip("sksurv.datasets")
     loader = {"veterans": sksurv_datasets.load_veterans_lung_cancer, "gbsg2": sksurv_datasets.load_gbsg2,
               "whas500": sksurv_datasets.load_whas500}[name]
     X, y = loader()

@@ -37,14 +37,39 @@ class StepCurve:
         return out
 
 
-def _as_arrays(time, event) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(time, event, names: tuple[str, str] = ("time", "event")) -> tuple[np.ndarray, np.ndarray]:
+    """(time, event) checked as torchsurv does: equal length, times finite and non-negative, events
+    0/1 (or booleans); a ``ValueError`` names the argument."""
+    tname, ename = names
     t = np.asarray(time, dtype=float).ravel()
-    e = np.asarray(event).astype(bool).ravel()
-    if t.shape != e.shape:
-        raise ValueError(f"time ({t.shape[0]}) and event ({e.shape[0]}) differ in length")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError("survival times must be finite and non-negative")
-    return t, e
+    raw = np.asarray(event).ravel()
+    if t.shape != raw.shape:
+        raise ValueError(f"{tname} ({t.shape[0]}) and {ename} ({raw.shape[0]}) differ in length")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{tname}: {int(np.sum(~np.isfinite(t)))} value(s) are NaN or infinite")
+    if np.any(t < 0):
+        raise ValueError(f"{tname}: negative times (e.g. {t[t < 0][0]:g})")
+    if raw.dtype != bool:
+        try:
+            values = raw.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{ename}: expected 0 (censored) or 1 (event), got {raw.dtype} values") from None
+        bad = ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            raise ValueError(f"{ename}: expected 0 (censored) or 1 (event), got {values[bad][0]:g}")
+    return t, raw.astype(bool)
+
+
+def check_scores(values, n: int, name: str = "risk", *, ndim: int = 1) -> np.ndarray:
+    """A score array of ``n`` rows, every value finite; a ``ValueError`` names the argument."""
+    r = np.asarray(values, dtype=float)
+    r = r.ravel() if ndim == 1 else r
+    if r.shape[0] != n:
+        raise ValueError(f"{name} ({r.shape[0]}) and time ({n}) differ in length")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"{name}: {int(np.sum(~np.isfinite(r)))} value(s) are NaN or infinite (drop the "
+                         "patients a model could not score first)")
+    return r
 
 
 def _counts(time, event) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -100,12 +125,17 @@ def _concordance_sums(t, e, r, weights, tied_tol) -> tuple[float, float]:
     return num, den
 
 
+def _check_times(times) -> np.ndarray:
+    out = np.atleast_1d(np.asarray(times, dtype=float))
+    if not np.all(np.isfinite(out)) or np.any(out < 0):
+        raise ValueError("times: evaluation times must be finite and non-negative")
+    return out
+
+
 def harrell_c(time, event, risk, *, tied_tol: float = 1e-8) -> float:
     """Harrell's concordance index. NaN when no pair is comparable."""
     t, e = _as_arrays(time, event)
-    r = np.asarray(risk, dtype=float).ravel()
-    if r.shape != t.shape:
-        raise ValueError("risk and time differ in length")
+    r = check_scores(risk, len(t))
     num, den = _concordance_sums(t, e, r, np.ones(len(t)), tied_tol)
     return num / den if den > 0 else float("nan")
 
@@ -117,8 +147,8 @@ def uno_c(time, event, risk, *, tau: float | None = None, train_time=None, train
     The censoring distribution is estimated on ``train_*`` (default: the same patients).
     """
     t, e = _as_arrays(time, event)
-    r = np.asarray(risk, dtype=float).ravel()
-    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    r = check_scores(risk, len(t))
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event, ("train_time", "train_event"))
     keep = np.ones(len(t), bool) if tau is None else t < tau
     w = np.zeros(len(t))
     w[keep] = _ipcw(tt, te, t[keep], e[keep])
@@ -135,12 +165,12 @@ def cumulative_dynamic_auc(time, event, risk, times, *, train_time=None, train_e
     their mean weighted by the Kaplan-Meier drop in S between the times.
     """
     t, e = _as_arrays(time, event)
-    times = np.atleast_1d(np.asarray(times, dtype=float))
-    r = np.asarray(risk, dtype=float)
+    times = _check_times(times)
+    r = check_scores(risk, len(t), ndim=2)
     r = np.repeat(r.reshape(-1, 1), len(times), axis=1) if r.ndim == 1 else r
     if r.shape != (len(t), len(times)):
         raise ValueError("risk must be (n,) or (n, len(times))")
-    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event, ("train_time", "train_event"))
     ipcw = _ipcw(tt, te, t, e)
     aucs = np.empty(len(times))
     for k, horizon in enumerate(times):
@@ -163,9 +193,11 @@ def cumulative_dynamic_auc(time, event, risk, times, *, train_time=None, train_e
 def brier_score(time, event, survival, times, *, train_time=None, train_event=None) -> np.ndarray:
     """IPCW Brier score (Graf et al. 1999) of predicted survival S(t | x), (n, len(times))."""
     t, e = _as_arrays(time, event)
-    times = np.atleast_1d(np.asarray(times, dtype=float))
-    s = np.asarray(survival, dtype=float).reshape(len(t), len(times))
-    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    times = _check_times(times)
+    s = check_scores(survival, len(t), "survival", ndim=2).reshape(len(t), len(times))
+    if np.any((s < 0) | (s > 1)):
+        raise ValueError("survival: probabilities must lie in [0, 1]")
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event, ("train_time", "train_event"))
     g = censoring_survival(tt, te)
     if times.max() > tt.max() and g.values[-1] > 0:
         raise ValueError(f"Brier times must lie before the last follow-up ({tt.max():g})")
@@ -196,8 +228,8 @@ def cumulative_dynamic_roc(time, event, risk, horizon: float, *, train_time=None
     """(false-positive rate, true-positive rate) of the cumulative/dynamic ROC curve at ``horizon``
     (IPCW-weighted cases, as in :func:`cumulative_dynamic_auc`), from (0, 0) to (1, 1)."""
     t, e = _as_arrays(time, event)
-    r = np.asarray(risk, dtype=float).ravel()
-    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event)
+    r = check_scores(risk, len(t))
+    tt, te = (t, e) if train_time is None else _as_arrays(train_time, train_event, ("train_time", "train_event"))
     w = _ipcw(tt, te, t, e)
     case = (t <= horizon) & e
     control = t > horizon

@@ -87,13 +87,14 @@ def response_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict:
     return out
 
 
-def _metrics(preds: pd.DataFrame, labels: pd.Series, thresholds: dict[str, dict[int, float]]) -> dict:
+def _metrics(preds: pd.DataFrame, labels: pd.Series, thresholds: dict[str, dict[tuple[int, int], float]]) -> dict:
     models = {}
     for name, g in preds.groupby("model", sort=False):
         y = labels.loc[g["patient_id"]].to_numpy()
         auc, lo, hi = delong_auc_ci(y, g["risk"].to_numpy())
-        # classification at the threshold learned on each fold's training part
-        pred_pos = np.array([r >= thresholds[name][f] for r, f in zip(g["risk"], g["fold"], strict=True)])
+        # classification at the threshold learned on the training part of the patient's own (repeat, fold)
+        pred_pos = np.array([r >= thresholds[name][(int(k), int(f))]
+                             for r, k, f in zip(g["risk"], g["repeat"], g["fold"], strict=True)])
         bm = binary_metrics(y, pred_pos.astype(float), 0.5)
         models[name] = {"n": len(g), "n_positive": int(y.sum()),
                         "auc": {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"},
@@ -204,8 +205,8 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
                   REFERENCE: (logit.decision_function(pre.transform(frame.iloc[s.train])),
                               logit.decision_function(pre.transform(frame.iloc[s.test])))}
         for name, (r_tr, r_te) in scores.items():
-            thresholds[name][s.fold] = youden_threshold(y[s.train], r_tr)
-            rows += [{"patient_id": ids[i], "model": name, "fold": s.fold, "risk": float(r),
+            thresholds[name][(s.repeat, s.fold)] = youden_threshold(y[s.train], r_tr)
+            rows += [{"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold, "risk": float(r),
                       "p_PD": float(1 / (1 + np.exp(-r)))} for i, r in zip(s.test, r_te, strict=True)
                      if s.repeat == 0]
     final = _final_model(learner, y, cfg) if cfg.final_model else None
@@ -218,11 +219,14 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
         preds[col] = preds[col].map(lambda v: float(f"{v:.6g}"))
     lab = pd.Series(y, index=ids, name="label")
     metrics = _metrics(preds, lab, thresholds)
+    preds = preds.drop(columns="repeat")  # the first repeat, as predictions.csv holds it
     with staged_run(out, overwrite=overwrite) as tmp:
         write_csv(tmp / "predictions.csv", preds, index=False, float_format="%.6g")
         write_csv(tmp / "outcomes.csv", lab.rename_axis("patient_id").to_frame(), float_format="%.6g")
         write_csv(tmp / "folds.csv", folds_frame(ids, splits), index=False)
         write_unscored(tmp, cfg.model, data.skipped)
+        write_json(tmp / "cutoffs.json", [{"model": m, "repeat": k, "fold": f, "cutoffs": [float(v)]}
+                                          for m, by in thresholds.items() for (k, f), v in sorted(by.items())])
         config = {"command": "train", "task": "response", "title": f"{cfg.model}: response (PD vs disease control), "
                   f"{cohort.name}", "hccprog_version": __version__, "cohort": str(Path(cohort_path).resolve()),
                   "cohort_name": cohort.name, "endpoint": "response", "model": cfg.model,
