@@ -100,3 +100,24 @@ def test_recompute_bn_sets_running_statistics_of_the_final_weights(recompute):
     # default momentum (0.1) after 3 steps is still near the initial (0, 1)
     assert exact == recompute
     assert bn.momentum == 0.1
+
+
+def test_volume_augmentation_is_3d_and_keeps_channels_aligned():
+    """Volumes get 3D augmentation: flips along the slice axis too, one draw for every time point and
+    channel (they stay aligned), the same draws for the same seed."""
+    import numpy as np
+
+    from hccprog.training.deep import augmenter
+
+    x = np.zeros((2, 3, 8, 10, 12), np.float32)  # (T, C, D, H, W)
+    x[..., 1:3, 2:4, 3:5] = 1.0  # a bright cube near a corner, at the same place in every channel
+    depth = np.arange(8, dtype=float)
+    moved_along_depth = False
+    for seed in range(12):
+        a, b = augmenter(seed, volume=True)(x), augmenter(seed, volume=True)(x)
+        assert a.shape == x.shape and np.allclose(a, b)  # repeatable
+        arr = a.numpy().reshape(6, 8, 10, 12)
+        assert np.abs(arr - arr[0]).max() < 0.25  # one spatial draw for all: channels differ by noise only
+        mass = np.clip(arr[0], 0, None).sum(axis=(1, 2))
+        moved_along_depth |= abs(float((mass * depth).sum() / mass.sum()) - 1.5) > 2
+    assert moved_along_depth  # the slice axis is augmented (a 2D augmentation never moves it)

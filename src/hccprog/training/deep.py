@@ -52,9 +52,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def augmenter(seed: int):
+def augmenter(seed: int, *, volume: bool = False):
     """Random flips, 90-degree rotations, small affine moves and intensity changes, applied with
-    the same draw to every slice, stream and time point of a patient (MONAI array transforms)."""
+    the same draw to every slice, stream and time point of a patient (MONAI array transforms);
+    ``volume``: the 3D versions for (T, C, D, H, W) inputs (see :func:`volume_augmenter`)."""
+    if volume:
+        return volume_augmenter(seed)
     from monai.transforms import (
         Compose,
         RandAffine,
@@ -80,6 +83,44 @@ def augmenter(seed: int):
         shape = x.shape  # (T, S, K, C, H, W)
         flat = torch.as_tensor(x.reshape(-1, *shape[-2:]), dtype=torch.float32)
         out = t(flat)
+        return torch.as_tensor(np.asarray(out)).reshape(shape)
+
+    return apply
+
+
+def volume_augmenter(seed: int):
+    """3D augmentation of one patient's volumes (T, C, D, H, W), MONAI dictionary transforms: flips
+    along each axis, 90-degree rotations in the axial plane, a small 3D affine (rotation about every
+    axis, translation, scaling) and intensity changes, one draw for every time point and channel (they
+    stay aligned, as the masks that made them are)."""
+    from monai.transforms import (
+        Compose,
+        RandAffined,
+        RandFlipd,
+        RandGaussianNoised,
+        RandRotate90d,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    k = ["image"]
+    t = Compose([
+        RandFlipd(k, prob=0.5, spatial_axis=0),
+        RandFlipd(k, prob=0.5, spatial_axis=1),
+        RandFlipd(k, prob=0.5, spatial_axis=2),
+        RandRotate90d(k, prob=0.5, spatial_axes=(1, 2)),
+        RandAffined(k, prob=0.5, rotate_range=(0.1, 0.1, 0.2), translate_range=(2, 3, 3), scale_range=(0.1, 0.1, 0.1),
+                    padding_mode="zeros"),
+        RandScaleIntensityd(k, factors=0.1, prob=0.5),
+        RandShiftIntensityd(k, offsets=0.05, prob=0.5),
+        RandGaussianNoised(k, prob=0.3, std=0.02),
+    ])
+    t.set_random_state(seed=seed)
+
+    def apply(x: np.ndarray) -> torch.Tensor:
+        shape = x.shape  # (T, C, D, H, W): time points and series as channels of one 3D image
+        flat = torch.as_tensor(x.reshape(-1, *shape[-3:]), dtype=torch.float32)
+        out = t({"image": flat})["image"]
         return torch.as_tensor(np.asarray(out)).reshape(shape)
 
     return apply
@@ -159,7 +200,7 @@ class SurvivalNetTrainer:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.patience // 3))
         else:
             sched = None
-        aug = augmenter(cfg.seed) if cfg.augment else None
+        aug = augmenter(cfg.seed, volume=x.ndim == 6) if cfg.augment else None  # (N, T, C, D, H, W): volumes
         t_tr, e_tr = torch.as_tensor(t[tr]), torch.as_tensor(e[tr])
         best, best_state, best_epoch, waited = np.inf, None, 0, 0
         history = []
