@@ -1,0 +1,75 @@
+"""The contract every registered model keeps: it builds from its ``tiny`` preset, takes a training
+step on a tiny synthetic cohort, saves its weights, loads them back with ``weights_only=True`` into a
+freshly built network and predicts the same finite outputs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hccprog.cohort import load_cohort
+from hccprog.models.registry import get_model, model_names
+from hccprog.preprocessing.cache import preprocess_cohort
+from hccprog.training.clinical import clinical_frame
+from hccprog.training.train import DeepLearner, resolve_config
+
+SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    """Tiny CT and MRI cohorts (8 patients each) and a preprocessing cache shared by the models."""
+    from hccprog.synth import SynthConfig, synthesize
+
+    base = tmp_path_factory.mktemp("contract")
+    out = {}
+    for modality in ("ct", "mri"):
+        synthesize(base / modality, SynthConfig(patients=8, seed=5, modality=modality, shape=(32, 32, 16),
+                                                spacing=(12.0, 12.0, 15.0), workers=1))
+        out[modality] = load_cohort(base / modality / "cohort.yaml").cohort
+    return out, base / "cache"
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_trains_saves_loads_and_predicts(name, cohorts, tmp_path):
+    started = time.perf_counter()
+    by_modality, cache = cohorts
+    spec = get_model(name)
+    cfg = resolve_config("tiny", model=name, endpoint="os",
+                         training={"epochs": 1, "val_fraction": 0.0, "batch_size": 64, "augment": True})
+    cohort = by_modality["mri" if name.startswith("dmmgnet") else "ct"]
+    outcomes = cohort.outcomes("os")
+    ids = list(outcomes.index)
+    data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache, ids=ids)
+    assert data.ids == ids and not data.skipped
+    clinical = clinical_frame(cohort, ids, cfg.clinical) if spec.clinical else None
+    learner = DeepLearner(cfg, data, ids, outcomes["time"].to_numpy(float), outcomes["event"].to_numpy(int),
+                          tmp_path, objective=cfg.objective(cohort.time_unit), clinical=clinical)
+    everyone = np.arange(len(ids))
+    trainer = learner.fit(everyone, 0, "contract")  # one epoch: one step with every patient in the batch
+    assert len(trainer.history_) == 1 and np.isfinite(trainer.history_[0]["train_loss"])
+    path = tmp_path / f"{name}.pt"
+    trainer.save(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    enc = getattr(trainer, "clinical_encoder_", None)
+    net = learner.build_for(enc.n_features if enc is not None else 0)
+    net.load_state_dict(state)
+    net.eval()
+    clin = None if enc is None else enc.transform(clinical)
+    x = torch.as_tensor(data.x.astype(np.float32))
+    with torch.no_grad():
+        again = (net(x) if clin is None else net(x, torch.as_tensor(clin))).numpy()
+    outputs = trainer.outputs(data.x, clin)
+    assert np.all(np.isfinite(outputs)) and np.allclose(outputs, again, atol=1e-5)
+    risk = learner.risk(trainer, everyone)
+    assert risk.shape == (len(ids),) and np.all(np.isfinite(risk))
+    SECONDS[name] = time.perf_counter() - started
+
+
+def test_all_models_together_take_under_two_minutes():
+    if len(SECONDS) < len(model_names()):
+        pytest.skip("runs after the per-model contract tests")
+    assert sum(SECONDS.values()) < 120, SECONDS
