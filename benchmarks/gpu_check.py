@@ -42,7 +42,7 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def progswin_forward(dev: torch.device, repeats: int) -> dict:
-    # the paper preset's network (train.MODEL_PRESETS["progswin"]["paper"])
+    # the paper preset's network (hccprog.models.progswin.PRESETS["paper"])
     cfg = ProgSwinConfig(feature_size=24, window_size=7, norm="instance", dropout=0.1)
     net = ProgSwinUNETR(cfg, streams=3, channels=1).to(dev).eval()
     x = torch.rand(1, 3, 1, 128, 128, 128, device=dev)

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from hccprog import __version__
 from hccprog.errors import ConfigError, HccprogError, RunFolderError, check_writable, describe
+from hccprog.models.registry import DEFAULT_ABLATION_MODEL, DEFAULT_MODEL
 
 out = Console()
 err = Console(stderr=True)
@@ -473,7 +474,7 @@ def evaluate(
 def train(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
     model: Annotated[str, typer.Option(help="Model name (hccprog.models registry): crnn, crnn-s, dlop, dlop-ctr, "
-                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox, dmmgnet.")] = "crnn",
+                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox, dmmgnet.")] = DEFAULT_MODEL,
     endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
                                           "(PD vs disease control, from the cohort's response column).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),
@@ -536,7 +537,7 @@ def _configured(build, source: Path | None = None):
 def ablation(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
     model: Annotated[str, typer.Option(help="A model with an ablation table: dmmgnet (module combinations), "
-                                       "cldca (Mode5/6/7).")] = "dmmgnet",
+                                       "cldca (Mode5/6/7).")] = DEFAULT_ABLATION_MODEL,
     endpoint: Annotated[str, typer.Option(help="Survival endpoint (os, pfs, ttp) or `response`.")] = "pfs",
     run: Annotated[Path, typer.Option("--out", help="Folder for the table and one run folder per row.")] = Path(
         "runs/ablation"),

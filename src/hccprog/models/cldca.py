@@ -105,3 +105,44 @@ class CLDCA(nn.Module):
             att, _ = self.self_attn(pair, pair, pair)
             pair = self.norm(pair + att)
         return self.mlp(pair.flatten(1)).squeeze(-1)
+
+
+#: Named configurations (see :data:`hccprog.models.crnn.PRESETS`). CLDCA (Tong et al.): ResNet50 on
+#: 224 x 224 slices, lr 1e-4, batch 32, dropout 0.1, Adam; ``cpu`` as measured in
+#: benchmarks/results/models.json (early stopping on an inner split).
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"size": 32,
+                          "spacing_mm": [4.0, 4.0, 5.0],
+                          "slices": 6,
+                          "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
+        "training": {"epochs": 10,
+                     "batch_size": 32,
+                     "lr": 0.001,
+                     "patience": 4,
+                     "val_fraction": 0.2,
+                     "slices_per_step": None},
+        "fusion_locf": False,
+    },
+    "paper": {
+        "preprocessing": {"size": 224,
+                          "spacing_mm": [0.8, 0.8, 5.0],
+                          "slices": 8,
+                          "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+        "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
+        "training": {"epochs": 100, "batch_size": 32, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
+    },
+    "tiny": {
+        "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},
+        "network": {"encoder": "efficientnet-lite0",
+                    "pretrained": True,
+                    "d_model": 16,
+                    "heads": 2,
+                    "clinical_hidden": [16],
+                    "mlp_hidden": 8},
+        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}

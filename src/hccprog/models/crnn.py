@@ -75,3 +75,43 @@ class CRNN(nn.Module):
             h, _ = self.lstm(f)
             return self.head(self.drop(h[:, -1])).squeeze(-1)
         return self.head(f[:, 0]).squeeze(-1)
+
+
+#: Named configurations of ``hccprog train`` (everything but the model's name). ``cpu``: sized for a
+#: 2-core machine (demo, tests, benchmarks): a compact ResNet from scratch, 20 epochs on every training
+#: patient (no inner validation split), one of the 3 representative slices per time point and step (all 3
+#: averaged in evaluation: the same out-of-fold C at a third of the time, docs/models/crnn.md), the fusion's
+#: LOCF indicator terms (measured for crnn only); ``paper``: the sizes of Xia et al. (224 px slices of liver
+#: and tumor, EfficientNet-b0 trained end to end); ``tiny``: smoke tests.
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"size": 32,
+                          "spacing_mm": [4.0, 4.0, 5.0],
+                          "slices": 3,
+                          "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
+        "network": {"encoder": "resnet-compact", "pretrained": False, "hidden": 32, "dropout": 0.3},
+        "training": {"epochs": 20,
+                     "batch_size": 32,
+                     "lr": 0.001,
+                     "patience": 4,
+                     "val_fraction": 0.0,
+                     "slices_per_step": 1},
+        "fusion_locf": True,
+    },
+    "paper": {
+        "preprocessing": {"size": 224,
+                          "spacing_mm": [0.8, 0.8, 5.0],
+                          "slices": 3,
+                          "timepoints": 2,
+                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
+                                      {"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+        "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128},
+        "training": {"epochs": 100, "batch_size": 16, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
+    },
+    "tiny": {
+        "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "hidden": 8},
+        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}

@@ -74,3 +74,40 @@ class DLOP(nn.Module):
                 raise ValueError("DLOP_Combin needs the clinical inputs")
             f = torch.cat([f, self.clinical(clin.float())], dim=1)
         return self.head(self.drop(f))
+
+
+#: Named configurations (see :data:`hccprog.models.crnn.PRESETS`); ``paper``: ResNet101 on 224 x 224 CT
+#: slices (Sun et al. 2024), clinical variables screened by univariable and multivariable Cox.
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"size": 32,
+                          "spacing_mm": [4.0, 4.0, 5.0],
+                          "slices": 3,
+                          "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
+        "network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
+        "training": {"epochs": 20,
+                     "batch_size": 32,
+                     "lr": 0.001,
+                     "patience": 4,
+                     "val_fraction": 0.0,
+                     "slices_per_step": None},
+        "fusion_locf": False,
+        "clinical": {"screening": "cox"},
+    },
+    "paper": {
+        "preprocessing": {"size": 224,
+                          "spacing_mm": [0.8, 0.8, 5.0],
+                          "slices": 3,
+                          "timepoints": 2,
+                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+        "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
+        "training": {"epochs": 100, "batch_size": 16, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
+        "clinical": {"screening": "cox"},
+    },
+    "tiny": {
+        "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "clinical_hidden": [8, 8, 8]},
+        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}

@@ -156,3 +156,64 @@ class DMMGNet(nn.Module):
         h, _ = self.lstm(self.drop(self.features(x)))
         out = self.head(self.drop(h[:, -1]))
         return out if self.cfg.progression_head else out.squeeze(-1)
+
+
+#: Named configurations (see :data:`hccprog.models.crnn.PRESETS`). DMMGNet (Tang et al. 2024): liver and
+#: tumor boxes (+10 mm) of T2 and portal-venous MRI (the first of the names MRI cohorts commonly use), 10
+#: consecutive slices of 112 x 112, four ResNet branches. ``cpu``: 48 px, ResNet widths 16-128 with one block
+#: per stage (the paper size costs ~1.5 s per forward of two patients on this CPU), as measured in
+#: benchmarks/results/dmmgnet*.{json,md} (early stopping on an inner split).
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"size": 48,
+                          "spacing_mm": [2.0, 2.0, 5.0],
+                          "slices": 10,
+                          "timepoints": 1,
+                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}],
+                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
+                          "selection": "contiguous"},
+        "network": {"widths": [16, 32, 64, 128],
+                    "blocks": [1, 1, 1, 1],
+                    "nodes": 8,
+                    "k": 4,
+                    "hidden": 32,
+                    "dropout": 0.3},
+        "training": {"epochs": 10,
+                     "batch_size": 16,
+                     "lr": 0.001,
+                     "patience": 4,
+                     "val_fraction": 0.2,
+                     "slices_per_step": None},
+        "fusion_locf": False,
+    },
+    "paper": {
+        "preprocessing": {"size": 112,
+                          "spacing_mm": [1.0, 1.0, 5.0],
+                          "slices": 10,
+                          "timepoints": 1,
+                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}],
+                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
+                          "selection": "contiguous"},
+        "network": {"widths": [64, 128, 256, 512],
+                    "blocks": [2, 2, 2, 2],
+                    "nodes": 16,
+                    "k": 4,
+                    "hidden": 128,
+                    "dropout": 0.3},
+        "training": {"epochs": 100, "batch_size": 8, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
+    },
+    "tiny": {
+        "preprocessing": {"size": 24,
+                          "spacing_mm": [4.0, 4.0, 5.0],
+                          "slices": 4,
+                          "timepoints": 1,
+                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
+                          "selection": "contiguous",
+                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]},
+        "network": {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "nodes": 4, "k": 2, "hidden": 8},
+        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}

@@ -60,3 +60,39 @@ class ProgSwinUNETR(nn.Module):
         """(B, classes) logits, or (B,) log-hazards with ``head="cox"``."""
         out = self.head(self.drop(self.features(x)))
         return out.squeeze(-1) if self.cfg.head == "cox" else out
+
+
+#: Named configurations (see :data:`hccprog.models.crnn.PRESETS`). ProgSwin-UNETR (Yao et al. 2025):
+#: 3 x 128^3 masked arterial volumes, batch 2, lr 1e-3, wd 1e-4. ``cpu``: 32^3 at 4 mm, a 12-wide Swin with
+#: 4-voxel windows (a 16^3 token grid; 7 would pad it to 21^3) and batch norm (the bottleneck of a 32^3 input is
+#: one voxel, where instance norm is undefined), batch 8 and batch-norm statistics recomputed from the final
+#: weights (without it the eval-mode outputs barely vary between patients, docs/models/progswin.md).
+PRESETS: dict[str, dict] = {
+    "cpu": {
+        "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": [4.0, 4.0, 4.0], "timepoints": 3},
+        "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
+        "training": {"epochs": 10,
+                     "batch_size": 8,
+                     "lr": 0.001,
+                     "patience": 4,
+                     "val_fraction": 0.0,
+                     "slices_per_step": None,
+                     "recompute_bn": True},
+        "fusion_locf": False,
+    },
+    "paper": {
+        "preprocessing": {"kind": "volume", "size": 128, "spacing_mm": [1.5, 1.5, 1.5], "timepoints": 3},
+        "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
+        "training": {"epochs": 100,
+                     "batch_size": 2,
+                     "lr": 0.001,
+                     "patience": 15,
+                     "val_fraction": 0.2,
+                     "weight_decay": 0.0001},
+    },
+    "tiny": {
+        "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": [4.0, 4.0, 4.0], "timepoints": 3},
+        "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": [1, 1, 1, 1]},
+        "training": {"epochs": 2, "batch_size": 8, "patience": 2, "val_fraction": 0.25, "augment": False},
+    },
+}

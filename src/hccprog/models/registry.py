@@ -27,9 +27,21 @@ class ModelSpec:
     pools_slices: bool = False
     # the paper's ablation table: row label -> network overrides (``hccprog ablation``)
     ablations: dict[str, dict] = field(default_factory=dict)
+    # named configurations of ``hccprog train`` (cpu, paper, tiny): every setting but the model's name,
+    # kept as data in the model's module
+    presets: dict[str, dict] = field(default_factory=dict)
+    # whether the network, so configured, reads the follow-up time points (else a carried-forward
+    # follow-up does not touch its score, and the fusion gets no LOCF indicator terms)
+    reads_followups: Callable[[BaseModel], bool] = lambda cfg: True
+    # the module (``dict(net.named_modules())`` key) whose activations saliency methods read
+    saliency_layer: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+
+#: What ``hccprog train`` trains and ``hccprog ablation`` ablates without ``--model``.
+DEFAULT_MODEL = "crnn"
+DEFAULT_ABLATION_MODEL = "dmmgnet"
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -55,20 +67,27 @@ def model_names() -> list[str]:
 def _load_builtin() -> None:
     if _REGISTRY:
         return
+    from hccprog.models import cldca, crnn, dlop, dmmgnet, progswin
     from hccprog.models.crnn import CRNN, CRNNConfig
 
     register(ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
-                       "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True))
+                       "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True,
+                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent,
+                       saliency_layer="encoders.0.backbone"))
     register(ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
-                       defaults={"recurrent": False}, pools_slices=True))
+                       defaults={"recurrent": False}, pools_slices=True,
+                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent,
+                       saliency_layer="encoders.0.backbone"))
 
     from hccprog.models.dlop import DLOP, DLOPConfig
 
     register(ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
                        "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
-                       objective="discrete", clinical=True, pools_slices=True))
+                       objective="discrete", clinical=True, pools_slices=True,
+                       presets=dlop.PRESETS, saliency_layer="encoder.backbone"))
     register(ModelSpec("dlop-ctr", "DLOP_CTR: the image branch of DLOP_Combin alone", DLOPConfig, DLOP,
-                       defaults={"variant": "ctr"}, objective="discrete", pools_slices=True))
+                       defaults={"variant": "ctr"}, objective="discrete", pools_slices=True,
+                       presets=dlop.PRESETS, saliency_layer="encoder.backbone"))
 
     from hccprog.models.cldca import CLDCA, CLDCAConfig
 
@@ -80,25 +99,29 @@ def _load_builtin() -> None:
                        ablations={"Mode5 (no cross-attention)": {"cross_attention": False},
                                   "Mode6 (no self-attention)": {"self_attention": False},
                                   "Mode7 (no LSTM)": {"lstm": False},
-                                  "CLDCA": {}}))
+                                  "CLDCA": {}},
+                       presets=cldca.PRESETS, saliency_layer="encoder.backbone"))
     for name, (defaults, what) in modes.items():
         register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
-                           clinical=True))
+                           clinical=True, presets=cldca.PRESETS, saliency_layer="encoder.backbone"))
 
     from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
 
     register(ModelSpec("progswin", "ProgSwin-UNETR (Yao et al. 2025): Swin-UNETR on masked multi-time-point "
                        "arterial-phase volumes, pooled head, 4 risk classes, cross-entropy", ProgSwinConfig,
-                       ProgSwinUNETR, objective="classes", input="volume"))
+                       ProgSwinUNETR, objective="classes", input="volume",
+                       presets=progswin.PRESETS, saliency_layer="backbone.encoder10"))
     register(ModelSpec("progswin-cox", "ProgSwin-UNETR with a Cox head (one log-hazard, partial likelihood)",
-                       ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume"))
+                       ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume",
+                       presets=progswin.PRESETS, saliency_layer="backbone.encoder10"))
 
     from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
 
     register(ModelSpec("dmmgnet", "DMMGNet (Tang et al. 2024): liver/tumor x T2/portal-venous CNN branches, "
                        "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
                        "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
-                       ablations=_dmmgnet_ablations()))
+                       ablations=_dmmgnet_ablations(),
+                       presets=dmmgnet.PRESETS, saliency_layer="branches.3.net"))
 
 
 def _dmmgnet_ablations() -> dict[str, dict]:

@@ -31,7 +31,7 @@ from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.fills import fill_notes
-from hccprog.models.registry import get_model
+from hccprog.models.registry import DEFAULT_MODEL, get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.preprocessing.volumes import VolumeConfig
@@ -67,7 +67,7 @@ class TrainRunConfig(BaseModel):
     """Everything ``hccprog train`` does (saved as ``train:`` in the run's config.yaml)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = "crnn"
+    model: str = DEFAULT_MODEL
     preset: str = "cpu"
     endpoint: str = "os"
     cv: CVConfig = Field(default_factory=lambda: CVConfig(folds=5, repeats=1, seed=0))
@@ -136,129 +136,19 @@ class TrainRunConfig(BaseModel):
         return CoxObjective()
 
 
-#: DMMGNet's two series under the names MRI cohorts commonly use (the first one a cohort has).
-T2_PV = ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"]
-
-
-def _dmmgnet_input(*, size: int, spacing_mm: tuple[float, float, float], slices: int) -> dict:
-    """DMMGNet's input: liver and tumor boxes (+10 mm) of T2 and PV, a slab of consecutive slices."""
-    return {"series": T2_PV, "timepoints": 1, "slices": slices, "selection": "contiguous", "size": size,
-            "spacing_mm": spacing_mm,
-            "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                        {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]}
-
-#: Named configurations. ``cpu``: sized for a 2-core machine (demo, tests, benchmarks): a compact
-#: ResNet from scratch, 20 epochs on every training patient (no inner validation split; see
-#: docs/models/crnn.md for the measured alternatives);
-#: ``paper``: the sizes of Xia et al. (224 px slices, EfficientNet-b0 trained end to end).
-PRESETS: dict[str, dict] = {
-    "cpu": {
-        "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 3, "timepoints": 2,
-                          "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
-        "network": {"encoder": "resnet-compact", "pretrained": False, "hidden": 32, "dropout": 0.3},
-        # one of the 3 slices per time point and training step (all 3 averaged in evaluation): the same
-        # out-of-fold C as all 3 per step at a third of the time (docs/models/crnn.md, fifth round)
-        "training": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.0,
-                     "slices_per_step": 1},
-        # measured for crnn only: the other families' cpu presets turn these off
-        "fusion_locf": True,
-    },
-    "paper": {
-        "preprocessing": {"size": 224, "spacing_mm": (0.8, 0.8, 5.0), "slices": 3, "timepoints": 2,
-                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
-                                      {"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
-        "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128},
-        "training": {"epochs": 100, "batch_size": 16, "lr": 1e-4, "patience": 15, "val_fraction": 0.2},
-    },
-    "tiny": {
-        "preprocessing": {"size": 32, "spacing_mm": (4.0, 4.0, 5.0), "slices": 2, "timepoints": 2},
-        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "hidden": 8},
-        "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
-    },
-}
-
-
-#: What differs for other model families (merged over ``PRESETS``; their ``network`` replaces it).
-#: DLOP_Combin ``paper``: ResNet101 on 224 x 224 CT slices (Sun et al. 2024).
-MODEL_PRESETS: dict[str, dict[str, dict]] = {
-    "dlop": {
-        "cpu": {"fusion_locf": False, "network": {"encoder": "resnet-compact", "pretrained": False, "dropout": 0.3},
-                "training": {"slices_per_step": None}, "clinical": {"screening": "cox"}},
-        "paper": {"preprocessing": {"streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
-                  "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
-                  "clinical": {"screening": "cox"}},
-        "tiny": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "clinical_hidden": [8, 8, 8]}},
-    },
-    # CLDCA (Tong et al.): ResNet50 on 224 x 224 slices, lr 1e-4, batch 32, dropout 0.1, Adam
-    "cldca": {
-        "cpu": {"fusion_locf": False, "preprocessing": {"slices": 6},
-                "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
-                # as measured in benchmarks/results/models.json (early stopping on an inner split)
-                "training": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 4, "val_fraction": 0.2,
-                             "slices_per_step": None}},
-        "paper": {"preprocessing": {"slices": 8, "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
-                  "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
-                  "training": {"lr": 1e-4, "batch_size": 32}},
-        "tiny": {"network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 16, "heads": 2,
-                             "clinical_hidden": [16], "mlp_hidden": 8}},
-    },
-    # ProgSwin-UNETR (Yao et al. 2025): 3 x 128^3 masked arterial volumes, batch 2, lr 1e-3, wd 1e-4.
-    # Its ``preprocessing`` replaces the slice preset (kind: volume). cpu: 32^3 at 4 mm, a 12-wide
-    # Swin with 4-voxel windows (a 16^3 token grid; 7 would pad it to 21^3) and batch norm (the
-    # bottleneck of a 32^3 input is one voxel, where instance norm is undefined).
-    "progswin": {
-        "cpu": {"fusion_locf": False,
-                "preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
-                "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "dropout": 0.1},
-                # batch 8 and batch-norm statistics recomputed from the final weights: without the
-                # latter the eval-mode outputs barely vary between patients (docs/models/progswin.md)
-                "training": {"epochs": 10, "batch_size": 8, "lr": 1e-3, "patience": 4, "slices_per_step": None,
-                             "recompute_bn": True}},
-        "paper": {"preprocessing": {"kind": "volume", "size": 128, "spacing_mm": (1.5, 1.5, 1.5), "timepoints": 3},
-                  "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
-                  "training": {"epochs": 100, "batch_size": 2, "lr": 1e-3, "weight_decay": 1e-4, "patience": 15}},
-        "tiny": {"preprocessing": {"kind": "volume", "size": 32, "spacing_mm": (4.0, 4.0, 4.0), "timepoints": 3},
-                 "network": {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": (1, 1, 1, 1)},
-                 "training": {"epochs": 2, "batch_size": 8, "patience": 2, "val_fraction": 0.25, "augment": False}},
-    },
-    # DMMGNet (Tang et al. 2024): liver and tumor crops of T2 and portal-venous MRI, 10 consecutive
-    # slices of 112 x 112, four ResNet branches. cpu: 48 px, ResNet widths 16-128 with one block per
-    # stage (the paper size costs ~1.5 s per forward of two patients on this CPU).
-    "dmmgnet": {
-        "cpu": {"fusion_locf": False, "preprocessing": _dmmgnet_input(size=48, spacing_mm=(2.0, 2.0, 5.0), slices=10),
-                "network": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "nodes": 8, "k": 4, "hidden": 32,
-                            "dropout": 0.3},
-                # as measured in benchmarks/results/dmmgnet*.{json,md} (early stopping on an inner split)
-                "training": {"epochs": 10, "batch_size": 16, "lr": 1e-3, "patience": 4, "val_fraction": 0.2,
-                             "slices_per_step": None}},
-        "paper": {"preprocessing": _dmmgnet_input(size=112, spacing_mm=(1.0, 1.0, 5.0), slices=10),
-                  "network": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "nodes": 16, "k": 4,
-                              "hidden": 128, "dropout": 0.3},
-                  "training": {"epochs": 100, "batch_size": 8, "lr": 1e-4, "patience": 15}},
-        "tiny": {"preprocessing": _dmmgnet_input(size=24, spacing_mm=(4.0, 4.0, 5.0), slices=4),
-                 "network": {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8}},
-    },
-}
-
-
 def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
-    """A preset with keyword overrides (nested dicts merge into the preset's)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
-    base = json.loads(json.dumps(PRESETS[preset]))
-    family = str(overrides.get("model") or "crnn").split("-")[0]
-    if family in MODEL_PRESETS:
-        base["network"] = {}
-        for key, value in json.loads(json.dumps(MODEL_PRESETS[family].get(preset, {}))).items():
-            if key == "preprocessing" and value.get("kind") == "volume":
-                base[key] = value  # volumes share nothing with the slice preset
-            else:
-                base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    """The model's named configuration (its spec's ``presets``) with keyword overrides (nested dicts
+    merge into the preset's)."""
+    spec = get_model(str(overrides.get("model") or DEFAULT_MODEL))
+    if preset not in spec.presets:
+        raise ValueError(f"unknown preset '{preset}'; known: {', '.join(spec.presets)}")
+    base = json.loads(json.dumps(spec.presets[preset]))
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
         elif value is not None:
             base[key] = value
+    base.setdefault("model", spec.name)
     return TrainRunConfig(preset=preset, **base)
 
 
@@ -321,7 +211,7 @@ class DeepLearner:
         self.imputed = data.imputed  # patient -> what preprocessing filled in (run_baselines writes it)
         # 1 where a follow-up was carried forward (LOCF): the fusion's indicator (run_baselines)
         self.fusion_indicator = None
-        reads_followups = data.observed.shape[1] > 1 and getattr(self.net_cfg, "recurrent", True)
+        reads_followups = data.observed.shape[1] > 1 and spec.reads_followups(self.net_cfg)
         if cfg.fusion_locf and reads_followups:
             locf = ~data.observed.all(axis=1)
             self.fusion_indicator = np.where(self.pos >= 0, locf[np.maximum(self.pos, 0)], False).astype(float)
