@@ -73,3 +73,40 @@ def test_all_models_together_take_under_two_minutes():
     if len(SECONDS) < len(model_names()):
         pytest.skip("runs after the per-model contract tests")
     assert sum(SECONDS.values()) < 120, SECONDS
+
+
+def test_a_new_model_is_one_module_and_one_preset(tiny_cohort, tmp_path):
+    """A toy model registered from its own module cross-validates beside the baselines, writes its final
+    model and scores new patients through the command line, with no other file changed."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from hccprog.cli import app
+    from tests.models.toy_model import register_toy
+
+    name = register_toy()
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(tiny_cohort / "cohort.yaml"), "--model", name, "--preset", "tiny",
+                                 "--folds", "2", "--n-boot", "10", "--out", str(run), "--cache", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(run / "predictions.csv")
+    assert {name, f"{name}+clinical", "clinical_cox"} <= set(preds["model"])
+    assert (run / "models" / f"{name}.pt").exists()
+    out = tmp_path / "pred"
+    result = runner.invoke(app, ["predict", str(run), str(tiny_cohort / "cohort.yaml"), "--out", str(out),
+                                 "--cache", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out / "predictions.csv")
+    assert set(scored["model"]) == {name, f"{name}+clinical"} and scored["risk"].notna().all()
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_the_declared_saliency_layer_exists(name):
+    spec = get_model(name)
+    cfg = resolve_config("tiny", model=name)
+    kw = {"clinical_features": 3} if spec.clinical else {}
+    geo = {"streams": 3, "channels": 1} if spec.input == "volume" else {"streams": 2 if name.startswith("dmm") else 1,
+                                                                         "channels": 2 if name.startswith("dmm") else 3}
+    net = spec.build(cfg.network_config(), **geo, **kw)
+    assert spec.saliency_layer in dict(net.named_modules())

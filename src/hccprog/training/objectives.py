@@ -21,10 +21,13 @@ them as ``p_<column>`` in ``predictions.csv``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.evaluation.classification import risk_class_labels
 from hccprog.training.losses import cox_loss, discrete_survival, logistic_hazard_loss
@@ -230,3 +233,89 @@ def objective_from_state(state: dict):
     if state["kind"] == "cox-progression":
         return CoxProgressionObjective(state["horizon"], state.get("weight", 1.0))
     raise ValueError(f"unknown objective {state['kind']!r}")
+
+
+# ------------------------------------------------------------------------------ the registry
+
+
+class CoxParams(BaseModel):
+    """The Cox objective has no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiscreteTimeParams(BaseModel):
+    """Interval ends and the horizon whose survival is the score, in years (DLOP_Combin: yearly)."""
+
+    model_config = ConfigDict(extra="forbid")
+    intervals_years: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0], min_length=1)
+    score_years: float = Field(3.0, gt=0)
+
+
+class RiskClassParams(BaseModel):
+    """Class edges in months (K = len + 1 classes; the last edge is the OS threshold, 36 months in Yao
+    et al. 2025; see :func:`~hccprog.evaluation.classification.risk_class_labels`), or the classes from
+    ``class_column`` of the clinical table: integers 0 .. K-1 (higher = worse), blank = unknown."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
+    class_column: str | None = None
+
+
+class CoxProgressionParams(BaseModel):
+    """Progression by ``progression_months`` (12 in Tang et al. 2024), its cross-entropy added to the
+    partial likelihood with ``progression_weight``."""
+
+    model_config = ConfigDict(extra="forbid")
+    progression_months: float = Field(12.0, gt=0)
+    progression_weight: float = Field(1.0, ge=0)
+
+
+def _per(unit_from: str, unit_to: str) -> float:
+    from hccprog.cohort.spec import DAYS_PER_UNIT
+
+    return DAYS_PER_UNIT[unit_from] / DAYS_PER_UNIT[unit_to]
+
+
+@dataclass(frozen=True)
+class ObjectiveKind:
+    """An objective a model may declare (``ModelSpec.objective``): its typed parameters, the objective
+    built from them (times in the cohort's unit; ``network`` is the model's resolved config), and what
+    the network's config takes from them (e.g. the number of outputs)."""
+
+    name: str
+    params: type[BaseModel]
+    build: Callable[[BaseModel, str, BaseModel], object]
+    network: Callable[[BaseModel], dict] = lambda params: {}
+
+
+def _cox_progression(params: CoxProgressionParams, unit: str, network: BaseModel):
+    if not getattr(network, "progression_head", False):  # the head is off: a plain Cox network
+        return CoxObjective()
+    return CoxProgressionObjective(params.progression_months * _per("months", unit), params.progression_weight)
+
+
+OBJECTIVES: dict[str, ObjectiveKind] = {k.name: k for k in (
+    ObjectiveKind("cox", CoxParams, lambda params, unit, network: CoxObjective()),
+    ObjectiveKind("discrete", DiscreteTimeParams,
+                  lambda params, unit, network: DiscreteTimeObjective(
+                      [y * _per("years", unit) for y in params.intervals_years],
+                      params.score_years * _per("years", unit)),
+                  network=lambda params: {"intervals": len(params.intervals_years)}),
+    ObjectiveKind("classes", RiskClassParams,
+                  lambda params, unit, network: RiskClassObjective(
+                      [m * _per("months", unit) for m in params.class_edges_months]),
+                  network=lambda params: {"classes": len(params.class_edges_months) + 1}),
+    ObjectiveKind("cox-progression", CoxProgressionParams, _cox_progression),
+)}
+
+#: Every objective parameter, by name: the kind it belongs to (config files written before the
+#: registry held them at the top level of ``train:``).
+PARAMETER_KINDS: dict[str, str] = {f: k.name for k in OBJECTIVES.values() for f in k.params.model_fields}
+
+
+def objective_kind(name: str) -> ObjectiveKind:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown objective '{name}'; known: {', '.join(OBJECTIVES)}") from None

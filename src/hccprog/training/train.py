@@ -28,7 +28,6 @@ from hccprog.baselines.command import write_run_files
 from hccprog.baselines.cox import BivariateCoxFusion
 from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
 from hccprog.cohort.model import Cohort
-from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.fills import fill_notes
 from hccprog.models.registry import DEFAULT_MODEL, get_model
@@ -42,10 +41,12 @@ from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clin
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
 from hccprog.training.objectives import (
+    PARAMETER_KINDS,
     CoxObjective,
     CoxProgressionObjective,
-    DiscreteTimeObjective,
+    ObjectiveKind,
     RiskClassObjective,
+    objective_kind,
 )
 
 Progress = Callable[[str, float, float], None]
@@ -83,21 +84,29 @@ class TrainRunConfig(BaseModel):
     risk_groups: str = "median"
     n_boot: int = Field(1000, ge=0)
     seed: int = 0
-    # models with clinical inputs (dlop): which columns, screened inside each training fold
+    # models with clinical inputs (ModelSpec.clinical): which columns, screened inside each training fold
     clinical: ClinicalInputConfig = Field(default_factory=ClinicalInputConfig)
-    # discrete-time models (dlop): interval ends and the horizon whose survival is the score, in years
-    intervals_years: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 4.0])
-    score_years: float = Field(3.0, gt=0)
-    # risk-class models (progswin): class edges in months; K = len + 1 classes, the last edge is
-    # the OS threshold (36 months in Yao et al. 2025); see training.objectives.risk_class_labels
-    class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
-    # ... or the classes from this column of the clinical table: integers 0 .. K-1 (higher = worse,
-    # K = len(class_edges_months) + 1), blank = unknown (left out of the loss and class metrics)
-    class_column: str | None = None
-    # Cox models with a progression head (dmmgnet): progression by this horizon (12 months in Tang
-    # et al. 2024), its cross-entropy added to the partial likelihood with this weight
-    progression_months: float = Field(12.0, gt=0)
-    progression_weight: float = Field(1.0, ge=0)
+    # the parameters of the model's objective (training.objectives.OBJECTIVES), defaults filled in
+    objective_params: dict = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_parameters(cls, data):
+        """Parameters of the model's objective, validated by its own class; the top-level keys that
+        configurations written before the objective registry held are moved in (and those of other
+        objectives, which such files list with their defaults, are dropped)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        kind = objective_kind(get_model(str(data.get("model") or DEFAULT_MODEL)).objective)
+        params = dict(data.get("objective_params") or {})
+        for key in list(data):
+            if key in PARAMETER_KINDS:
+                value = data.pop(key)
+                if PARAMETER_KINDS[key] == kind.name and value is not None:
+                    params.setdefault(key, value)
+        data["objective_params"] = kind.params.model_validate(params).model_dump()
+        return data
 
     @model_validator(mode="after")
     def _input_matches_model(self) -> TrainRunConfig:
@@ -112,28 +121,21 @@ class TrainRunConfig(BaseModel):
                              "(a slice sequence or a volume); leave it unset")
         return self
 
+    @property
+    def objective_kind(self) -> ObjectiveKind:
+        return objective_kind(get_model(self.model).objective)
+
+    def typed_objective_params(self) -> BaseModel:
+        return self.objective_kind.params.model_validate(self.objective_params)
+
     def network_config(self) -> BaseModel:
         spec = get_model(self.model)
-        extra = {}
-        if spec.objective == "discrete":
-            extra = {"intervals": len(self.intervals_years)}
-        elif spec.objective == "classes":
-            extra = {"classes": len(self.class_edges_months) + 1}
+        extra = self.objective_kind.network(self.typed_objective_params())
         return spec.config(**{**spec.defaults, **self.network, **extra})
 
     def objective(self, time_unit: str):
         """The training objective of the model, with times in the cohort's unit."""
-        spec = get_model(self.model)
-        if spec.objective == "discrete":
-            per_year = DAYS_PER_UNIT["years"] / DAYS_PER_UNIT[time_unit]
-            return DiscreteTimeObjective([y * per_year for y in self.intervals_years], self.score_years * per_year)
-        if spec.objective == "classes":
-            per_month = DAYS_PER_UNIT["months"] / DAYS_PER_UNIT[time_unit]
-            return RiskClassObjective([m * per_month for m in self.class_edges_months])
-        if spec.objective == "cox-progression" and getattr(self.network_config(), "progression_head", False):
-            per_month = DAYS_PER_UNIT["months"] / DAYS_PER_UNIT[time_unit]
-            return CoxProgressionObjective(self.progression_months * per_month, self.progression_weight)
-        return CoxObjective()
+        return self.objective_kind.build(self.typed_objective_params(), time_unit, self.network_config())
 
 
 def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
@@ -363,8 +365,9 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     clinical = clinical_frame(cohort, ids, cfg.clinical) if spec.clinical else None
     objective = cfg.objective(cohort.time_unit)
     labels = None
-    if cfg.class_column and isinstance(objective, RiskClassObjective):
-        labels = class_labels_from_column(cohort, ids, cfg.class_column, objective.outputs)
+    class_column = cfg.objective_params.get("class_column")
+    if class_column and isinstance(objective, RiskClassObjective):
+        labels = class_labels_from_column(cohort, ids, class_column, objective.outputs)
     learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
                           labels=labels)
     name = cfg.model
@@ -391,13 +394,13 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         }
         if isinstance(learner.objective, RiskClassObjective):
             extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
-                                     "edges_months": cfg.class_edges_months,
-                                     "labels": f"column {cfg.class_column}" if labels is not None else "rule"}
+                                     "edges_months": cfg.objective_params["class_edges_months"],
+                                     "labels": f"column {class_column}" if labels is not None else "rule"}
             if labels is not None:  # the user's classes travel with the outcomes (metrics read them there)
                 res.outcomes = res.outcomes.assign(risk_class=pd.Series(labels, index=ids).reindex(res.outcomes.index))
         if isinstance(learner.objective, CoxProgressionObjective):
             extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
-                                    "horizon_months": cfg.progression_months}
+                                    "horizon_months": cfg.objective_params["progression_months"]}
         notes = [f"{name} could not use patient {p}: {why}" for p, why in data.skipped.items()]
         write_unscored(tmp, name, data.skipped)
         notes += fill_notes(data.imputed)
