@@ -161,3 +161,15 @@ def test_hazard_ratio_that_does_not_converge_is_nan_not_an_error(monkeypatch):
     e = np.array([1, 1, 1, 0, 0, 1])
     hr = G.hazard_ratio(t, e, np.array([1, 1, 1, 0, 0, 0]), name="high")
     assert all(np.isnan(v) for v in hr.values())
+
+
+def test_no_import_cycle_between_classification_and_groups():
+    """groups (risk groups) and classification (metrics) share the Youden cut-off through their own
+    module; groups never imports classification."""
+    from pathlib import Path
+
+    import hccprog.evaluation.groups as groups_module
+
+    text = Path(groups_module.__file__).read_text()
+    assert "evaluation.classification" not in text and "from hccprog.evaluation import classification" not in text
+    assert C.youden_threshold is G.youden_threshold

@@ -6,6 +6,9 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
+from hccprog.evaluation.groups import logrank
+from hccprog.evaluation.thresholds import youden_threshold as youden_threshold  # re-exported (it lived here)
+
 
 def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
     """ROC AUC of ``score`` and, at ``threshold`` (score >= threshold is positive),
@@ -42,14 +45,6 @@ def multiclass_metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict[st
         "auc_ovr_macro": float(np.mean(finite)) if finite else float("nan"),
         "auc_ovr": per_class,
     }
-
-
-def youden_threshold(y_true, score) -> float:
-    """The score cut-off maximising sensitivity + specificity - 1 (ties: the lowest cut-off)."""
-    fpr, tpr, thr = skm.roc_curve(np.asarray(y_true).astype(int), np.asarray(score, dtype=float))
-    j = tpr - fpr
-    k = int(np.argmax(j))
-    return float(min(thr[k], np.max(score)))
 
 
 def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -141,7 +136,6 @@ def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 
     patients whose class is known, with percentile-bootstrap 95% CIs; the confusion matrix; the
     log-rank test of the predicted classes on every patient (censored ones included)."""
     from hccprog.evaluation.bootstrap import bootstrap_ci
-    from hccprog.evaluation.groups import logrank
 
     y = np.asarray(labels).astype(int)
     p = np.asarray(proba, float)

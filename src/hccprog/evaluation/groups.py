@@ -11,7 +11,7 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import multivariate_logrank_test
 
-from hccprog.evaluation.classification import youden_threshold
+from hccprog.evaluation.thresholds import youden_threshold
 
 CutoffMethod = Literal["median", "tertiles", "youden"]
 GROUP_LABELS = {2: ["low", "high"], 3: ["low", "intermediate", "high"]}
