@@ -540,26 +540,33 @@ def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort,
 def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained, tmp_path):
     """With --repeats 3, the classification of each out-of-fold prediction uses the Youden cut-off
     learned on the training part of its own (repeat, fold); keyed by fold alone, later repeats
-    overwrote repeat 0's cut-offs (learned on patients that include the test fold)."""
+    overwrote repeat 0's cut-offs (learned on patients that include the test fold). --oracle works for
+    the response endpoint too: a fixed score (fold -1) with cut-offs learned the same way."""
     from hccprog.cohort import load_cohort
 
     _, cache, _ = trained
     run = tmp_path / "resp"
     result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "crnn", "--endpoint",
                                  "response", "--folds", "3", "--repeats", "3", "--preset", "tiny", "--n-boot", "10",
+                                 "--oracle", f"{small_cohort / 'truth.csv'}:log_hazard_pfs",
                                  "--out", str(run), "--cache", str(cache)])
     assert result.exit_code == 0, result.output
     cutoffs = json.loads((run / "cutoffs.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     preds = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    folds = pd.read_csv(run / "folds.csv", dtype={"patient_id": str}).query("repeat == 0")
+    fold_of = folds.set_index("patient_id")["fold"]
     labels = (load_cohort(small_cohort / "cohort.yaml").cohort.responses() == "PD").astype(int)
+    assert set(preds["model"]) == {"crnn", "clinical_logistic", "oracle"}
+    assert (preds.query("model == 'oracle'")["fold"] == -1).all() and "oracle" in metrics["models"]
     differ = False
     for name, g in preds.groupby("model"):
         by = {(c["repeat"], c["fold"]): c["cutoffs"][0] for c in cutoffs if c["model"] == name}
         assert set(by) == {(r, f) for r in range(3) for f in range(3)}
         y = labels.loc[g["patient_id"]].to_numpy()
-        pred = (g["risk"].to_numpy() >= g["fold"].map(lambda f, by=by: by[(0, f)]).to_numpy()).astype(int)
+        split = fold_of.loc[g["patient_id"]].to_numpy()
+        pred = (g["risk"].to_numpy() >= np.array([by[(0, f)] for f in split])).astype(int)
         assert metrics["models"][name]["accuracy"] == pytest.approx(float(np.mean(pred == y)), abs=1e-9)
-        old = (g["risk"].to_numpy() >= g["fold"].map(lambda f, by=by: by[(2, f)]).to_numpy()).astype(int)
+        old = (g["risk"].to_numpy() >= np.array([by[(2, f)] for f in split])).astype(int)
         differ |= float(np.mean(old == y)) != metrics["models"][name]["accuracy"]
     assert differ  # keyed by fold alone (repeat 2's cut-offs), the reported accuracy would differ

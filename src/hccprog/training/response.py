@@ -29,6 +29,7 @@ import pandas as pd
 from hccprog import __version__
 from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.cohort.model import Cohort
+from hccprog.errors import InputError
 from hccprog.evaluation.classification import (
     auc_and_classification,
     binary_metrics,
@@ -94,7 +95,7 @@ def _metrics(preds: pd.DataFrame, labels: pd.Series, thresholds: dict[str, dict[
         auc, lo, hi = delong_auc_ci(y, g["risk"].to_numpy())
         # classification at the threshold learned on the training part of the patient's own (repeat, fold)
         pred_pos = np.array([r >= thresholds[name][(int(k), int(f))]
-                             for r, k, f in zip(g["risk"], g["repeat"], g["fold"], strict=True)])
+                             for r, k, f in zip(g["risk"], g["repeat"], g["split_fold"], strict=True)])
         bm = binary_metrics(y, pred_pos.astype(float), 0.5)
         models[name] = {"n": len(g), "n_positive": int(y.sum()),
                         "auc": {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"},
@@ -161,9 +162,23 @@ def _report(run: Path, config: dict, metrics: dict) -> Path:
     return run / "report.html"
 
 
+def _fixed_scores(extra: pd.DataFrame | None, ids: list[str]) -> dict[str, np.ndarray]:
+    """Each column of ``extra`` as a float score over ``ids`` (NaN where a patient has none)."""
+    if extra is None:
+        return {}
+    frame = extra.copy()
+    frame.index = frame.index.astype(str)
+    return {str(c): frame[c].reindex(ids).astype(float).to_numpy() for c in frame.columns}
+
+
 def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite: bool = False,
-                 cache_dir: Path | None = None, progress=None) -> tuple[Path, dict]:
-    """Cross-validate ``cfg.model`` on the response label beside the clinical logistic model."""
+                 cache_dir: Path | None = None, progress=None,
+                 extra_scores: pd.DataFrame | None = None) -> tuple[Path, dict]:
+    """Cross-validate ``cfg.model`` on the response label beside the clinical logistic model.
+
+    ``extra_scores`` (patients x named columns, e.g. a known true risk as ``oracle``) are evaluated as
+    fixed scores (fold -1): their AUC on the same patients, and their classification at a Youden cut-off
+    learned on the training part of each (repeat, fold), as for the models."""
     from hccprog.models.registry import get_model
     from hccprog.training.objectives import BinaryObjective
     from hccprog.training.train import DeepLearner
@@ -173,7 +188,7 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     labels = response_labels(cohort)
     if labels.sum() < cfg.cv.folds or (1 - labels).sum() < cfg.cv.folds:
-        raise ValueError(f"response: {int(labels.sum())} PD and {int((1 - labels).sum())} disease-control "
+        raise InputError(f"response: {int(labels.sum())} PD and {int((1 - labels).sum())} disease-control "
                          f"patients; each class needs at least {cfg.cv.folds} for {cfg.cv.folds}-fold CV")
     t0 = time.perf_counter()
     tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
@@ -206,20 +221,29 @@ def response_run(cohort: Cohort, cohort_path: Path, cfg, out: Path, *, overwrite
                               logit.decision_function(pre.transform(frame.iloc[s.test])))}
         for name, (r_tr, r_te) in scores.items():
             thresholds[name][(s.repeat, s.fold)] = youden_threshold(y[s.train], r_tr)
-            rows += [{"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold, "risk": float(r),
-                      "p_PD": float(1 / (1 + np.exp(-r)))} for i, r in zip(s.test, r_te, strict=True)
+            rows += [{"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold, "split_fold": s.fold,
+                      "risk": float(r), "p_PD": float(1 / (1 + np.exp(-r)))} for i, r in zip(s.test, r_te, strict=True)
                      if s.repeat == 0]
+    for name, v in _fixed_scores(extra_scores, ids).items():  # not fitted: fold -1, cut-offs still per split
+        thresholds[name] = {}
+        for s in splits:
+            tr, te = s.train[np.isfinite(v[s.train])], s.test[np.isfinite(v[s.test])]
+            if len(tr) == 0 or len(set(y[tr])) < 2:
+                continue
+            thresholds[name][(s.repeat, s.fold)] = youden_threshold(y[tr], v[tr])
+            rows += [{"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": -1, "split_fold": s.fold,
+                      "risk": float(v[i]), "p_PD": np.nan} for i in te if s.repeat == 0]
     final = _final_model(learner, y, cfg) if cfg.final_model else None
     preds = pd.DataFrame(rows)
     clin_fills = covariate_fills(frame, list(frame.columns))
     own = {p: data.imputed.get(p, []) + (clin_fills.get(p, []) if spec.clinical else []) for p in ids}
-    preds["imputed"] = [join_fills(own[p] if m == cfg.model else clin_fills.get(p, []))
+    preds["imputed"] = [join_fills(own[p] if m == cfg.model else clin_fills.get(p, []) if m == REFERENCE else [])
                         for p, m in zip(preds["patient_id"], preds["model"], strict=True)]
     for col in ("risk", "p_PD"):  # metrics from exactly what predictions.csv holds
         preds[col] = preds[col].map(lambda v: float(f"{v:.6g}"))
     lab = pd.Series(y, index=ids, name="label")
     metrics = _metrics(preds, lab, thresholds)
-    preds = preds.drop(columns="repeat")  # the first repeat, as predictions.csv holds it
+    preds = preds.drop(columns=["repeat", "split_fold"])  # the first repeat, as predictions.csv holds it
     with staged_run(out, overwrite=overwrite) as tmp:
         write_csv(tmp / "predictions.csv", preds, index=False, float_format="%.6g")
         write_csv(tmp / "outcomes.csv", lab.rename_axis("patient_id").to_frame(), float_format="%.6g")

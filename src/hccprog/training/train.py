@@ -337,7 +337,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     if cfg.endpoint == "response" and "response" not in cohort.endpoints:
         from hccprog.training.response import response_run
 
-        return response_run(cohort, cohort_path, cfg, out, overwrite=overwrite, cache_dir=cache_dir, progress=progress)
+        return response_run(cohort, cohort_path, cfg, out, overwrite=overwrite, cache_dir=cache_dir, progress=progress,
+                            extra_scores=extra_scores)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     outcomes = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
