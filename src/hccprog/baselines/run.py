@@ -113,14 +113,14 @@ def surv_column(t: float) -> str:
     return f"surv_{t:g}"
 
 
-def _risk_groups(name, s, train_risk, test_risk, t, e, cfg, cutoff_log) -> np.ndarray:
+def _risk_groups(name, s, *, train_risk, test_risk, t, e, cfg, cutoff_log) -> np.ndarray:
     """Risk groups of the test part of split ``s``, with cut-offs learned on its training part."""
     cut = learn_cutoffs(train_risk, t[s.train], e[s.train], method=cfg.risk_groups, horizon=max(cfg.horizons))
     cutoff_log.append({"model": name, "repeat": s.repeat, "fold": s.fold, "cutoffs": cut})
     return assign_groups(test_risk, cut)
 
 
-def _fixed_score_rows(name, v, ids, splits, cfg, t, e, cutoff_log):
+def _fixed_score_rows(name, v, *, ids, splits, t, e, cfg, cutoff_log):
     """Fixed scores are not fitted: fold -1. Their risk-group cut-offs are still learned on the
     training part of each fold of repeat 0, so that groups never see the patient they label."""
     rows = []
@@ -130,7 +130,8 @@ def _fixed_score_rows(name, v, ids, splits, cfg, t, e, cutoff_log):
         known = replace(s, train=s.train[np.isfinite(v[s.train])], test=s.test[np.isfinite(v[s.test])])
         if len(known.train) == 0 or len(known.test) == 0:
             continue
-        groups = _risk_groups(name, known, v[known.train], v[known.test], t, e, cfg, cutoff_log)
+        groups = _risk_groups(name, known, train_risk=v[known.train], test_risk=v[known.test], t=t, e=e, cfg=cfg,
+                              cutoff_log=cutoff_log)
         for i, g in zip(known.test, groups, strict=True):
             rows.append({"patient_id": ids[i], "model": name, "repeat": 0, "fold": -1, "risk": float(v[i]),
                          "risk_group": int(g)})
@@ -187,7 +188,8 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     cutoff_log: list[dict] = []
     rows: list[dict] = []
     for name in usable:
-        rows += _fixed_score_rows(name, scores[name].to_numpy(float), ids, splits, cfg, t, e, cutoff_log)
+        rows += _fixed_score_rows(name, scores[name].to_numpy(float), ids=ids, splits=splits, t=t, e=e, cfg=cfg,
+                                  cutoff_log=cutoff_log)
 
     cox_specs = {}
     for name, spec in cfg.cox_models.items():
@@ -216,6 +218,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
         if flag is not None:
             indicators[a] = np.asarray(flag, float)
     indicator_used: dict[str, int] = {}
+    common = {"ids": ids, "grid": grid, "t": t, "e": e, "cfg": cfg, "cutoff_log": cutoff_log}  # for every _cv_rows
     total = len(splits)
     for k, s in enumerate(splits):
         if progress:
@@ -229,14 +232,14 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
             train_risk[name] = model.predict_risk(X_all.iloc[s.train])
             test_risk[name] = model.predict_risk(X_all.iloc[s.test])
             surv = model.predict_survival(X_all.iloc[s.test], grid)
-            rows += _cv_rows(name, ids, s, test_risk[name], train_risk[name], t, e, cfg, cutoff_log, surv, grid)
+            rows += _cv_rows(name, s, train_risk=train_risk[name], test_risk=test_risk[name], surv=surv, **common)
         for name, learner in learners.items():
             pred = learner(s, grid)
             train_risk[name], test_risk[name] = np.asarray(pred.train_risk, float), np.asarray(pred.test_risk, float)
             ok_tr, ok_te = np.isfinite(train_risk[name]), np.isfinite(test_risk[name])
             sub = replace(s, train=s.train[ok_tr], test=s.test[ok_te])
-            rows += _cv_rows(name, ids, sub, test_risk[name][ok_te], train_risk[name][ok_tr], t, e, cfg, cutoff_log,
-                             np.asarray(pred.test_surv)[ok_te], grid)
+            rows += _cv_rows(name, sub, train_risk=train_risk[name][ok_tr], test_risk=test_risk[name][ok_te],
+                             surv=np.asarray(pred.test_surv)[ok_te], **common)
         for name in usable:
             v = scores[name].to_numpy(float)
             train_risk[name], test_risk[name] = v[s.train], v[s.test]
@@ -254,7 +257,7 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
             surv = fus.predict_survival(test_risk[a][ok_te], test_risk[b][ok_te], grid, ind_te)
             tr_risk = fus.predict_risk(train_risk[a][ok_tr], train_risk[b][ok_tr], ind_tr)
             sub = replace(s, train=s.train[ok_tr], test=s.test[ok_te])
-            rows += _cv_rows(name, ids, sub, risk, tr_risk, t, e, cfg, cutoff_log, surv, grid)
+            rows += _cv_rows(name, sub, train_risk=tr_risk, test_risk=risk, surv=surv, **common)
     if progress:
         progress("done", total, total)
     for name, used in indicator_used.items():
@@ -292,8 +295,9 @@ def _fills_of(source, X: pd.DataFrame, learners: dict) -> dict[str, list[str]]:
     return dict(getattr(learners[what], "imputed", None) or {})
 
 
-def _cv_rows(name, ids, s, test_risk, train_risk, t, e, cfg, cutoff_log, surv, grid) -> list[dict]:
-    groups = _risk_groups(name, s, train_risk, test_risk, t, e, cfg, cutoff_log)
+def _cv_rows(name, s, *, train_risk, test_risk, surv, ids, grid, t, e, cfg, cutoff_log) -> list[dict]:
+    """The rows of ``s``'s test part: risk, risk group (cut-offs learned on ``train_risk``), survival."""
+    groups = _risk_groups(name, s, train_risk=train_risk, test_risk=test_risk, t=t, e=e, cfg=cfg, cutoff_log=cutoff_log)
     rows = []
     for j, i in enumerate(s.test):
         row = {"patient_id": ids[i], "model": name, "repeat": s.repeat, "fold": s.fold,
