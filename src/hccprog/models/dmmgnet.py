@@ -158,6 +158,18 @@ class DMMGNet(nn.Module):
         return out if self.cfg.progression_head else out.squeeze(-1)
 
 
+#: DMMGNet's two series under the names MRI cohorts commonly use (the first one a cohort has).
+T2_PV = ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"]
+
+
+def _input(*, size: int, spacing_mm: list[float], slices: int) -> dict:
+    """DMMGNet's input: liver and tumor boxes (+10 mm) of T2 and PV, a slab of consecutive slices."""
+    return {"series": T2_PV, "timepoints": 1, "slices": slices, "selection": "contiguous", "size": size,
+            "spacing_mm": spacing_mm,
+            "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
+                        {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]}
+
+
 #: Named configurations (see :data:`hccprog.models.crnn.PRESETS`). DMMGNet (Tang et al. 2024): liver and
 #: tumor boxes (+10 mm) of T2 and portal-venous MRI (the first of the names MRI cohorts commonly use), 10
 #: consecutive slices of 112 x 112, four ResNet branches. ``cpu``: 48 px, ResNet widths 16-128 with one block
@@ -165,14 +177,7 @@ class DMMGNet(nn.Module):
 #: benchmarks/results/dmmgnet*.{json,md} (early stopping on an inner split).
 PRESETS: dict[str, dict] = {
     "cpu": {
-        "preprocessing": {"size": 48,
-                          "spacing_mm": [2.0, 2.0, 5.0],
-                          "slices": 10,
-                          "timepoints": 1,
-                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}],
-                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
-                          "selection": "contiguous"},
+        "preprocessing": _input(size=48, spacing_mm=[2.0, 2.0, 5.0], slices=10),
         "network": {"widths": [16, 32, 64, 128],
                     "blocks": [1, 1, 1, 1],
                     "nodes": 8,
@@ -188,14 +193,7 @@ PRESETS: dict[str, dict] = {
         "fusion_locf": False,
     },
     "paper": {
-        "preprocessing": {"size": 112,
-                          "spacing_mm": [1.0, 1.0, 5.0],
-                          "slices": 10,
-                          "timepoints": 1,
-                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}],
-                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
-                          "selection": "contiguous"},
+        "preprocessing": _input(size=112, spacing_mm=[1.0, 1.0, 5.0], slices=10),
         "network": {"widths": [64, 128, 256, 512],
                     "blocks": [2, 2, 2, 2],
                     "nodes": 16,
@@ -205,14 +203,7 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 100, "batch_size": 8, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
     },
     "tiny": {
-        "preprocessing": {"size": 24,
-                          "spacing_mm": [4.0, 4.0, 5.0],
-                          "slices": 4,
-                          "timepoints": 1,
-                          "series": ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"],
-                          "selection": "contiguous",
-                          "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
-                                      {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]},
+        "preprocessing": _input(size=24, spacing_mm=[4.0, 4.0, 5.0], slices=4),
         "network": {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "nodes": 4, "k": 2, "hidden": 8},
         "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
