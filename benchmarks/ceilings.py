@@ -131,8 +131,9 @@ def response_ceiling(cohort: Cohort, terms: pd.DataFrame, repeats: int) -> dict:
     CI of the difference."""
     from sklearn.model_selection import StratifiedKFold
 
+    from hccprog.baselines.logistic import fit_logistic
     from hccprog.baselines.preprocess import TabularPreprocessor
-    from hccprog.training.response import _logistic, response_labels
+    from hccprog.training.engine import response_labels
 
     labels = response_labels(cohort)
     ids = list(labels.index)
@@ -146,7 +147,7 @@ def response_ceiling(cohort: Cohort, terms: pd.DataFrame, repeats: int) -> dict:
         for r in range(repeats):
             for tr, te in StratifiedKFold(5, shuffle=True, random_state=r).split(Z, y):
                 pre = TabularPreprocessor().fit(Z.iloc[tr])
-                lr = _logistic(pre.transform(Z.iloc[tr]), y[tr], r)
+                lr = fit_logistic(pre.transform(Z.iloc[tr]), y[tr], r)
                 p[r, te] = lr.predict_proba(pre.transform(Z.iloc[te]))[:, 1]
         probs[name] = p.mean(axis=0)
         auc, lo, hi = delong_auc_ci(y, probs[name])

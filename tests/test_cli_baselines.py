@@ -98,3 +98,35 @@ def test_bad_endpoint_and_missing_run(clinical_cohort, tmp_path):
     assert not (tmp_path / "x").exists()
     result = runner.invoke(app, ["evaluate", str(tmp_path)])
     assert result.exit_code == 1 and "not a run folder" in result.output
+
+
+def test_response_baselines_and_evaluate(clinical_cohort, tmp_path):
+    """`baselines --endpoint response`: the clinical logistic model through the same engine, run folder
+    and report; `evaluate` recomputes the same metrics from the files."""
+    from hccprog.cohort import load_cohort
+    from hccprog.evaluation.classification import delong_auc_ci
+
+    run = tmp_path / "resp"
+    result = runner.invoke(app, ["baselines", str(clinical_cohort / "cohort.yaml"), "--endpoint", "response",
+                                 "--out", str(run), "--folds", "3", "--repeats", "2", "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    assert "PD vs disease control" in result.output
+    preds = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    outcomes = pd.read_csv(run / "outcomes.csv", dtype={"patient_id": str}).set_index("patient_id")
+    labels = (load_cohort(clinical_cohort / "cohort.yaml").cohort.responses().dropna() == "PD").astype(int)
+    assert set(preds["model"]) == {"clinical_logistic"}  # mRECIST, the label itself, is not a score here
+    assert outcomes["label"].to_dict() == labels.to_dict() and len(preds) == len(labels)
+    metrics = json.loads((run / "metrics.json").read_text())
+    m = metrics["models"]["clinical_logistic"]
+    assert metrics["task"] == "response" and metrics["reference"] == "clinical_logistic"
+    y = labels.loc[preds["patient_id"]].to_numpy()
+    assert m["auc"]["value"] == pytest.approx(delong_auc_ci(y, preds["risk"])[0], abs=1e-6)
+    assert m["accuracy"] == pytest.approx(float((preds["risk_group"].to_numpy() == y).mean()), abs=1e-12)
+    cutoffs = json.loads((run / "cutoffs.json").read_text())
+    assert {(c["repeat"], c["fold"]) for c in cutoffs} == {(r, f) for r in range(2) for f in range(3)}
+    assert (run / "figures" / "roc.png").stat().st_size > 10_000
+    assert "Response classification" in (run / "report.html").read_text()
+    (run / "metrics.json").unlink()
+    assert runner.invoke(app, ["evaluate", str(run)]).exit_code == 0
+    again = json.loads((run / "metrics.json").read_text())["models"]["clinical_logistic"]
+    assert again == m

@@ -196,8 +196,11 @@ def test_cldca_response_classification_through_the_cli(small_cohort, trained, tm
                                  "--cache", str(cache)])
     assert result.exit_code == 0, result.output
     assert "PD vs disease control" in result.output
-    for name in ("predictions.csv", "metrics.json", "config.yaml", "report.html", "roc.png", "outcomes.csv"):
+    for name in ("predictions.csv", "metrics.json", "config.yaml", "report.html", "figures/roc.png", "outcomes.csv",
+                 "cutoffs.json", "folds.csv"):
         assert (run / name).exists(), name
+    page = (run / "report.html").read_text()
+    assert f"run folder {run.name};" in page and "Response classification" in page  # not the staging name
     preds = pd.read_csv(run / "predictions.csv")
     assert set(preds["model"]) == {"cldca", "clinical_logistic"}
     cohort = load_cohort(small_cohort / "cohort.yaml").cohort
@@ -562,11 +565,15 @@ def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained,
     differ = False
     for name, g in preds.groupby("model"):
         by = {(c["repeat"], c["fold"]): c["cutoffs"][0] for c in cutoffs if c["model"] == name}
-        assert set(by) == {(r, f) for r in range(3) for f in range(3)}
+        # fitted models: every (repeat, fold); a fixed score has rows (and so cut-offs) in the first repeat only
+        assert set(by) == {(r, f) for r in range(1 if name == "oracle" else 3) for f in range(3)}
         y = labels.loc[g["patient_id"]].to_numpy()
         split = fold_of.loc[g["patient_id"]].to_numpy()
         pred = (g["risk"].to_numpy() >= np.array([by[(0, f)] for f in split])).astype(int)
         assert metrics["models"][name]["accuracy"] == pytest.approx(float(np.mean(pred == y)), abs=1e-9)
-        old = (g["risk"].to_numpy() >= np.array([by[(2, f)] for f in split])).astype(int)
-        differ |= float(np.mean(old == y)) != metrics["models"][name]["accuracy"]
+        clear = np.abs(g["risk"].to_numpy() - np.array([by[(0, f)] for f in split])) > 1e-4  # 6-digit rounding
+        assert (g["risk_group"].to_numpy() == pred)[clear].all()  # predictions.csv holds the classification
+        if name != "oracle":
+            old = (g["risk"].to_numpy() >= np.array([by[(2, f)] for f in split])).astype(int)
+            differ |= float(np.mean(old == y)) != metrics["models"][name]["accuracy"]
     assert differ  # keyed by fold alone (repeat 2's cut-offs), the reported accuracy would differ

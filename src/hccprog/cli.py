@@ -404,7 +404,8 @@ def _metrics_table(metrics: dict, title: str) -> Table:
 @app.command()
 def baselines(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
-    endpoint: Annotated[str, typer.Option(help="Endpoint name from cohort.yaml (e.g. os, pfs, ttp).")] = "os",
+    endpoint: Annotated[str, typer.Option(help="Endpoint name from cohort.yaml (e.g. os, pfs, ttp), or `response` "
+                                          "(PD vs disease control: the clinical logistic model).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/baselines"),
     folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
     repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation (seeds seed..seed+repeats-1).")] = 5,
@@ -461,12 +462,11 @@ def evaluate(
     """Recompute metrics.json, the figures and report.html of a run folder from its predictions."""
     from hccprog.reports.report import evaluate_run
 
-
     for name in ("predictions.csv", "outcomes.csv", "config.yaml"):
         if not (run / name).exists():
             raise RunFolderError(f"{run / name} is missing: not a run folder")
     metrics = evaluate_run(run)
-    out.print(_metrics_table(metrics, f"{run}: {metrics.get('endpoint')}"))
+    _print_metrics(metrics, str(run), metrics.get("endpoint"))
     out.print(f"report: {run / 'report.html'}")
 
 
@@ -596,13 +596,19 @@ def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: 
             bar.update(task, description=label, completed=done, total=total)
 
         report, metrics = job(tick)
-    if metrics.get("task") == "response":
-        out.print(_response_table(metrics, f"{cohort_name}: response, PD vs disease control"))
-    else:
-        out.print(_metrics_table(metrics, f"{cohort_name}: {endpoint} ({metrics['n_patients']} patients, "
-                                          f"{metrics['n_events']} events)"))
+    _print_metrics(metrics, cohort_name, endpoint)
     out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
     out.print(f"report: {report}")
+
+
+def _print_metrics(metrics: dict, name: str, endpoint: str | None) -> None:
+    """The metrics table of a run: AUCs for the response, C-indices for a survival endpoint."""
+    if metrics.get("task") == "response":
+        out.print(_response_table(metrics, f"{name}: response, PD vs disease control ({metrics['n_patients']} "
+                                           f"patients, {metrics['n_positive']} PD)"))
+    else:
+        out.print(_metrics_table(metrics, f"{name}: {endpoint} ({metrics['n_patients']} patients, "
+                                          f"{metrics['n_events']} events)"))
 
 
 def _response_table(metrics: dict, title: str):
@@ -613,9 +619,9 @@ def _response_table(metrics: dict, title: str):
         table.add_column(col)
     diff = {c["model"]: c["auc_difference"] for c in metrics["comparisons"]}
     for name, m in metrics["models"].items():
-        a, d = m["auc"], diff.get(name)
+        a, d = m.get("auc"), diff.get(name)
         table.add_row(name, str(m["n"]), str(m["n_positive"]),
-                      f"{a['value']:.3f} ({a['ci_lower']:.3f} to {a['ci_upper']:.3f})",
+                      f"{a['value']:.3f} ({a['ci_lower']:.3f} to {a['ci_upper']:.3f})" if a else "n/a",
                       f"{d['value']:+.3f} ({d['ci_lower']:+.3f} to {d['ci_upper']:+.3f})" if d else "")
     return table
 

@@ -138,6 +138,15 @@ def staged_output(out: Path, *, overwrite: bool, replaceable: Callable[[Path], b
         raise
 
 
+def run_name(run: Path) -> str:
+    """The name a run folder has, or will have once its staging folder (``.<name>.<random>``,
+    holding the staging marker) is moved into place."""
+    run = Path(run)
+    if (run / STAGING_MARKER).exists() and run.name.startswith(".") and "." in run.name[1:]:
+        return run.name[1:].rsplit(".", 1)[0]
+    return run.name
+
+
 def staged_run(out: Path, *, overwrite: bool = False):
     """:func:`staged_output` for a run folder (one holding ``config.yaml``, or empty)."""
     return staged_output(out, overwrite=overwrite, what="a run folder",

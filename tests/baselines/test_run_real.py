@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
+from hccprog.baselines.run import BaselinesConfig, run_baselines
 from hccprog.cohort import load_cohort
 from hccprog.evaluation.metrics import survival_metrics
 from hccprog.training.cv import CVConfig
+from hccprog.training.engine import FoldPrediction
 from tests.cohort.test_real_hcc_tace_seg import _cohort_file
 from tests.conftest import shared_data
 
@@ -65,6 +66,7 @@ class _ScoreLearner:
     def __init__(self, score: np.ndarray, indicator: np.ndarray | None) -> None:
         self.score = score
         self.fusion_indicator = indicator
+        self.imputed: dict[str, list[str]] = {}
 
     def __call__(self, s, grid):
         surv = np.exp(-np.outer(np.exp(self.score[s.test]), np.asarray(grid, float) / 100.0))

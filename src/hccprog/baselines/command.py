@@ -45,18 +45,21 @@ def write_run_files(run: Path, cohort: Cohort, cohort_path: Path, cfg: Baselines
     write_csv(run / "outcomes.csv", res.outcomes, float_format="%.6g")
     write_json(run / "cutoffs.json", res.cutoffs)
     resolved = cfg.model_copy(update={"horizons": res.horizons})
+    response = res.task == "response"
     config = {
         "command": "baselines",
-        "title": f"Clinical baselines: {cohort.name}, {cfg.endpoint}",
+        "task": res.task,
+        "title": f"Clinical baselines: {cohort.name}, "
+                 + ("response (PD vs disease control)" if response else cfg.endpoint),
         "hccprog_version": __version__,
         "cohort": str(Path(cohort_path).resolve()),
         "cohort_name": cohort.name,
         "endpoint": cfg.endpoint,
         "time_unit": cohort.time_unit,
         "cv": resolved.cv.model_dump(),
-        "risk_groups": resolved.risk_groups,
-        "evaluation": {"horizons": res.horizons, "reference": cfg.reference if cfg.reference in preds["model"].values
-                       else None, "n_boot": cfg.n_boot, "seed": cfg.seed, "survival_times": res.survival_times},
+        "risk_groups": "youden (risk_group 1 = predicted PD)" if response else resolved.risk_groups,
+        "evaluation": {"horizons": res.horizons, "reference": res.reference, "n_boot": cfg.n_boot, "seed": cfg.seed,
+                       "survival_times": res.survival_times},
         "score_sources": res.score_sources,
         "notes": res.notes,
         "baselines": resolved.model_dump(mode="json"),

@@ -165,12 +165,63 @@ def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 
     return _finite_or_none(out)
 
 
-def _finite_or_none(obj):
-    """NaN/inf -> None, recursively (metrics.json is strict JSON)."""
+def _finite_or_none(obj, digits: int | None = 6):
+    """NaN/inf -> None, recursively (metrics.json is strict JSON); finite floats rounded to
+    ``digits`` decimals (None: kept)."""
     if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
+        return {k: _finite_or_none(v, digits) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_finite_or_none(v) for v in obj]
+        return [_finite_or_none(v, digits) for v in obj]
     if isinstance(obj, float | np.floating):
-        return round(float(obj), 6) if np.isfinite(obj) else None
+        if not np.isfinite(obj):
+            return None
+        return float(obj) if digits is None else round(float(obj), digits)
     return obj
+
+
+def response_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict:
+    """ROC AUC with DeLong's 95% CI, and the classification at a fixed logit threshold (a final
+    model applied to new patients)."""
+    out = {"n": len(y), "n_positive": int(np.sum(y)), **auc_and_classification(y, risk, threshold)}
+    if "auc" in out:
+        out["auc"]["method"] = "DeLong"
+    return out
+
+
+def response_run_metrics(preds, labels, *, reference: str | None) -> dict:
+    """``metrics.json`` of a response run from its first repeat's out-of-fold predictions: per
+    model ROC AUC with DeLong's 95% CI and accuracy, F1, precision, sensitivity (``recall``) and
+    specificity of ``risk_group`` (the predicted class at the cut-off learned on the training part
+    of the patient's own repeat and fold); DeLong's paired test of each model against
+    ``reference`` on the patients both scored. ``labels``: patient id -> 1 (PD) / 0."""
+    first = preds[preds["repeat"] == preds["repeat"].min()] if "repeat" in preds.columns else preds
+    models, risks = {}, {}
+    for name, g in first.groupby("model", sort=False):
+        g = g.set_index("patient_id")
+        y = labels.loc[g.index].to_numpy(int)
+        risks[name] = g["risk"]
+        entry = {"kind": "fixed score" if (g["fold"] == -1).all() else "cross-validated", "n": len(g),
+                 "n_positive": int(y.sum())}
+        if len(np.unique(y)) == 2:
+            auc, lo, hi = delong_auc_ci(y, g["risk"].to_numpy(float))
+            entry["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"}
+        bm = binary_metrics(y, g["risk_group"].to_numpy(float), 0.5)
+        entry.update({k: bm[k] for k in ("accuracy", "f1", "precision", "recall", "specificity")})
+        models[name] = entry
+    comparisons = []
+    if reference in risks:
+        ref = risks[reference]
+        for name, r in risks.items():
+            if name == reference:
+                continue
+            common = r.index.intersection(ref.index)
+            y = labels.loc[common].to_numpy(int)
+            if y.sum() < 2 or (1 - y).sum() < 2:
+                continue
+            d = delong_test(y, r.loc[common], ref.loc[common])
+            comparisons.append({"model": name, "reference": reference, "n": len(common),
+                                "auc_difference": {"value": d["difference"], "ci_lower": d["ci_lower"],
+                                                   "ci_upper": d["ci_upper"], "p_value": d["p_value"],
+                                                   "method": "DeLong paired"}})
+    return _finite_or_none({"schema": 1, "task": "response", "positive_class": "PD", "reference": reference,
+                            "models": models, "comparisons": comparisons}, digits=None)

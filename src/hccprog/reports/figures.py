@@ -107,6 +107,27 @@ def td_roc(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizons: lis
     return fig
 
 
+def response_roc(first: dict[str, pd.DataFrame], labels: pd.Series, metrics: dict) -> Figure:
+    """Out-of-fold ROC curves of PD against disease control, all models overlaid (AUC and DeLong
+    95% CI in the legend)."""
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for k, (model, f) in enumerate(first.items()):
+        y = labels.loc[f.index].to_numpy(int)
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y, f["risk"].to_numpy(float))
+        a = metrics["models"].get(model, {}).get("auc")
+        lab = f"{model} {a['value']:.3f} ({a['ci_lower']:.3f}-{a['ci_upper']:.3f})" if a else model
+        ax.plot(fpr, tpr, color=COLORS[k % len(COLORS)], lw=1.4, label=lab)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="Out-of-fold ROC: PD vs disease control")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def _with_survival(first: dict[str, pd.DataFrame], horizon: float) -> tuple[str, list[str]]:
     """The ``surv_<horizon>`` column and the models that predicted it for every patient."""
     col = f"surv_{horizon:g}"

@@ -13,10 +13,12 @@ from hccprog import __version__
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
-from hccprog.runs import atomic_write_text, read_predictions, save_figure, write_json
+from hccprog.runs import atomic_write_text, read_predictions, run_name, save_figure, write_json
 from hccprog.safe_yaml import load_yaml
 
 FIGURE_CAPTIONS = {
+    "roc.png": "Out-of-fold ROC curves of PD against disease control (first repeat); AUC with DeLong's 95% CI "
+               "in the legend.",
     "km_risk_groups.png": "Kaplan-Meier curves by risk group (cut-offs learned on the training part of each "
                           "fold; first repeat), 95% confidence bands, log-rank p and hazard ratio high vs low.",
     "td_roc.png": "Cumulative/dynamic ROC curves at each horizon (IPCW; AUC in the legend).",
@@ -42,26 +44,36 @@ def evaluate_run(run: Path) -> dict:
     run = Path(run)
     config, preds, outcomes = load_run(run)
     ev = config.get("evaluation", {})
-    horizons = [float(h) for h in ev["horizons"]]
-    unit = config.get("time_unit", "days")
-    metrics = survival_metrics(preds, outcomes, horizons=horizons, reference=ev.get("reference"),
-                               n_boot=int(ev.get("n_boot", 1000)), seed=int(ev.get("seed", 0)), time_unit=unit)
+    n_boot, seed = int(ev.get("n_boot", 1000)), int(ev.get("seed", 0))
+    if config.get("task") == "response":
+        from hccprog.evaluation.classification import response_run_metrics
+
+        labels = outcomes["label"].astype(int)
+        metrics = response_run_metrics(preds, labels, reference=ev.get("reference"))
+        metrics["n_positive"] = int(labels.sum())
+    else:
+        horizons = [float(h) for h in ev["horizons"]]
+        unit = config.get("time_unit", "days")
+        metrics = survival_metrics(preds, outcomes, horizons=horizons, reference=ev.get("reference"), n_boot=n_boot,
+                                   seed=seed, time_unit=unit)
+        metrics["n_events"] = int(outcomes["event"].sum())
     metrics["endpoint"] = config.get("endpoint")
     metrics["n_patients"] = len(outcomes)
-    metrics["n_events"] = int(outcomes["event"].sum())
     metrics["notes"] = config.get("notes", [])
     metrics["imputed"] = imputed_counts(preds)
     metrics["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics["hccprog_version"] = __version__
     rc = config.get("risk_classes")
     if rc:
-        _risk_class_metrics(metrics, preds, outcomes, rc, n_boot=int(ev.get("n_boot", 1000)),
-                            seed=int(ev.get("seed", 0)))
+        _risk_class_metrics(metrics, preds, outcomes, rc, n_boot=n_boot, seed=seed)
     pg = config.get("progression")
     if pg:
         _progression_metrics(metrics, preds, outcomes, pg)
     write_json(run / "metrics.json", metrics)
-    _figures(run, preds, outcomes, metrics, horizons, unit)
+    if metrics.get("task") == "response":
+        save_figure(F.response_roc(_first_repeat(preds), outcomes["label"], metrics), run / "figures" / "roc.png")
+    else:
+        _figures(run, preds, outcomes, metrics, horizons, unit)
     write_report(run, config, metrics)
     return metrics
 
@@ -207,27 +219,70 @@ border-bottom:1px solid #e4e4e4;text-align:left}table.t th{background:#f4f4f4}im
 
 
 def write_report(run: Path, config: dict, metrics: dict) -> Path:
-    """The self-contained HTML report (figures embedded) of a run."""
+    """The self-contained HTML report (figures embedded) of a run: the task's own sections, then
+    what was filled in, the patients a model could not use, figures and notes."""
     run = Path(run)
-    unit = metrics.get("time_unit", "days")
-    cv = config.get("cv", {})
+    response = metrics.get("task") == "response"
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hccprog report: "
              f"{html.escape(str(config.get('cohort_name', '')))} {html.escape(str(metrics.get('endpoint')))}</title>"
              f"<style>{CSS}</style></head><body>"]
     parts.append(f"<h1>{html.escape(str(config.get('title', 'hccprog run')))}</h1>")
-    parts.append(
+    parts += _response_sections(config, metrics) if response else _survival_sections(config, metrics)
+    parts += _shared_sections(run, config, metrics)
+    parts.append(f"<p class='note'>hccprog {html.escape(__version__)}; run folder {html.escape(run_name(run))}; "
+                 f"machine-readable results in metrics.json and predictions.csv; configuration in config.yaml.</p>")
+    parts.append("</body></html>")
+    path = run / "report.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+def _protocol(config: dict, stratified_by: str) -> str:
+    cv = config.get("cv", {})
+    return (f"Protocol: patient-level {cv.get('folds')}-fold cross-validation stratified by {stratified_by}, "
+            f"repeated {cv.get('repeats')} times (seeds {cv.get('seed')} to "
+            f"{cv.get('seed', 0) + cv.get('repeats', 1) - 1}); imputation, encoding, scaling and the penalty "
+            f"(inner {cv.get('inner_folds')}-fold CV) fitted on training folds only. Cross-validated models are "
+            "scored out of fold; fixed scores are not fitted (fold -1).")
+
+
+def _response_sections(config: dict, metrics: dict) -> list[str]:
+    """Response classification (PD vs disease control): AUC, the classification at each training
+    part's cut-off, and DeLong's paired comparison with the clinical reference."""
+    parts = [f"<p>Cohort <b>{html.escape(str(config.get('cohort_name', '')))}</b>, endpoint <b>response</b> "
+             f"(mRECIST PD against disease control: CR, PR, SD): {metrics['n_patients']} patients, "
+             f"{metrics['n_positive']} with PD.</p>"]
+    if config.get("cv"):
+        parts.append(f"<p>{_protocol(config, 'class')} Metrics are those of the first repeat (predictions.csv). "
+                     "Each patient is classified at the Youden cut-off learned on the training part of its own "
+                     "repeat and fold (<code>risk_group</code> 1 = predicted PD; cutoffs.json).</p>")
+    rows = [{"model": k, "kind": v.get("kind", ""), "patients": v["n"], "PD": v["n_positive"],
+             "AUC (DeLong 95% CI)": estimate_text(v.get("auc")),
+             **{label: "n/a" if v.get(key) is None else f"{v[key]:.3f}" for label, key in
+                (("accuracy", "accuracy"), ("F1", "f1"), ("sensitivity", "recall"), ("specificity", "specificity"),
+                 ("precision", "precision"))}} for k, v in metrics["models"].items()]
+    parts.append("<h2>Response classification</h2>" + _table(pd.DataFrame(rows)))
+    comp = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
+             "AUC difference (95% CI)": estimate_text(c["auc_difference"]),
+             "p (DeLong)": "n/a" if c["auc_difference"].get("p_value") is None
+             else f"{c['auc_difference']['p_value']:.3g}"} for c in metrics.get("comparisons", [])]
+    if comp:
+        parts.append("<h2>Comparison with the clinical model</h2><p class='note'>DeLong's paired test of the "
+                     "difference in AUC on the patients both models scored.</p>" + _table(pd.DataFrame(comp)))
+    return parts
+
+
+def _survival_sections(config: dict, metrics: dict) -> list[str]:
+    """Discrimination, calibration, risk groups and the task-specific heads of a survival run."""
+    unit = metrics.get("time_unit", "days")
+    parts = [
         f"<p>Cohort <b>{html.escape(str(config.get('cohort_name', '')))}</b>, endpoint "
         f"<b>{html.escape(str(metrics.get('endpoint')))}</b>: {metrics['n_patients']} patients, "
         f"{metrics['n_events']} events; times in {html.escape(unit)}. Horizons: "
-        f"{', '.join(f'{h:g}' for h in metrics['horizons'])} {html.escape(unit)}.</p>")
-    if cv:
+        f"{', '.join(f'{h:g}' for h in metrics['horizons'])} {html.escape(unit)}.</p>"]
+    if config.get("cv"):
         parts.append(
-            f"<p>Protocol: patient-level {cv.get('folds')}-fold cross-validation stratified by event, "
-            f"repeated {cv.get('repeats')} times (seeds {cv.get('seed')} to "
-            f"{cv.get('seed', 0) + cv.get('repeats', 1) - 1}); "
-            f"imputation, encoding, scaling and the penalty (inner {cv.get('inner_folds')}-fold CV) fitted on "
-            f"training folds only. Cross-validated models are scored out of fold; fixed scores are not fitted "
-            f"(fold -1). C-indices are the mean over repeats; 95% CIs by patient bootstrap "
+            f"<p>{_protocol(config, 'event')} C-indices are the mean over repeats; 95% CIs by patient bootstrap "
             f"({metrics['bootstrap']['n_boot']} resamples, percentile). Risk groups: "
             f"{html.escape(str(config.get('risk_groups', 'median')))} cut-off learned on each training fold.</p>")
     parts.append("<h2>Discrimination and risk stratification</h2>")
@@ -292,6 +347,11 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
                "AUC (DeLong 95% CI)": estimate_text(pg.get("auc")),
                **{k: f"{pg[k]:.3f}" for k in ("accuracy", "f1", "recall", "specificity") if pg.get(k) is not None}}
         parts.append(_table(pd.DataFrame([row])))
+    return parts
+
+
+def _shared_sections(run: Path, config: dict, metrics: dict) -> list[str]:
+    parts = []
     filled = imputed_table(metrics.get("imputed", {}))
     if len(filled):
         parts.append("<h2>What was filled in</h2><p class='note'>Patients whose input was completed by the "
@@ -319,16 +379,16 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
         parts.append("<h2>Where the scores come from</h2>" + _table(
             pd.DataFrame([{"score": k, "source": v} for k, v in sources.items()])))
     notes = metrics.get("notes", [])
-    caveats = [
-        "Response scores (mRECIST and others) are assessed after treatment; as predictors of survival from "
-        "baseline they carry a landmark bias (patients must survive to be assessed).",
-        "Fixed scores take few distinct values: ties lower their C-index, and their td-AUC curves are stepwise.",
-    ]
+    if metrics.get("task") == "response":
+        caveats = ["The response is assessed after treatment: patients who died or left follow-up before the "
+                   "assessment have no label and are not part of this analysis.",
+                   "Accuracy, F1, sensitivity and specificity depend on the cut-off; the AUC does not."]
+    else:
+        caveats = [
+            "Response scores (mRECIST and others) are assessed after treatment; as predictors of survival from "
+            "baseline they carry a landmark bias (patients must survive to be assessed).",
+            "Fixed scores take few distinct values: ties lower their C-index, and their td-AUC curves are stepwise.",
+        ]
     parts.append("<h2>Notes and caveats</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes + caveats)
                  + "</ul>")
-    parts.append(f"<p class='note'>hccprog {html.escape(__version__)}; run folder {html.escape(str(run.name))}; "
-                 f"machine-readable results in metrics.json and predictions.csv; configuration in config.yaml.</p>")
-    parts.append("</body></html>")
-    path = run / "report.html"
-    atomic_write_text(path, "\n".join(parts))
-    return path
+    return parts

@@ -15,8 +15,8 @@ output (higher = worse), and, when the output defines one, its own survival func
   (DMMGNet's PFS and 1-year progression), Cox partial likelihood plus weighted cross-entropy on
   the patients whose status at the horizon is known; the risk is the log-hazard.
 
-Objectives that also classify expose ``class_columns`` and ``probabilities(out)``: the run writes
-them as ``p_<column>`` in ``predictions.csv``.
+Every objective declares ``class_columns``; those that also classify (a non-empty list) have
+``probabilities(out)``, which the run writes as ``p_<column>`` in ``predictions.csv``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def _harrell(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
 class CoxObjective:
     kind = "cox"
     outputs = 1
+    class_columns: ClassVar[list[str]] = []  # it does not classify
 
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return cox_loss(out.view(-1), event, time)
@@ -64,6 +65,7 @@ class DiscreteTimeObjective:
     is the score (a cut, e.g. 3 years)."""
 
     kind = "discrete"
+    class_columns: ClassVar[list[str]] = []
 
     def __init__(self, cuts: list[float], horizon: float) -> None:
         cuts = [float(c) for c in cuts]
@@ -105,6 +107,7 @@ class DiscreteTimeObjective:
 class BinaryObjective:
     kind = "binary"
     outputs = 1
+    class_columns: ClassVar[list[str]] = ["PD"]  # p_PD: the probability of the positive class
 
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(out.view(-1), event.to(out.dtype).view(-1))
@@ -114,6 +117,10 @@ class BinaryObjective:
 
     def survival(self, out: np.ndarray, times) -> None:
         return None
+
+    @staticmethod
+    def probabilities(out: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(out, float).reshape(len(out), 1)))
 
     def validation(self, time: np.ndarray, label: np.ndarray, risk: np.ndarray) -> dict:
         from sklearn.metrics import roc_auc_score
@@ -244,6 +251,12 @@ class CoxParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ResponseParams(BaseModel):
+    """The logistic response objective (PD = 1 against disease control) has no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class DiscreteTimeParams(BaseModel):
     """Interval ends and the horizon whose survival is the score, in years (DLOP_Combin: yearly)."""
 
@@ -277,6 +290,9 @@ def _per(unit_from: str, unit_to: str) -> float:
     return DAYS_PER_UNIT[unit_from] / DAYS_PER_UNIT[unit_to]
 
 
+RESPONSE_OBJECTIVE = "logistic-response"
+
+
 @dataclass(frozen=True)
 class ObjectiveKind:
     """An objective a model may declare (``ModelSpec.objective``): its typed parameters, the objective
@@ -307,6 +323,8 @@ OBJECTIVES: dict[str, ObjectiveKind] = {k.name: k for k in (
                       [m * _per("months", unit) for m in params.class_edges_months]),
                   network=lambda params: {"classes": len(params.class_edges_months) + 1}),
     ObjectiveKind("cox-progression", CoxProgressionParams, _cox_progression),
+    # every model on the response endpoint (one logit, binary cross-entropy)
+    ObjectiveKind(RESPONSE_OBJECTIVE, ResponseParams, lambda params, unit, network: BinaryObjective()),
 )}
 
 #: Every objective parameter, by name: the kind it belongs to (config files written before the

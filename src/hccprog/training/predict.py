@@ -22,7 +22,6 @@ import torch
 
 from hccprog import __version__
 from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
-from hccprog.baselines.run import surv_column
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.spec import DAYS_PER_UNIT
 from hccprog.errors import InputError, RunFolderError
@@ -34,6 +33,7 @@ from hccprog.runs import staged_run, write_csv, write_unscored, write_yaml
 from hccprog.safe_yaml import load_yaml
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
+from hccprog.training.engine import surv_column
 from hccprog.training.objectives import objective_from_state
 
 
@@ -194,7 +194,7 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
         surv = BreslowSurvival.from_state(desc["breslow"]).predict(risk, horizons)
     labels = [h * factor for h in horizons]  # ... labelled in the cohort's unit
     frame = _score_frame(desc["model"], data.ids, risk, surv, desc["risk_groups"]["cutoffs"], labels)
-    if hasattr(objective, "class_columns"):  # classes: p_<class> as the run-outputs spec names them
+    if objective.class_columns:  # classes: p_<class> as the run-outputs spec names them
         for name, col in zip(objective.class_columns, objective.probabilities(out).T, strict=True):
             frame[f"p_{name}"] = col
     frame["imputed"] = own_fills
@@ -307,8 +307,9 @@ def fills_by_patient(frame: pd.DataFrame) -> dict[str, list[str]]:
 def _validate_response(tmp: Path, run: Path, cohort: Cohort, frame: pd.DataFrame, config: dict) -> bool:
     """External validation of a response model where the new cohort has responses: outcomes.csv
     (the label) and metrics.json (AUC with DeLong's CI; classification at the training cut-off)."""
+    from hccprog.evaluation.classification import response_metrics
     from hccprog.runs import write_json
-    from hccprog.training.response import response_labels, response_metrics
+    from hccprog.training.engine import response_labels
 
     if cohort.spec.response is None:
         return False

@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from hccprog import __version__
 from hccprog.baselines.command import write_run_files
 from hccprog.baselines.cox import BivariateCoxFusion
-from hccprog.baselines.run import BaselinesConfig, FoldPrediction, run_baselines
+from hccprog.baselines.run import BaselinesConfig, LogisticSpec, run_baselines
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
+from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.fills import fill_notes
 from hccprog.models.registry import DEFAULT_MODEL, get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
@@ -40,8 +41,10 @@ from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
+from hccprog.training.engine import FoldPrediction, ResponseTask
 from hccprog.training.objectives import (
     PARAMETER_KINDS,
+    RESPONSE_OBJECTIVE,
     CoxObjective,
     CoxProgressionObjective,
     ObjectiveKind,
@@ -98,7 +101,7 @@ class TrainRunConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        kind = objective_kind(get_model(str(data.get("model") or DEFAULT_MODEL)).objective)
+        kind = _objective_of(str(data.get("model") or DEFAULT_MODEL), str(data.get("endpoint") or "os"))
         params = dict(data.get("objective_params") or {})
         for key in list(data):
             if key in PARAMETER_KINDS:
@@ -119,11 +122,15 @@ class TrainRunConfig(BaseModel):
         if self.training.slices_per_step and not spec.pools_slices:
             raise ValueError(f"training.slices_per_step: model '{self.model}' does not average over its slices "
                              "(a slice sequence or a volume); leave it unset")
+        if self.endpoint == "response" and self.clinical.include_response:
+            raise ValueError("clinical.include_response: the response is the label of the response endpoint; it "
+                             "cannot also be an input")
         return self
 
     @property
     def objective_kind(self) -> ObjectiveKind:
-        return objective_kind(get_model(self.model).objective)
+        """The model's own objective; every model on the response endpoint: the logistic one."""
+        return _objective_of(self.model, self.endpoint)
 
     def typed_objective_params(self) -> BaseModel:
         return self.objective_kind.params.model_validate(self.objective_params)
@@ -136,6 +143,10 @@ class TrainRunConfig(BaseModel):
     def objective(self, time_unit: str):
         """The training objective of the model, with times in the cohort's unit."""
         return self.objective_kind.build(self.typed_objective_params(), time_unit, self.network_config())
+
+
+def _objective_of(model: str, endpoint: str) -> ObjectiveKind:
+    return objective_kind(RESPONSE_OBJECTIVE if endpoint == "response" else get_model(model).objective)
 
 
 def resolve_config(preset: str = "cpu", **overrides) -> TrainRunConfig:
@@ -208,10 +219,9 @@ class DeepLearner:
         geo = data.geometry()
         self.build_for = (lambda p: spec.build(self.net_cfg, **geo, clinical_features=p)) if spec.clinical else \
             (lambda p: spec.build(self.net_cfg, **geo))
-        self.class_probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold -> (test positions, probabilities)
         self.labels = labels  # user-given class labels in the order of ``ids`` (-1 unknown), or None
-        self.imputed = data.imputed  # patient -> what preprocessing filled in (run_baselines writes it)
-        # 1 where a follow-up was carried forward (LOCF): the fusion's indicator (run_baselines)
+        self.imputed = data.imputed  # patient -> what preprocessing filled in (the engine writes it)
+        # 1 where a follow-up was carried forward (LOCF): the fusion's indicator (the engine's)
         self.fusion_indicator = None
         reads_followups = data.observed.shape[1] > 1 and spec.reads_followups(self.net_cfg)
         if cfg.fusion_locf and reads_followups:
@@ -251,7 +261,7 @@ class DeepLearner:
         """(mask of ``idx`` with tensors, raw network outputs of those)."""
         ok = self.pos[idx] >= 0
         if not ok.any():
-            return ok, np.zeros((0, getattr(self.objective, "outputs", 1)))
+            return ok, np.zeros((0, self.objective.outputs))
         clin = self._clin(tr, idx[ok])
         return ok, tr.outputs(self.data.x[self.pos[idx[ok]]], clin)
 
@@ -262,14 +272,21 @@ class DeepLearner:
             out[ok] = self.objective.risk(o)
         return out
 
+    def _columns(self, probs: np.ndarray | None) -> dict[str, np.ndarray]:
+        """``p_<class>`` columns of the test part, for objectives that classify."""
+        if probs is None or not self.objective.class_columns:
+            return {}
+        return {f"p_{c}": probs[:, k] for k, c in enumerate(self.objective.class_columns)}
+
     def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:
         name = f"fold-{s.repeat}-{s.fold}"
         saved = self.state_dir / f"{name}.npz"
         if saved.exists():
             try:
                 with np.load(saved, allow_pickle=False) as z:
-                    pred = FoldPrediction(z["train_risk"], z["test_risk"], z["test_surv"])
-                    probs = z["test_probs"] if "test_probs" in z.files else None
+                    surv = z["test_surv"] if z["test_surv"].ndim == 2 else None
+                    pred = FoldPrediction(z["train_risk"], z["test_risk"], surv,
+                                          self._columns(z["test_probs"] if "test_probs" in z.files else None))
                 history = json.loads((self.state_dir / f"{name}.json").read_text())["history"]
                 if len(pred.train_risk) != len(s.train) or len(pred.test_risk) != len(s.test):
                     raise ValueError("saved for another split")
@@ -279,8 +296,6 @@ class DeepLearner:
                 for suffix in (".npz", ".json", ".pt"):
                     (self.state_dir / f"{name}{suffix}").unlink(missing_ok=True)
             else:
-                if probs is not None:
-                    self.class_probs[name] = (np.asarray(s.test), probs)
                 self.histories[name] = history
                 if self.progress:
                     self.progress(f"{name}: resumed from {saved.name}", 1, 1)
@@ -292,30 +307,32 @@ class DeepLearner:
         test_risk = np.full(len(s.test), np.nan)
         if okt.any():
             test_risk[okt] = self.objective.risk(o_test)
-        surv = np.full((len(s.test), len(grid)), np.nan)
-        own = self.objective.survival(o_test, grid) if okt.any() else None
-        if own is not None:
-            surv[okt] = own
-        else:
-            ok = np.isfinite(train_risk)
-            base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
-            surv[okt] = base.predict(test_risk[okt], grid)
+        surv = None
+        if grid:  # a survival task: the objective's own survival, or Breslow's on the training risks
+            surv = np.full((len(s.test), len(grid)), np.nan)
+            own = self.objective.survival(o_test, grid) if okt.any() else None
+            if own is not None:
+                surv[okt] = own
+            else:
+                ok = np.isfinite(train_risk)
+                base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
+                surv[okt] = base.predict(test_risk[okt], grid)
         self.fold_seconds[name] = time.perf_counter() - t0
         self.histories[name] = tr.history_
         tr.save(self.state_dir / f"{name}.pt")
         write_json(self.state_dir / f"{name}.json", {"history": tr.history_, "best_epoch": tr.best_epoch_,
                                                      "seconds": self.fold_seconds[name]})
-        extra = {}
-        if hasattr(self.objective, "class_columns"):
+        extra, probs = {}, None
+        if self.objective.class_columns:
             probs = np.full((len(s.test), len(self.objective.class_columns)), np.nan)
             if okt.any():
                 probs[okt] = self.objective.probabilities(o_test)
-            self.class_probs[name] = (np.asarray(s.test), probs)
             extra["test_probs"] = probs
         tmp = self.state_dir / f".{name}.tmp.npz"
-        np.savez(tmp, train_risk=train_risk, test_risk=test_risk, test_surv=surv, **extra)
+        np.savez(tmp, train_risk=train_risk, test_risk=test_risk,
+                 test_surv=surv if surv is not None else np.zeros(0), **extra)
         tmp.replace(saved)
-        return FoldPrediction(train_risk, test_risk, surv)
+        return FoldPrediction(train_risk, test_risk, surv, self._columns(probs))
 
 
 def _state_key(marker: Path) -> str | None:
@@ -329,22 +346,25 @@ def _state_key(marker: Path) -> str | None:
 def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path, *, overwrite: bool = False,
               cache_dir: Path | None = None, extra_scores: pd.DataFrame | None = None,
               progress: Progress | None = None) -> tuple[Path, dict]:
-    """Cross-validate ``cfg.model`` and the baselines on ``cohort``; write the run folder ``out``.
+    """Cross-validate ``cfg.model`` beside the clinical baselines of its endpoint on ``cohort`` (one
+    engine for survival endpoints and the response); write the run folder ``out``.
 
     ``extra_scores`` (indexed by patient id) are reported as fixed scores beside the models, e.g.
     the true log-hazard of a synthetic cohort as the oracle."""
     out = Path(out)
-    if cfg.endpoint == "response" and "response" not in cohort.endpoints:
-        from hccprog.training.response import response_run
-
-        return response_run(cohort, cohort_path, cfg, out, overwrite=overwrite, cache_dir=cache_dir, progress=progress,
-                            extra_scores=extra_scores)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
-    outcomes = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
-    ids = list(outcomes.index)
-    t = outcomes["time"].to_numpy(float)
-    e = outcomes["event"].to_numpy(int)
+    response = cfg.endpoint == "response"
+    clin_cfg = cfg.clinical
+    if response:
+        task = ResponseTask.of(cohort)
+        ids, t, e = task.ids, np.ones(len(task.ids)), task.labels
+        clin_cfg = cfg.clinical.model_copy(update={"screening": "none"})  # Cox screening needs survival outcomes
+    else:
+        outcomes = cohort.outcomes(cfg.endpoint, unit=cohort.time_unit)
+        ids = list(outcomes.index)
+        t = outcomes["time"].to_numpy(float)
+        e = outcomes["event"].to_numpy(int)
     tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
     data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=ids, progress=tick)
     if data.skipped:
@@ -363,36 +383,40 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     write_json(marker, {"key": key, "hccprog_version": __version__})
 
     spec = get_model(cfg.model)
-    clinical = clinical_frame(cohort, ids, cfg.clinical) if spec.clinical else None
+    run_cfg = cfg.model_copy(update={"clinical": clin_cfg})
+    clinical = clinical_frame(cohort, ids, clin_cfg) if spec.clinical else None
     objective = cfg.objective(cohort.time_unit)
     labels = None
     class_column = cfg.objective_params.get("class_column")
     if class_column and isinstance(objective, RiskClassObjective):
         labels = class_labels_from_column(cohort, ids, class_column, objective.outputs)
-    learner = DeepLearner(cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
+    learner = DeepLearner(run_cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
                           labels=labels)
     name = cfg.model
-    fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
-    bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
-                           n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox")
+    if response:
+        bcfg = BaselinesConfig(endpoint="response", cv=cfg.cv, n_boot=cfg.n_boot, seed=cfg.seed,
+                               logistic_models={"clinical_logistic": LogisticSpec(covariates=clin_cfg.covariates)},
+                               reference="clinical_logistic")
+        fusions = []
+    else:
+        bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
+                               n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox")
+        fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
-
-    if learner.class_probs:
-        res.predictions = _with_class_probabilities(res.predictions, name, learner.class_probs, ids,
-                                                    learner.objective.class_columns)
-    final = None
-    if cfg.final_model:
-        final = _final_model(learner, res, cfg, t, e)
+    final = _final_model(learner, res, cfg, t, e) if cfg.final_model else None
     with staged_run(out, overwrite=overwrite) as tmp:
+        what = "response (PD vs disease control)" if response else cfg.endpoint
         extra = {
             "command": "train",
-            "title": f"{name} and clinical baselines: {cohort.name}, {cfg.endpoint}",
+            "title": f"{name} and clinical baselines: {cohort.name}, {what}",
             "model": name,
             "train": cfg.model_dump(mode="json"),
             "network_resolved": learner.net_cfg.model_dump(mode="json"),
             "preprocessing_stats": data.stats,
         }
+        if response:  # the run itself never screens by Cox
+            extra["clinical_resolved"] = clin_cfg.model_dump(mode="json")
         if isinstance(learner.objective, RiskClassObjective):
             extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
                                      "edges_months": cfg.objective_params["class_edges_months"],
@@ -415,6 +439,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
                 (tmp / "models").mkdir(exist_ok=True)
                 shutil.copy2(src, tmp / "models" / f"{name}_{fold}.pt")
         if final is not None:
+            (tmp / "models").mkdir(exist_ok=True)
             torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
             write_json(tmp / "models" / f"{name}.json", final)
         metrics = evaluate_run(tmp)
@@ -422,30 +447,20 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     return out / "report.html", metrics
 
 
-def _with_class_probabilities(preds: pd.DataFrame, model: str, probs: dict[str, tuple[np.ndarray, np.ndarray]],
-                              ids: list[str], columns: list[str]) -> pd.DataFrame:
-    """``p_<class>`` columns (out-of-fold class probabilities) on the rows of ``model``."""
-    rows = []
-    for fold, (pos, p) in probs.items():
-        repeat = int(fold.split("-")[1])
-        for i, row in zip(pos, p, strict=True):
-            if np.isfinite(row).all():
-                rows.append({"patient_id": ids[i], "model": model, "repeat": repeat,
-                             **{f"p_{c}": float(v) for c, v in zip(columns, row, strict=True)}})
-    if not rows:
-        return preds
-    return preds.merge(pd.DataFrame(rows), on=["patient_id", "model", "repeat"], how="left")
-
-
 def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
-    """Refit on every patient; the Breslow baseline and risk-group cut-offs are learned on all
-    patients too, and so is the fusion with the clinical Cox score (RadCLN: ``<model>+clinical``),
-    from the final network's risks and the clinical Cox model refitted on all patients. ``predict``
-    applies both."""
+    """Refit on every patient for ``predict``.
+
+    Survival: the Breslow baseline and risk-group cut-offs are learned on all patients too, and so
+    is the fusion with the clinical Cox score (RadCLN: ``<model>+clinical``), from the final
+    network's risks and the clinical Cox model refitted on all patients; ``predict`` applies both.
+    Response: the Youden cut-off of the refitted model on all patients (the one ``predict`` applies)."""
     idx = np.arange(len(t))
     tr = learner.fit(idx, cfg.seed, "final model (all patients)")
     risk = learner.risk(tr, idx)
     ok = np.isfinite(risk)
+    if res.task == "response":
+        return model_description(learner, tr, cfg, task="response", positive_class="PD",
+                                 threshold=youden_threshold(e[ok], risk[ok]))
     horizons = res.horizons
     extra = _score_description(risk[ok], t[ok], e[ok], cfg, horizons)
     clinical = res.full_models.get(cfg.fuse_with) if cfg.fuse_with else None
