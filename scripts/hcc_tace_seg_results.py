@@ -74,6 +74,7 @@ def main() -> int:
                 if src.exists():
                     shutil.copyfile(src, figdir / f"{endpoint}_{fig}")
             sections.append(_section(endpoint, metrics, seconds))
+        sections.append(_tace_scores(cohort))
         page = _page(sections, args)
         atomic_write_text(args.out / "hcc-tace-seg.md", page)
         print(f"wrote {args.out / 'hcc-tace-seg.md'}")
@@ -121,6 +122,32 @@ def _section(endpoint: str, metrics: dict, seconds: float) -> str:
             f"![clinical Cox hazard ratios](hcc-tace-seg/{endpoint}_forest_model_clinical_cox.png)", "",
             f"![clinical Cox nomogram](hcc-tace-seg/{endpoint}_nomogram_clinical_cox.png)", ""]
     return "\n".join(out)
+
+
+def _tace_scores(cohort) -> str:
+    """Which TACE scores this table allows, for how many patients, and what the others lack."""
+    from hccprog.baselines.scores import compute_scores, score_inputs_missing
+    from hccprog.baselines.tace_scores import TACE_SCORE_INPUTS
+
+    scores, sources = compute_scores(cohort)
+    n = len(scores)
+    rows = []
+    for name in TACE_SCORE_INPUTS:
+        if name in scores.columns and scores[name].notna().any():
+            known = int(scores[name].notna().sum())
+            rows.append({"score": name, "patients with a value": f"{known} of {n}", "source": sources.get(name, ""),
+                         "run above": "yes" if known >= n / 2 else "no: known for fewer than half the patients"})
+        else:
+            rows.append({"score": name, "patients with a value": f"0 of {n}",
+                         "source": "not computable: the table has no " + ", ".join(score_inputs_missing(cohort, name)),
+                         "run above": "no"})
+    import pandas as pd
+
+    return "\n".join(["## TACE scores on this table", "",
+                       "The TACE-specific scores of `hccprog.baselines.tace_scores` where the table's columns allow "
+                       "them. The tumour burden (largest size + number) needs a count, and this table says only "
+                       "uni- or multinodular; it has no albumin, bilirubin or AST, and nothing of the course "
+                       "between the first and second TACE (ART, ABCR).", "", _md(pd.DataFrame(rows)), ""])
 
 
 def _page(sections: list[str], args) -> str:

@@ -123,8 +123,10 @@ def _code_strings(path: Path) -> list[str]:
 
 def test_training_reports_and_cli_name_no_model():
     """What is specific to a model lives in its module under ``models/``."""
-    families = sorted({n.split("-")[0] for n in model_names()})
-    assert {"crnn", "dlop", "cldca", "progswin", "dmmgnet"} <= set(families)
+    from hccprog.models.registry import get_model
+
+    families = sorted({get_model(n).config.__module__.rsplit(".", 1)[-1] for n in model_names()})
+    assert {"crnn", "dlop", "cldca", "progswin", "dmmgnet", "radiomics"} <= set(families)
     pattern = re.compile("|".join(families), re.IGNORECASE)
     files = [*sorted((ROOT / "training").glob("*.py")), *sorted((ROOT / "reports").glob("*.py")), ROOT / "cli.py"]
     named = {str(f.relative_to(ROOT)): sorted({s for s in _code_strings(f) if pattern.search(s)}) for f in files}

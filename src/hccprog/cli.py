@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hccprog import __version__
-from hccprog.errors import ConfigError, HccprogError, RunFolderError, check_writable, describe
+from hccprog.errors import ConfigError, HccprogError, OutputExistsError, RunFolderError, check_writable, describe
 from hccprog.models.registry import DEFAULT_ABLATION_MODEL, DEFAULT_MODEL
 
 out = Console()
@@ -745,6 +745,69 @@ def propagate(
         out.print(f"note: {row.patient_id} {row.timepoint}: {row.status}")
     out.print(f"QC figures: {dest / 'qc'}; figure of merit: {dest / 'propagation.csv'}")
     out.print(f"cohort file: {dest / 'cohort.yaml'}")
+
+
+@app.command()
+def features(
+    cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml.")],
+    dest: Annotated[Path, typer.Option("--out", help="The table to write: .parquet or .csv.")] = Path(
+        "features.parquet"),
+    config: Annotated[Path | None, typer.Option(help="YAML of radiomics settings (FeatureConfig: resample_mm, "
+                                                "bin_width_ct, filters, regions, ring_mm, ...).")] = None,
+    perturbations: Annotated[bool, typer.Option(help="Also the rows of the tumor's eroded and dilated masks "
+                                                "(column perturbation).")] = False,
+    cache: Annotated[Path | None, typer.Option(help="Feature cache folder (default $HCCPROG_CACHE or "
+                                               "~/.cache/hccprog).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing table.")] = False,
+) -> None:
+    """Radiomics features (PyRadiomics, IBSI-aligned settings) of every patient, time point, series and region
+    (tumor, liver, peritumoral ring) as one long table: patient_id, timepoint, series, region, feature, value.
+    The settings are written beside it (<name>.settings.yaml); extraction is cached by content."""
+    cohort = _cohort_path(cohort)
+    from hccprog.preprocessing.features import FeatureConfig, extract_features
+    from hccprog.runs import write_yaml
+
+    if dest.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"--out {dest}: the table is written as .parquet or .csv")
+    if dest.exists() and not overwrite:
+        raise OutputExistsError(f"{dest} exists; pass --overwrite to replace it", file=dest)
+    check_writable(dest.parent if str(dest.parent) else Path("."))
+    cfg = _validated(FeatureConfig, _read_config(config, "features"), config)
+    c = _load_for_run(cohort, images=True)
+    started = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("extracting image features", total=None)
+        got = extract_features(c, cfg, cache_dir=cache, progress=lambda d, n: bar.update(task, completed=d, total=n))
+    table = got.table if perturbations else got.table[got.table["perturbation"] == "original"].drop(
+        columns="perturbation")
+    _write_table(dest, table.drop(columns="timepoint_index"))
+    write_yaml(dest.with_name(f"{dest.stem}.settings.yaml"),
+               {"hccprog_version": __version__, "cohort": str(cohort.resolve()),
+                "features": cfg.model_dump(mode="json"), "series": got.channels, "stats": got.stats,
+                "skipped": got.skipped, "imputed": got.imputed})
+    for pid, why in got.skipped.items():
+        out.print(f"note: {pid} skipped: {why}")
+    out.print(f"{got.stats['patients']} patients, {got.stats['timepoints']} time points, {len(table)} rows in "
+              f"{time.perf_counter() - started:.1f} s: {dest}")
+
+
+def _write_table(path: Path, frame) -> None:
+    """``frame`` to ``path`` (.parquet or .csv), written aside and moved into place."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:

@@ -17,14 +17,17 @@ from hccprog.cohort.tables import normalize_category, parse_number, read_table
      ("child_pugh", "A", 1), ("child_pugh", "C", 3), ("child_pugh", "B7", 7), ("child_pugh", "9", 9),
      ("albi", "2", 2), ("albi", "-2.71", -2.71), ("hap", "D", 3), ("mrecist", "PD", 4),
      ("mrecist", "2", 2), ("tnm", "Stage-IIIB", 4), ("tnm", "Stage-IVA", 6), ("ecog", "1", 1),
-     ("my_score", "0.42", 0.42)],
+     ("my_score", "0.42", 0.42), ("six_and_twelve", "B", 2), ("six_and_twelve", "3", 3),
+     ("seven_eleven", "A", 1), ("up_to_seven", "beyond", 1), ("up_to_seven", "In", 0), ("mhap2", "mHAP-II C", 2),
+     ("art", "2.5", 2.5), ("abcr", "-3", -3)],
 )
 def test_score_spellings(name, cell, value):
     assert parse_score(name, cell) == pytest.approx(value)
 
 
 @pytest.mark.parametrize(("name", "cell"), [("bclc", "Stage-E"), ("clip", "Stage_ 0-2"),
-                                            ("child_pugh", "D"), ("okuda", "IV"), ("my_score", "high")])
+                                            ("child_pugh", "D"), ("okuda", "IV"), ("my_score", "high"),
+                                            ("art", "2.7"), ("abcr", "7"), ("up_to_seven", "maybe")])
 def test_bad_score_values(name, cell):
     with pytest.raises(ValueError, match=name):
         parse_score(name, cell)

@@ -20,6 +20,8 @@ Definitions (points):
 - BCLC (simplified from the 2022 update): D if Child-Pugh C or ECOG > 2; C if portal invasion,
   extrahepatic spread or ECOG 1-2; 0 if single <= 2 cm; A if single, or <= 3 nodules <= 3 cm;
   B otherwise.
+- The TACE scores (six-and-twelve, up-to-seven, seven-eleven, mHAP-II, ART, ABCR): see
+  ``baselines.tace_scores``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from hccprog.baselines.tace_scores import compute_tace_scores
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.scores import parse_score
 from hccprog.cohort.tables import is_missing
@@ -42,13 +45,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "afp": ("afp", "alpha_fetoprotein"),
     "pvtt": ("pvtt", "pvt", "portal_vein_thrombosis", "portal vein thrombosis"),
     "metastasis": ("metastasis", "extrahepatic_spread", "ehs"),
-    "tumor_count": ("tumor_count", "tumour_count", "n_tumors", "n_nodules"),
+    "tumor_count": ("tumor_count", "tumour_count", "n_tumors", "n_nodules", "tumor_nodul", "nodularity"),
     "tumor_size_cm": ("tumor_size_cm", "tumour_size_cm", "max_tumor_size_cm", "tr_size"),
     "tumor_extent": ("tumor_extent", "tumour_extent", "t_involvment", "t_involvement"),
     "ecog": ("ecog", "ecog_ps", "performance_status"),
     "child_pugh_class": ("child_pugh", "cps", "child_pugh_class"),
+    # the course after the first TACE (ART, ABCR): AST and Child-Pugh points before the second one
+    "ast": ("ast", "sgot", "aspartate_aminotransferase"),
+    "ast_after": ("ast_after", "ast_post", "ast_after_tace", "ast_before_second_tace"),
+    "child_pugh_after": ("child_pugh_after", "child_pugh_points_after", "cp_points_after", "cps_after"),
 }
-COMPUTABLE = ("child_pugh", "albi", "clip", "okuda", "hap", "bclc")
+COMPUTABLE = ("child_pugh", "albi", "clip", "okuda", "hap", "bclc", "six_and_twelve", "up_to_seven", "seven_eleven",
+              "mhap2", "art", "abcr")
 SEVERITY = {"none": 0, "absent": 0, "no": 0, "0": 0, "mild": 1, "slight": 1, "1": 1, "moderate": 2,
             "severe": 2, "moderate-severe": 2, "2": 2, "3": 2, "yes": 1}
 
@@ -127,8 +135,12 @@ def _inputs_frame(cohort: Cohort) -> pd.DataFrame:
         if role in cols:
             out[role] = t[cols[role]].map(_yes)
     if "tumor_count" in cols:
+        # "multinodular" is two or more (enough for "multiple"); the exact number only from a count
         out["tumor_count"] = t[cols["tumor_count"]].map(
             lambda v: 2.0 if str(v).strip().lower().startswith("multi") else (
+                1.0 if str(v).strip().lower().startswith("uni") else _number(v)))
+        out["tumor_number"] = t[cols["tumor_count"]].map(
+            lambda v: math.nan if str(v).strip().lower().startswith("multi") else (
                 1.0 if str(v).strip().lower().startswith("uni") else _number(v)))
     if "tumor_size_cm" in cols:
         out["tumor_size_cm"] = t[cols["tumor_size_cm"]].map(_number)
@@ -136,6 +148,11 @@ def _inputs_frame(cohort: Cohort) -> pd.DataFrame:
         out["extent_over_half"] = t[cols["tumor_extent"]].map(_extent_over_half)
     if "ecog" in cols:
         out["ecog"] = t[cols["ecog"]].map(_number)
+    for role in ("ast", "ast_after", "child_pugh_after"):
+        if role in cols:
+            out[role] = t[cols[role]].map(_number)
+    if "child_pugh_after" in out:  # points 5..15 (a class letter is not enough for a change in points)
+        out["child_pugh_after"] = out["child_pugh_after"].where(out["child_pugh_after"].between(5, 15))
     if "child_pugh_class" in cols:
         out["child_pugh_given"] = t[cols["child_pugh_class"]].map(
             lambda v: np.nan if is_missing(str(v)) else _safe_cp(str(v)))
@@ -212,6 +229,19 @@ def compute_scores(cohort: Cohort) -> tuple[pd.DataFrame, dict[str, str]]:
         ok = cp_class.notna() & x[["ecog", "pvtt", "tumor_count", "tumor_size_cm"]].notna().all(axis=1)
         comp["bclc"] = pd.Series(stage, index=x.index).where(ok)
         sources.setdefault("bclc", "computed from Child-Pugh, ECOG, PVTT, metastasis, tumour count and size")
+    cp_points = comp.get("child_pugh")
+    if "child_pugh" in given.columns:  # table points (5..15) win; a class (1..3) is no score in points
+        table_points = given["child_pugh"].where(given["child_pugh"] >= 5)
+        cp_points = table_points if cp_points is None else table_points.fillna(cp_points)
+    bclc = given["bclc"].fillna(comp["bclc"]) if "bclc" in given.columns and "bclc" in comp.columns else (
+        given["bclc"] if "bclc" in given.columns else comp.get("bclc"))
+    responded = None
+    if cohort.spec.response:
+        responded = cohort.responses().map({"CR": 1.0, "PR": 1.0, "SD": 0.0, "PD": 0.0}).astype(float)
+    tace, tace_sources = compute_tace_scores(x, cp_points=cp_points, bclc=bclc, responded=responded)
+    for name in tace.columns:
+        comp[name] = tace[name]
+        sources.setdefault(name, tace_sources[name])
     out = given.copy()
     for name in comp.columns:
         if name in out.columns:
@@ -224,3 +254,31 @@ def compute_scores(cohort: Cohort) -> tuple[pd.DataFrame, dict[str, str]]:
         sources["mrecist"] = f"response column '{cohort.spec.response}' (CR 1 < PR < SD < PD 4)"
     out.index.name = "patient_id"
     return out.astype(float), {k: sources[k] for k in out.columns if k in sources}
+
+
+def score_inputs_missing(cohort: Cohort, name: str) -> list[str]:
+    """What a TACE score (``tace_scores.TACE_SCORE_INPUTS``) needs that the cohort's table lacks
+    (empty when every input is there)."""
+    from hccprog.baselines.tace_scores import TACE_SCORE_INPUTS
+
+    found = _find_inputs(cohort)
+    x = _inputs_frame(cohort)
+    cp_inputs = ("albumin", "bilirubin", "inr", "ascites", "encephalopathy")
+    missing = []
+    for role in TACE_SCORE_INPUTS[name]:
+        if role == "response":
+            ok = cohort.spec.response is not None
+        elif role == "bclc":
+            ok = "bclc" in cohort.spec.scores or {"ecog", "pvtt", "tumor_count", "tumor_size_cm"} <= set(found)
+        elif role == "child_pugh points":
+            given = cohort.scores()["child_pugh"] if "child_pugh" in cohort.spec.scores else None
+            ok = all(r in found for r in cp_inputs) or (given is not None and bool((given >= 5).any()))
+            role = "Child-Pugh points (or their five inputs)"
+        elif role == "tumor_count" and name != "mhap2":
+            ok = "tumor_number" in x and bool(x["tumor_number"].notna().any())
+            role = "tumour count (a number, not only uni- or multinodular)"
+        else:
+            ok = role in found
+        if not ok:
+            missing.append(role)
+    return missing

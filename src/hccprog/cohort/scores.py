@@ -26,6 +26,12 @@ KNOWN_SCORES: dict[str, str] = {
     "easl": "EASL response CR < PR < SD < PD (or 1..4)",
     "tnm": "TNM stage I < II < IIIA < IIIB < IIIC < IVA < IVB",
     "ecog": "ECOG performance status 0..4",
+    "six_and_twelve": "six-and-twelve stratum A < B < C (or 1..3)",
+    "up_to_seven": "up-to-seven in < out (or 0/1)",
+    "seven_eleven": "seven-eleven stratum A < B < C (or 1..3)",
+    "mhap2": "mHAP-II class A < B < C < D",
+    "art": "ART points 0..8",
+    "abcr": "ABCR points -3..6",
 }
 
 RESPONSE_CLASSES = ("CR", "PR", "SD", "PD")
@@ -124,6 +130,22 @@ def parse_score(name: str, cell: str) -> float | None:
             raise ValueError
         if name == "ecog":
             return _integer(_strip_prefix(text, "ecog", "ps"), 0, 4)
+        if name in ("six_and_twelve", "seven_eleven"):
+            t = _strip_prefix(text, "stratum", "group", "class")
+            return _letters(t, "ABC") + 1 if len(t) == 1 and t.upper() in "ABC" else _integer(t, 1, 3)
+        if name == "up_to_seven":
+            t = text.strip().lower()
+            words = {"in": 0.0, "within": 0.0, "inside": 0.0, "out": 1.0, "beyond": 1.0, "outside": 1.0}
+            return words[t] if t in words else _integer(t, 0, 1)
+        if name == "mhap2":
+            return _letters(_strip_prefix(text, "mhap-ii", "mhap2", "mhap", "class"), "ABCD")
+        if name == "art":
+            value = float(text)
+            if not 0 <= value <= 8 or (2 * value) % 1:
+                raise ValueError
+            return value
+        if name == "abcr":
+            return _integer(text, -3, 6)
         return float(text)  # a score hccprog does not know: numeric, higher = worse
     except (ValueError, KeyError, TypeError):
         what = KNOWN_SCORES.get(name, "a number (unknown scores must be numeric, higher = worse)")

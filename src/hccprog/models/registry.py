@@ -21,7 +21,9 @@ class ModelSpec:
     # cox-progression: a log-hazard and the logit of progression within a horizon
     objective: str = "cox"
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
-    input: str = "slices"  # slices: SliceConfig tensors; volume: VolumeConfig tensors
+    # slices: SliceConfig tensors; volume: VolumeConfig tensors; features: FeatureConfig features, and
+    # ``build(cfg, task=, seed=)`` gives a pipeline with ``fit(X, time, event, perturbed=)`` and ``risk(X)``
+    input: str = "slices"
     # averages its encoder's features over the representative slices (order-free): training may then
     # draw a subset of them per step (``training.slices_per_step``)
     pools_slices: bool = False
@@ -35,6 +37,8 @@ class ModelSpec:
     reads_followups: Callable[[BaseModel], bool] = lambda cfg: True
     # the module (``dict(net.named_modules())`` key) whose activations saliency methods read
     saliency_layer: str | None = None
+    # a classifier of the response only (``--endpoint response``), e.g. the radiomics naive Bayes
+    response_only: bool = False
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -122,6 +126,27 @@ def _load_builtin() -> None:
                        "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
                        ablations=_dmmgnet_ablations(),
                        presets=dmmgnet.PRESETS, saliency_layer="branches.3.net"))
+
+    from hccprog.models import radiomics
+    from hccprog.models.radiomics import RadiomicsModelConfig
+
+    survival = {"cox": ("lasso", "LASSO-Cox (penalty by inner CV); on the response, L1 logistic regression"),
+                "xgb": ("xgb", "gradient-boosted Cox (XGBoost survival:cox); on the response, XGBoost")}
+    for delta in (False, True):
+        for suffix, (learner, what) in survival.items():
+            name = f"{'delta-' if delta else ''}radiomics-{suffix}"
+            inputs = ("baseline features and their change to the first follow-up" if delta
+                      else "baseline features")
+            register(ModelSpec(name, f"Radiomics ({inputs}: tumor, liver, peritumoral ring; PyRadiomics), {what}",
+                               RadiomicsModelConfig, radiomics.build, defaults={"learner": learner, "delta": delta},
+                               input="features", presets=radiomics.PRESETS, reads_followups=lambda cfg: cfg.delta))
+    classifiers = {"logistic": "L2 logistic regression", "nb": "Gaussian naive Bayes", "rf": "random forest",
+                   "svm": "SVM (RBF kernel)", "dt": "decision tree"}
+    for learner, what in classifiers.items():
+        register(ModelSpec(f"radiomics-{learner}", f"Radiomics classifier of the response (ProgSwin-UNETR's "
+                           f"comparators): {what} on baseline features", RadiomicsModelConfig, radiomics.build,
+                           defaults={"learner": learner, "delta": False}, input="features",
+                           presets=radiomics.PRESETS, reads_followups=lambda cfg: cfg.delta, response_only=True))
 
 
 def _dmmgnet_ablations() -> dict[str, dict]:

@@ -385,8 +385,9 @@ def _shared_sections(run: Path, config: dict, metrics: dict) -> list[str]:
                    "Accuracy, F1, sensitivity and specificity depend on the cut-off; the AUC does not."]
     else:
         caveats = [
-            "Response scores (mRECIST and others) are assessed after treatment; as predictors of survival from "
-            "baseline they carry a landmark bias (patients must survive to be assessed).",
+            "Response scores (mRECIST and others) and the scores of the course after the first TACE (ART, ABCR) are "
+            "assessed after treatment; as predictors of survival from baseline they carry a landmark bias "
+            "(patients must survive to be assessed).",
             "Fixed scores take few distinct values: ties lower their C-index, and their td-AUC curves are stepwise.",
         ]
     parts.append("<h2>Notes and caveats</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes + caveats)

@@ -33,15 +33,17 @@ from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.fills import fill_notes
 from hccprog.models.registry import DEFAULT_MODEL, get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
+from hccprog.preprocessing.features import FeatureConfig
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.preprocessing.volumes import VolumeConfig
 from hccprog.reports.report import evaluate_run
-from hccprog.runs import staged_run, write_json, write_unscored
+from hccprog.runs import staged_run, write_csv, write_json, write_unscored
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
 from hccprog.training.engine import FoldPrediction, ResponseTask
+from hccprog.training.features import FeatureLearner, prepare_features, selection_table
 from hccprog.training.objectives import (
     PARAMETER_KINDS,
     RESPONSE_OBJECTIVE,
@@ -57,12 +59,15 @@ Progress = Callable[[str, float, float], None]
 
 def _preprocessing_kind(value) -> str:
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return "volume" if kind == "volume" else "slices"
+    return kind if kind in ("volume", "features") else "slices"
 
 
-#: Representative 2D slices (``SliceConfig``) or masked 3D volumes (``VolumeConfig``, ``kind: volume``).
-Preprocessing = Annotated[Annotated[SliceConfig, Tag("slices")] | Annotated[VolumeConfig, Tag("volume")],
-                          Discriminator(_preprocessing_kind)]
+#: Representative 2D slices (``SliceConfig``), masked 3D volumes (``VolumeConfig``, ``kind: volume``)
+#: or radiomics features (``FeatureConfig``, ``kind: features``), as the model's ``input`` says.
+Preprocessing = Annotated[Annotated[SliceConfig, Tag("slices")] | Annotated[VolumeConfig, Tag("volume")]
+                          | Annotated[FeatureConfig, Tag("features")], Discriminator(_preprocessing_kind)]
+INPUT_CONFIGS = {"slices": (SliceConfig, "representative slices"), "volume": (VolumeConfig, "kind: volume"),
+                 "features": (FeatureConfig, "kind: features")}
 
 
 log = logging.getLogger("hccprog")
@@ -114,14 +119,16 @@ class TrainRunConfig(BaseModel):
     @model_validator(mode="after")
     def _input_matches_model(self) -> TrainRunConfig:
         spec = get_model(self.model)
-        wanted = VolumeConfig if spec.input == "volume" else SliceConfig
+        wanted, what = INPUT_CONFIGS[spec.input]
         if not isinstance(self.preprocessing, wanted):
-            raise ValueError(f"model '{self.model}' needs {spec.input} preprocessing "
-                             f"({'kind: volume' if spec.input == 'volume' else 'representative slices'}); "
+            raise ValueError(f"model '{self.model}' needs {spec.input} preprocessing ({what}); "
                              f"got {type(self.preprocessing).__name__}")
         if self.training.slices_per_step and not spec.pools_slices:
             raise ValueError(f"training.slices_per_step: model '{self.model}' does not average over its slices "
                              "(a slice sequence or a volume); leave it unset")
+        if spec.response_only and self.endpoint != "response":
+            raise ValueError(f"model '{self.model}' classifies the treatment response: use it with --endpoint "
+                             "response")
         if self.endpoint == "response" and self.clinical.include_response:
             raise ValueError("clinical.include_response: the response is the label of the response endpoint; it "
                              "cannot also be an input")
@@ -365,33 +372,41 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         ids = list(outcomes.index)
         t = outcomes["time"].to_numpy(float)
         e = outcomes["event"].to_numpy(int)
-    tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
-    data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=ids, progress=tick)
-    if data.skipped:
-        log.warning("%s cannot use %d of %d patients (scored by the clinical models only, listed in unscored.csv "
-                    "and the report): %s", cfg.model, len(data.skipped), len(ids),
-                    "; ".join(f"{p}: {why}" for p, why in list(data.skipped.items())[:10])
-                    + (" ..." if len(data.skipped) > 10 else ""))
-
-    state_dir = out.parent / f".{out.name}.partial"
-    key = _digest({"config": cfg.model_dump(mode="json"), "ids": ids, "data": data.ids,
-                   "x": hashlib.sha256(data.x.tobytes()).hexdigest()})
-    marker = state_dir / "state.json"
-    if state_dir.exists() and _state_key(marker) != key:
-        shutil.rmtree(state_dir)  # another configuration or cohort (or a damaged marker): start afresh
-    state_dir.mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"key": key, "hccprog_version": __version__})
-
     spec = get_model(cfg.model)
-    run_cfg = cfg.model_copy(update={"clinical": clin_cfg})
-    clinical = clinical_frame(cohort, ids, clin_cfg) if spec.clinical else None
     objective = cfg.objective(cohort.time_unit)
+    state_dir = out.parent / f".{out.name}.partial"
     labels = None
     class_column = cfg.objective_params.get("class_column")
-    if class_column and isinstance(objective, RiskClassObjective):
-        labels = class_labels_from_column(cohort, ids, class_column, objective.outputs)
-    learner = DeepLearner(run_cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
-                          labels=labels)
+    if spec.input == "features":
+        features = prepare_features(cohort, cfg.preprocessing, ids, cache_dir=cache_dir, progress=progress)
+        skipped, imputed, stats = features.skipped, features.imputed, features.stats
+        net_cfg = cfg.network_config()
+        learner = FeatureLearner(spec, net_cfg, features, ids, t, e, task="response" if response else "survival",
+                                 delta=net_cfg.delta, progress=progress)
+        state_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
+        data = preprocess_cohort(cohort, cfg.preprocessing, cache_dir=cache_dir, ids=ids, progress=tick)
+        skipped, imputed, stats = data.skipped, data.imputed, data.stats
+        key = _digest({"config": cfg.model_dump(mode="json"), "ids": ids, "data": data.ids,
+                       "x": hashlib.sha256(data.x.tobytes()).hexdigest()})
+        marker = state_dir / "state.json"
+        if state_dir.exists() and _state_key(marker) != key:
+            shutil.rmtree(state_dir)  # another configuration or cohort (or a damaged marker): start afresh
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"key": key, "hccprog_version": __version__})
+        run_cfg = cfg.model_copy(update={"clinical": clin_cfg})
+        clinical = clinical_frame(cohort, ids, clin_cfg) if spec.clinical else None
+        if class_column and isinstance(objective, RiskClassObjective):
+            labels = class_labels_from_column(cohort, ids, class_column, objective.outputs)
+        learner = DeepLearner(run_cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
+                              labels=labels)
+        net_cfg = learner.net_cfg
+    if skipped:
+        log.warning("%s cannot use %d of %d patients (scored by the clinical models only, listed in unscored.csv "
+                    "and the report): %s", cfg.model, len(skipped), len(ids),
+                    "; ".join(f"{p}: {why}" for p, why in list(skipped.items())[:10])
+                    + (" ..." if len(skipped) > 10 else ""))
     name = cfg.model
     if response:
         bcfg = BaselinesConfig(endpoint="response", cv=cfg.cv, n_boot=cfg.n_boot, seed=cfg.seed,
@@ -404,7 +419,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
-    final = _final_model(learner, res, cfg, t, e) if cfg.final_model else None
+    final = _final_model(learner, res, cfg, t, e) if cfg.final_model and isinstance(learner, DeepLearner) else None
     with staged_run(out, overwrite=overwrite) as tmp:
         what = "response (PD vs disease control)" if response else cfg.endpoint
         extra = {
@@ -412,26 +427,32 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             "title": f"{name} and clinical baselines: {cohort.name}, {what}",
             "model": name,
             "train": cfg.model_dump(mode="json"),
-            "network_resolved": learner.net_cfg.model_dump(mode="json"),
-            "preprocessing_stats": data.stats,
+            "network_resolved": net_cfg.model_dump(mode="json"),
+            "preprocessing_stats": stats,
         }
         if response:  # the run itself never screens by Cox
             extra["clinical_resolved"] = clin_cfg.model_dump(mode="json")
-        if isinstance(learner.objective, RiskClassObjective):
-            extra["risk_classes"] = {"model": name, "edges": learner.objective.edges,
+        if isinstance(learner, DeepLearner) and isinstance(objective, RiskClassObjective):
+            extra["risk_classes"] = {"model": name, "edges": objective.edges,
                                      "edges_months": cfg.objective_params["class_edges_months"],
                                      "labels": f"column {class_column}" if labels is not None else "rule"}
             if labels is not None:  # the user's classes travel with the outcomes (metrics read them there)
                 res.outcomes = res.outcomes.assign(risk_class=pd.Series(labels, index=ids).reindex(res.outcomes.index))
-        if isinstance(learner.objective, CoxProgressionObjective):
-            extra["progression"] = {"model": name, "horizon": learner.objective.horizon,
+        if isinstance(learner, DeepLearner) and isinstance(objective, CoxProgressionObjective):
+            extra["progression"] = {"model": name, "horizon": objective.horizon,
                                     "horizon_months": cfg.objective_params["progression_months"]}
-        notes = [f"{name} could not use patient {p}: {why}" for p, why in data.skipped.items()]
-        write_unscored(tmp, name, data.skipped)
-        notes += fill_notes(data.imputed)
+        notes = [f"{name} could not use patient {p}: {why}" for p, why in skipped.items()]
+        write_unscored(tmp, name, skipped)
+        notes += fill_notes(imputed)
+        if isinstance(learner, FeatureLearner) and cfg.final_model:
+            notes.append(f"{name}: no final model is saved (predict does not apply feature-based models yet); the "
+                         "cross-validated predictions are complete")
         extra["notes"] = notes
         write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
         train_dir = tmp / "training"
+        if isinstance(learner, FeatureLearner):
+            write_csv(train_dir / "feature_selection.csv", selection_table(learner.steps), index=False)
+            write_json(train_dir / "selected_features.json", {k: v["selected"] for k, v in learner.steps.items()})
         for fold, hist in learner.histories.items():
             write_json(train_dir / f"{fold}.json", {"history": hist})
             src = state_dir / f"{fold}.pt"

@@ -1,0 +1,138 @@
+"""The radiomics pipeline's reduction steps against independent computations, and its behaviour on
+signal and on shuffled outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hccprog.models.radiomics import (
+    RadiomicsModelConfig,
+    RadiomicsPipeline,
+    cluster_representatives,
+    cox_score_z,
+    icc_1_1,
+)
+
+
+def _score_z_loop(x, time, event):
+    """The Cox score test at beta = 0 (Breslow ties), one patient at a time."""
+    u = info = 0.0
+    for i in np.flatnonzero(event):
+        at_risk = time >= time[i]
+        m = x[at_risk].mean()
+        u += x[i] - m
+        info += ((x[at_risk] - m) ** 2).mean()
+    return u / np.sqrt(info)
+
+
+def test_cox_score_z_matches_a_loop_with_ties():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 4))
+    time = np.round(rng.exponential(np.exp(-x[:, 0])) * 5)  # many ties
+    event = (rng.random(70) < 0.7).astype(int)
+    z = cox_score_z(x, time, event)
+    assert z == pytest.approx([_score_z_loop(x[:, j], time, event) for j in range(4)], rel=1e-9)
+    assert z[0] > 3  # the column that drives the hazard
+
+
+def test_icc_1_1_by_hand():
+    # 3 subjects x 2 raters: MSB = 2 * var(means) with ddof 1, MSW = within-subject mean square
+    r = np.array([[[1.0], [2.0], [3.0]], [[1.5], [2.5], [2.5]]])
+    means = r.mean(axis=0)[:, 0]
+    msb = 2 * np.var(means, ddof=1)
+    msw = ((r[:, :, 0] - means) ** 2).sum() / 3
+    assert icc_1_1(r)[0] == pytest.approx((msb - msw) / (msb + msw))
+
+
+def test_cluster_representatives_keep_the_strongest_of_a_cluster():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=100)
+    x = np.column_stack([a, a + rng.normal(0, 0.01, 100), rng.normal(size=100)])
+    assert cluster_representatives(x, np.array([1.0, 2.0, 0.5]), 0.9, 10) == [1, 2]
+    assert cluster_representatives(x, np.array([1.0, 2.0, 0.5]), 0.9, 1) == [1]
+
+
+def _frame(n: int, p: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, p)), columns=[f"t0|CT|tumor|f{j}" for j in range(p)])
+    X["t0|CT|tumor|f1"] = X["t0|CT|tumor|f0"] * 0.99 + rng.normal(0, 0.05, n)  # a near copy
+    X["t0|CT|tumor|const"] = 1.0
+    return X, rng
+
+
+@pytest.mark.parametrize("learner", ["lasso", "xgb"])
+def test_survival_pipeline_finds_the_signal(learner):
+    X, rng = _frame(150, 30, 2)
+    lp = 1.2 * X["t0|CT|tumor|f0"].to_numpy() - 0.8 * X["t0|CT|tumor|f5"].to_numpy()
+    time = rng.exponential(np.exp(-lp)) * 100
+    event = (rng.random(150) < 0.8).astype(int)
+    cfg = RadiomicsModelConfig(learner=learner, trees=100, icc_min=0)
+    pipe = RadiomicsPipeline(cfg, "survival").fit(X, time, event)
+    assert "t0|CT|tumor|const" not in pipe.selected_
+    assert len({"t0|CT|tumor|f0", "t0|CT|tumor|f1"} & set(pipe.selected_)) == 1  # one of the two near copies
+    assert "t0|CT|tumor|f5" in pipe.selected_
+    assert np.corrcoef(pipe.risk(X), lp)[0, 1] > 0.6
+    assert list(pipe.steps_) == ["extracted", "after missing and near-zero variance", "after stability (ICC)",
+                                 "after univariate screening", "after correlation clustering"]
+
+
+def test_unstable_features_are_dropped():
+    X, rng = _frame(80, 6, 3)
+    noisy = X + rng.normal(0, 0.01, X.shape)
+    noisy["t0|CT|tumor|f2"] = rng.normal(size=80)  # unrelated under the perturbed masks
+    time = rng.exponential(1, 80)
+    event = np.ones(80, int)
+    pipe = RadiomicsPipeline(RadiomicsModelConfig(screen_p=1.0, icc_min=0.75), "survival")
+    pipe.fit(X, time, event, perturbed=[noisy, noisy])
+    assert pipe.steps_["after stability (ICC)"] == pipe.steps_["after missing and near-zero variance"] - 1
+    assert "t0|CT|tumor|f2" not in pipe.selected_
+
+
+@pytest.mark.parametrize("learner", ["lasso", "logistic", "nb", "rf", "svm", "dt", "xgb"])
+def test_response_classifiers(learner):
+    X, rng = _frame(120, 10, 4)
+    y = (X["t0|CT|tumor|f3"].to_numpy() + rng.normal(0, 0.7, 120) > 0).astype(int)
+    pipe = RadiomicsPipeline(RadiomicsModelConfig(learner=learner, trees=50, icc_min=0), "response", seed=1)
+    risk = pipe.fit(X, np.ones(120), y).risk(X)
+    from sklearn.metrics import roc_auc_score
+
+    assert np.all(np.isfinite(risk)) and roc_auc_score(y, risk) > 0.7
+
+
+def test_a_classifier_is_no_survival_model():
+    with pytest.raises(ValueError, match="--endpoint response"):
+        RadiomicsPipeline(RadiomicsModelConfig(learner="nb"), "survival")
+
+
+@pytest.mark.slow
+def test_shuffled_outcomes_give_chance_c(tmp_path):
+    """Radiomics cross-validated on outcomes shuffled across patients: no C-index beyond chance."""
+    from hccprog.cohort import load_cohort
+    from hccprog.evaluation.survival import harrell_c
+    from hccprog.models.registry import get_model
+    from hccprog.synth import SynthConfig, synthesize
+    from hccprog.training.cv import CVConfig
+    from hccprog.training.engine import SurvivalTask, cross_validate
+    from hccprog.training.features import FeatureLearner, prepare_features
+    from hccprog.training.train import resolve_config
+
+    synthesize(tmp_path / "c", SynthConfig(patients=100, seed=21, shape=(32, 32, 16), spacing=(12.0, 12.0, 15.0),
+                                           workers=2))
+    cohort = load_cohort(tmp_path / "c" / "cohort.yaml").cohort
+    out = cohort.outcomes("os")
+    ids = list(out.index)
+    cfg = resolve_config("tiny", model="delta-radiomics-cox")
+    features = prepare_features(cohort, cfg.preprocessing, ids, cache_dir=tmp_path / "cache")
+    cs = []
+    for shuffle in range(3):
+        perm = np.random.default_rng(100 + shuffle).permutation(len(ids))
+        t, e = out["time"].to_numpy(float)[perm], out["event"].to_numpy(int)[perm]
+        learner = FeatureLearner(get_model(cfg.model), cfg.network_config(), features, ids, t, e, task="survival",
+                                 delta=True)
+        task = SurvivalTask(ids, t, e, horizons=[float(np.median(t))])
+        res = cross_validate(task, CVConfig(folds=5, seed=shuffle), learners={"r": learner})
+        p = res.predictions.set_index("patient_id").loc[ids]
+        cs.append(harrell_c(t, e, p["risk"].to_numpy()))
+    assert abs(np.mean(cs) - 0.5) <= 0.06 and all(abs(c - 0.5) <= 0.1 for c in cs), cs
