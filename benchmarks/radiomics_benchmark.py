@@ -191,12 +191,17 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="radiomics-bench-"))
     rows = []
     try:
-        for item in args.cohorts:
+        for item in args.cohorts:  # the files are rewritten after each cohort
             kind, seed = item.split(":")
             rows += one(kind, int(seed), args, work)
+            _write(args, rows)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out}")
+
+
+def _write(args, rows: list[dict]) -> None:
     result = {"benchmark": "radiomics", "hccprog_version": __version__, "machine": platform.machine(),
               "patients": args.patients, "repeats": args.repeats,
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -207,7 +212,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(result))
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -175,11 +175,7 @@ def test_dlop_trains_and_predicts_through_the_cli(small_cohort, trained, tmp_pat
     desc = json.loads((run / "models" / "dlop.json").read_text())
     assert desc["objective"]["kind"] == "discrete" and desc["objective"]["cuts"] == [365.25, 730.5, 1095.75, 1461.0]
     assert desc["clinical"]["selected"]
-    out = tmp_path / "dlop-pred"
-    result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out", str(out),
-                                 "--cache", str(cache)])
-    assert result.exit_code == 0, result.output
-    new = pd.read_csv(out / "predictions.csv")
+    new = _predict(run, small_cohort, tmp_path / "dlop-pred", cache)
     assert set(new["model"]) == {"dlop", "dlop+clinical"}
     assert (new["model"] == "dlop").sum() == 30 and new.loc[new["model"] == "dlop", "risk"].between(0, 1).all()
 
@@ -577,3 +573,53 @@ def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained,
             old = (g["risk"].to_numpy() >= np.array([by[(2, f)] for f in split])).astype(int)
             differ |= float(np.mean(old == y)) != metrics["models"][name]["accuracy"]
     assert differ  # keyed by fold alone (repeat 2's cut-offs), the reported accuracy would differ
+
+
+def test_radiomics_trains_fuses_and_predicts(small_cohort, trained, tmp_path):
+    """A feature-based model through `train` (fused with the clinical Cox model, its reduction steps per
+    fold written) and `predict` (the saved JSON pipeline, no weights file); a tree classifier has no
+    final model, and predict says so."""
+    _, cache, _ = trained
+    run = tmp_path / "rad"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "delta-radiomics-cox",
+                                 "--preset", "tiny", "--folds", "3", "--n-boot", "10", "--out", str(run),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(run / "predictions.csv")
+    assert {"delta-radiomics-cox", "delta-radiomics-cox+clinical", "clinical_cox"} <= set(preds["model"])
+    steps = pd.read_csv(run / "training" / "feature_selection.csv")
+    assert len(steps) == 3 and (steps["after correlation clustering"] <= steps["extracted"]).all()
+    assert (run / "models" / "delta-radiomics-cox.json").exists()
+    assert not (run / "models" / "delta-radiomics-cox.pt").exists()
+    scored = _predict(run, small_cohort, tmp_path / "rad-new", cache)
+    assert set(scored["model"]) == {"delta-radiomics-cox", "delta-radiomics-cox+clinical"}
+    assert len(scored) == 60 and scored["risk"].notna().all() and (scored["fold"] == -1).all()
+
+    rf = tmp_path / "rf"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "radiomics-rf", "--endpoint",
+                                 "response", "--preset", "tiny", "--folds", "3", "--n-boot", "10", "--out", str(rf),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "no final model is saved" in (rf / "config.yaml").read_text()
+    # the same classifier on a survival endpoint: ordered risk classes (ProgSwin's comparators)
+    classes = tmp_path / "rf-classes"
+    result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "radiomics-rf", "--endpoint",
+                                 "os", "--preset", "tiny", "--folds", "3", "--n-boot", "10", "--out", str(classes),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(classes / "predictions.csv").query("model == 'radiomics-rf'")
+    p_cols = [f"p_{k}" for k in range(4)]
+    assert np.allclose(rows[p_cols].sum(axis=1), 1) and np.allclose(rows["risk"], rows[p_cols].to_numpy() @ range(4))
+    rc = json.loads((classes / "metrics.json").read_text())["models"]["radiomics-rf"]["risk_classes"]
+    assert rc["n_known"] + rc["n_unknown"] == 30
+    result = runner.invoke(app, ["predict", str(rf), str(small_cohort / "cohort.yaml"), "--out", str(tmp_path / "x"),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 1 and "without a final model" in result.output
+
+
+def _predict(run, cohort, out, cache) -> pd.DataFrame:
+    """``hccprog predict`` of a run folder on a cohort; its predictions.csv."""
+    result = runner.invoke(app, ["predict", str(run), str(cohort / "cohort.yaml"), "--out", str(out),
+                                 "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out / "predictions.csv")

@@ -78,18 +78,20 @@ def _feature_model_contract(name: str, cohort, cache) -> None:
     scores them with finite risks, the same again for the same seed."""
     from hccprog.training.features import FeatureLearner, prepare_features
 
-    endpoint = "response" if get_model(name).response_only else "os"
-    cfg = resolve_config("tiny", model=name, endpoint=endpoint)
+    cfg = resolve_config("tiny", model=name, endpoint="os")
     outcomes = cohort.outcomes("os")
     ids = list(outcomes.index)
     t, e = outcomes["time"].to_numpy(float), outcomes["event"].to_numpy(int)
-    if endpoint == "response":  # a label with both classes in 8 patients: early death or not
-        t, e = np.ones(len(ids)), (outcomes["time"] < outcomes["time"].median()).to_numpy(int)
     features = prepare_features(cohort, cfg.preprocessing, ids, cache_dir=cache)
     assert features.ids == ids and not features.skipped
     net_cfg = cfg.network_config()
-    learner = FeatureLearner(get_model(name), net_cfg, features, ids, t, e,
-                             task="response" if endpoint == "response" else "survival", delta=net_cfg.delta)
+    objective = cfg.objective(cohort.time_unit)
+    if objective.class_columns:  # a classifier: two risk classes in 8 patients, early death or not
+        labels = (outcomes["time"] < outcomes["time"].median()).to_numpy(int)
+        learner = FeatureLearner(get_model(name), net_cfg, features, ids, t, e, task="classes", labels=labels,
+                                 class_columns=objective.class_columns)
+    else:
+        learner = FeatureLearner(get_model(name), net_cfg, features, ids, t, e, task="survival")
     everyone = np.arange(len(ids))
     risk = learner.risk(learner.fit(everyone, 0), everyone)
     assert risk.shape == (len(ids),) and np.all(np.isfinite(risk))
@@ -134,7 +136,7 @@ def test_the_declared_saliency_layer_exists(name):
     if spec.input == "features":  # no network to explain
         assert spec.saliency_layer is None
         return
-    cfg = resolve_config("tiny", model=name, endpoint="response" if spec.response_only else "os")
+    cfg = resolve_config("tiny", model=name)
     kw = {"clinical_features": 3} if spec.clinical else {}
     geo = {"streams": 3, "channels": 1} if spec.input == "volume" else {"streams": 2 if name.startswith("dmm") else 1,
                                                                          "channels": 2 if name.startswith("dmm") else 3}

@@ -129,10 +129,73 @@ def test_shuffled_outcomes_give_chance_c(tmp_path):
     for shuffle in range(3):
         perm = np.random.default_rng(100 + shuffle).permutation(len(ids))
         t, e = out["time"].to_numpy(float)[perm], out["event"].to_numpy(int)[perm]
-        learner = FeatureLearner(get_model(cfg.model), cfg.network_config(), features, ids, t, e, task="survival",
-                                 delta=True)
+        learner = FeatureLearner(get_model(cfg.model), cfg.network_config(), features, ids, t, e, task="survival")
         task = SurvivalTask(ids, t, e, horizons=[float(np.median(t))])
         res = cross_validate(task, CVConfig(folds=5, seed=shuffle), learners={"r": learner})
         p = res.predictions.set_index("patient_id").loc[ids]
         cs.append(harrell_c(t, e, p["risk"].to_numpy()))
     assert abs(np.mean(cs) - 0.5) <= 0.06 and all(abs(c - 0.5) <= 0.1 for c in cs), cs
+
+
+@pytest.mark.parametrize(("learner", "task"), [("lasso", "survival"), ("xgb", "survival"), ("lasso", "response"),
+                                               ("logistic", "response"), ("xgb", "response")])
+def test_a_saved_pipeline_scores_as_the_fitted_one(learner, task):
+    import json
+
+    X, rng = _frame(120, 12, 5)
+    if task == "survival":
+        time, event = rng.exponential(np.exp(-X["t0|CT|tumor|f2"].to_numpy())), np.ones(120, int)
+    else:
+        time, event = np.ones(120), (X["t0|CT|tumor|f2"].to_numpy() > 0).astype(int)
+    cfg = RadiomicsModelConfig(learner=learner, trees=40, icc_min=0)
+    pipe = RadiomicsPipeline(cfg, task).fit(X, time, event)
+    assert pipe.saveable
+    state = json.loads(json.dumps(pipe.state()))  # plain JSON
+    again = RadiomicsPipeline.from_state(cfg, state)
+    Xn = X.copy()
+    Xn.iloc[0, 2] = np.nan  # a missing value takes the training median in both
+    assert np.allclose(again.risk(Xn), pipe.risk(Xn), atol=1e-4)
+
+
+def test_tree_classifiers_are_not_saved_as_json():
+    X, _ = _frame(60, 6, 6)
+    pipe = RadiomicsPipeline(RadiomicsModelConfig(learner="rf", trees=10, icc_min=0), "response")
+    pipe.fit(X, np.ones(60), (X["t0|CT|tumor|f2"].to_numpy() > 0).astype(int))
+    assert not pipe.saveable
+    with pytest.raises(ValueError, match="cannot be saved"):
+        pipe.state()
+
+
+@pytest.mark.parametrize("learner", ["rf", "nb", "xgb", "svm"])
+def test_risk_classes(learner):
+    """Ordered risk classes (ProgSwin's task): patients of unknown class (-1) stay out of the fit, the
+    probabilities cover every class (0 for one no training patient had), the risk is the expected class."""
+    X, rng = _frame(160, 8, 7)
+    score = X["t0|CT|tumor|f4"].to_numpy() + rng.normal(0, 0.5, 160)
+    labels = np.digitize(score, [-0.7, 0.0, 0.7])  # classes 0..3
+    labels[:20] = -1
+    pipe = RadiomicsPipeline(RadiomicsModelConfig(learner=learner, trees=50, icc_min=0), "classes", seed=0)
+    pipe.fit(X, np.ones(160), labels)
+    probs = pipe.probabilities(X, 5)  # a fifth class that nobody has
+    assert probs.shape == (160, 5) and np.allclose(probs.sum(axis=1), 1) and np.all(probs[:, 4] == 0)
+    risk = pipe.risk(X)
+    assert np.allclose(risk, probs @ np.arange(5))
+    known = labels >= 0
+    assert np.corrcoef(risk[known], labels[known])[0, 1] > 0.5
+
+
+def test_inner_cv_training_scores_are_out_of_fold():
+    """With ``train_risk: inner-cv`` the training patients' scores come from pipelines that did not
+    see them: less optimistic than the in-sample ones of a flexible learner."""
+    from hccprog.evaluation.survival import harrell_c
+
+    X, rng = _frame(150, 20, 8)
+    lp = X["t0|CT|tumor|f3"].to_numpy()
+    time, event = rng.exponential(np.exp(-lp)) * 100, (rng.random(150) < 0.8).astype(int)
+    cfg = RadiomicsModelConfig(learner="xgb", trees=200, depth=3, icc_min=0, train_risk="inner-cv")
+    pipe = RadiomicsPipeline(cfg, "survival").fit(X, time, event)
+    oof = pipe.train_risk_.to_numpy()
+    assert np.isfinite(oof).all() and len(oof) == 150
+    assert harrell_c(time, event, pipe.risk(X)) > harrell_c(time, event, oof) > 0.55
+    assert RadiomicsPipeline(cfg.model_copy(update={"train_risk": "in-sample"}), "survival").fit(
+        X, time, event).train_risk_ is None

@@ -55,6 +55,10 @@ class RadiomicsModelConfig(BaseModel):
     trees: int = Field(300, ge=1)  # XGBoost and random forest
     depth: int = Field(2, ge=1)  # XGBoost (the decision tree: depth + 1)
     learning_rate: float = Field(0.03, gt=0)
+    # the training patients' scores that the fusion and the risk-group cut-offs are learned from: the
+    # fitted model's own (in-sample, the RadCLN recipe) or out of fold over ``inner_folds`` inner folds
+    # (a flexible learner's in-sample scores are optimistic)
+    train_risk: Literal["in-sample", "inner-cv"] = "in-sample"
 
 
 # ------------------------------------------------------------------ reduction steps (pure functions)
@@ -125,15 +129,24 @@ class RadiomicsPipeline:
     """Feature reduction and learner, fitted on the training part of a split."""
 
     def __init__(self, cfg: RadiomicsModelConfig, task: str, *, seed: int = 0) -> None:
+        """``task``: ``survival`` (time, event), ``response`` (event = 1 for PD) or ``classes`` (event =
+        the ordered risk class 0..K-1, -1 unknown and left out of the fit)."""
         if task == "survival" and cfg.learner in CLASSIFIERS:
-            raise ValueError(f"radiomics learner '{cfg.learner}' classifies: use it with --endpoint response")
+            raise ValueError(f"radiomics learner '{cfg.learner}' classifies: use it with --endpoint response, or "
+                             "on a survival endpoint as a risk-class model")
         self.cfg, self.task, self.seed = cfg, task, seed
+        self.saved_: dict | None = None  # set by ``from_state``: the saved learner scores
+        self.train_risk_: pd.Series | None = None  # inner-CV scores of the training patients, when asked
 
     def fit(self, X: pd.DataFrame, time: np.ndarray, event: np.ndarray, *,
             perturbed: list[pd.DataFrame] | None = None) -> RadiomicsPipeline:
-        """``X``: training patients x features; ``event`` is the label for the response task;
-        ``perturbed``: the same patients' features from the eroded and dilated tumor masks."""
+        """``X``: training patients x features; ``event`` is the label for the response and class
+        tasks; ``perturbed``: the same patients' features from the eroded and dilated tumor masks."""
         cfg = self.cfg
+        if self.task == "classes":  # patients of unknown class inform nothing here
+            known = np.asarray(event, int) >= 0
+            X, time, event = X[known], np.asarray(time)[known], np.asarray(event)[known]
+            perturbed = [q.reindex(index=X.index) for q in perturbed] if perturbed else perturbed
         steps = {"extracted": X.shape[1]}
         keep = X.columns[X.isna().mean() <= cfg.max_missing]
         X = X[keep]
@@ -156,10 +169,17 @@ class RadiomicsPipeline:
             raise ValueError("radiomics: no feature is left after the missing-value, variance and stability filters")
         self.mean_, self.sd_ = Xf.mean(), Xf.std(ddof=0)
         Z = ((Xf - self.mean_) / self.sd_).to_numpy()
-        stat = cox_score_z(Z, time, event) if self.task == "survival" else welch_t(Z, np.asarray(event, int))
         from scipy import stats
 
-        p = 2 * stats.norm.sf(np.abs(np.nan_to_num(stat, nan=0.0)))
+        if self.task == "classes":  # one-way ANOVA F across the classes
+            from sklearn.feature_selection import f_classif
+
+            with np.errstate(divide="ignore", invalid="ignore"):
+                stat, p = f_classif(np.nan_to_num(Z), np.asarray(event, int))
+            p = np.nan_to_num(p, nan=1.0)
+        else:
+            stat = cox_score_z(Z, time, event) if self.task == "survival" else welch_t(Z, np.asarray(event, int))
+            p = 2 * stats.norm.sf(np.abs(np.nan_to_num(stat, nan=0.0)))
         strength = np.abs(np.nan_to_num(stat, nan=0.0))
         passed = np.flatnonzero(p < cfg.screen_p)
         if len(passed) < cfg.min_features:
@@ -171,7 +191,23 @@ class RadiomicsPipeline:
         self.steps_ = steps
         Zs = self._z(X)
         self._fit_learner(Zs, np.asarray(time, float), np.asarray(event, int))
+        self.train_risk_ = None
+        if cfg.train_risk == "inner-cv" and self.task != "classes":
+            self.train_risk_ = self._inner_cv_risk(X, np.asarray(time, float), np.asarray(event, int), perturbed)
         return self
+
+    def _inner_cv_risk(self, X: pd.DataFrame, time: np.ndarray, event: np.ndarray, perturbed) -> pd.Series:
+        """Out-of-fold scores of the training patients: the whole pipeline refitted on each inner
+        training part."""
+        from hccprog.training.cv import inner_splits
+
+        inner = self.cfg.model_copy(update={"train_risk": "in-sample"})
+        out = pd.Series(np.nan, index=X.index)
+        for tr, te in inner_splits(len(X), event, self.cfg.inner_folds, self.seed):
+            pipe = RadiomicsPipeline(inner, self.task, seed=self.seed).fit(
+                X.iloc[tr], time[tr], event[tr], perturbed=[q.iloc[tr] for q in perturbed] if perturbed else None)
+            out.iloc[te] = pipe.risk(X.iloc[te])
+        return out
 
     def _z(self, X: pd.DataFrame) -> pd.DataFrame:
         cols = self.selected_
@@ -195,15 +231,30 @@ class RadiomicsPipeline:
                                          "min_child_weight": 2, "seed": seed, "nthread": 1, "verbosity": 0},
                                         xgb.DMatrix(Z.to_numpy(), label=label), num_boost_round=cfg.trees)
             return
-        y = event
-        self.model_ = _classifier(kind, cfg, seed, int(np.bincount(y, minlength=2).min()))
+        # the classes seen in training, encoded 0..m-1 (XGBoost needs contiguous labels)
+        self.classes_ = np.unique(event)
+        y = np.searchsorted(self.classes_, event)
+        counts = np.bincount(y)
+        self.model_ = _classifier(kind, cfg, seed, int(counts.min()), probability=self.task == "classes")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model_.fit(Z.to_numpy(), y)
 
+    def probabilities(self, X: pd.DataFrame, classes: int) -> np.ndarray:
+        """Risk-class probabilities (n, ``classes``) of the classes task; a class that no training
+        patient had gets 0."""
+        out = np.zeros((len(X), classes))
+        out[:, self.classes_.astype(int)] = self.model_.predict_proba(self._z(X).to_numpy())
+        return out
+
     def risk(self, X: pd.DataFrame) -> np.ndarray:
-        """Log-hazard (survival) or logit of PD (response), higher = worse."""
+        """Log-hazard (survival), logit of PD (response) or the expected risk class (classes), higher
+        = worse."""
         Z = self._z(X)
+        if self.task == "classes":
+            return self.model_.predict_proba(Z.to_numpy()) @ self.classes_.astype(float)
+        if self.saved_ is not None:
+            return _saved_risk(self.saved_, Z)
         if self.task == "survival":
             if self.cfg.learner == "lasso":
                 return self.model_.predict_risk(Z)
@@ -216,8 +267,61 @@ class RadiomicsPipeline:
         p = np.clip(m.predict_proba(Z.to_numpy())[:, 1], 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p))
 
+    @property
+    def saveable(self) -> bool:
+        """Whether ``state`` can describe the fitted learner as plain JSON (every learner but the
+        scikit-learn naive Bayes, random forest, SVM and decision tree, which only pickle would)."""
+        return self.task != "classes" and self.cfg.learner in ("lasso", "xgb", "logistic")
 
-def _classifier(kind: str, cfg: RadiomicsModelConfig, seed: int, smaller_class: int):
+    def state(self) -> dict:
+        """The fitted pipeline as plain JSON (``from_state`` scores new patients with it)."""
+        cols = self.selected_
+        out = {"task": self.task, "learner": self.cfg.learner, "selected": cols,
+               "median": [float(self.medians_[c]) for c in cols], "mean": [float(self.mean_[c]) for c in cols],
+               "sd": [float(self.sd_[c]) for c in cols], "steps": self.steps_}
+        m = self.model_
+        if self.task == "survival" and self.cfg.learner == "lasso":
+            out["cox"] = m.state()
+        elif self.cfg.learner == "xgb":
+            booster = m if self.task == "survival" else m.get_booster()
+            out["booster"] = bytes(booster.save_raw(raw_format="json")).decode("utf-8")
+        elif self.cfg.learner in ("lasso", "logistic"):
+            out["coef"] = [float(v) for v in np.ravel(m.coef_)]
+            out["intercept"] = float(np.ravel(m.intercept_)[0])
+        else:
+            raise ValueError(f"radiomics learner '{self.cfg.learner}' cannot be saved as JSON")
+        return out
+
+    @classmethod
+    def from_state(cls, cfg: RadiomicsModelConfig, state: dict) -> RadiomicsPipeline:
+        pipe = cls(cfg, state["task"])
+        cols = list(state["selected"])
+        pipe.selected_ = cols
+        pipe.medians_ = pd.Series(state["median"], index=cols, dtype=float)
+        pipe.mean_ = pd.Series(state["mean"], index=cols, dtype=float)
+        pipe.sd_ = pd.Series(state["sd"], index=cols, dtype=float)
+        pipe.steps_ = dict(state.get("steps", {}))
+        pipe.saved_ = state
+        return pipe
+
+
+def _saved_risk(state: dict, Z: pd.DataFrame) -> np.ndarray:
+    """The risk of a pipeline rebuilt from its ``state``."""
+    if "cox" in state:
+        from hccprog.baselines.cox import CoxScore
+
+        return CoxScore.from_state(state["cox"]).predict_risk(Z)
+    if "booster" in state:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(state["booster"].encode("utf-8")))
+        margin = booster.predict(xgb.DMatrix(Z.to_numpy()), output_margin=True)
+        return np.asarray(margin, float)  # survival:cox: the log hazard ratio; classifier: the logit
+    return Z.to_numpy() @ np.asarray(state["coef"], float) + float(state["intercept"])
+
+
+def _classifier(kind: str, cfg: RadiomicsModelConfig, seed: int, smaller_class: int, *, probability: bool = False):
     if kind in ("lasso", "logistic"):
         from sklearn.linear_model import LogisticRegressionCV
 
@@ -236,7 +340,7 @@ def _classifier(kind: str, cfg: RadiomicsModelConfig, seed: int, smaller_class: 
     if kind == "svm":
         from sklearn.svm import SVC
 
-        return SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed)
+        return SVC(kernel="rbf", C=1.0, gamma="scale", probability=probability, random_state=seed)
     if kind == "dt":
         from sklearn.tree import DecisionTreeClassifier
 

@@ -37,8 +37,6 @@ class ModelSpec:
     reads_followups: Callable[[BaseModel], bool] = lambda cfg: True
     # the module (``dict(net.named_modules())`` key) whose activations saliency methods read
     saliency_layer: str | None = None
-    # a classifier of the response only (``--endpoint response``), e.g. the radiomics naive Bayes
-    response_only: bool = False
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -143,10 +141,11 @@ def _load_builtin() -> None:
     classifiers = {"logistic": "L2 logistic regression", "nb": "Gaussian naive Bayes", "rf": "random forest",
                    "svm": "SVM (RBF kernel)", "dt": "decision tree"}
     for learner, what in classifiers.items():
-        register(ModelSpec(f"radiomics-{learner}", f"Radiomics classifier of the response (ProgSwin-UNETR's "
-                           f"comparators): {what} on baseline features", RadiomicsModelConfig, radiomics.build,
-                           defaults={"learner": learner, "delta": False}, input="features",
-                           presets=radiomics.PRESETS, reads_followups=lambda cfg: cfg.delta, response_only=True))
+        register(ModelSpec(f"radiomics-{learner}", f"Radiomics classifier (ProgSwin-UNETR's comparators): {what} "
+                           "on baseline features; ordered risk classes on a survival endpoint, PD on the response",
+                           RadiomicsModelConfig, radiomics.build, defaults={"learner": learner, "delta": False},
+                           objective="classes", input="features", presets=radiomics.PRESETS,
+                           reads_followups=lambda cfg: cfg.delta))
 
 
 def _dmmgnet_ablations() -> dict[str, dict]:

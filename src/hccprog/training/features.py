@@ -21,13 +21,20 @@ class FeatureLearner:
     """Cross-validated by the engine: the pipeline refitted on each training part."""
 
     def __init__(self, spec, net_cfg, features: ImageFeatures, ids: list[str], time: np.ndarray,
-                 event: np.ndarray, *, task: str, delta: bool, progress=None) -> None:
+                 event: np.ndarray, *, task: str, labels: np.ndarray | None = None,
+                 class_columns: list[str] | None = None, progress=None) -> None:
+        """``task``: survival, response (``event`` is the label) or classes (``labels``: the risk
+        class of each patient, -1 unknown; ``class_columns`` names the ``p_<class>`` columns)."""
         self.spec, self.net_cfg, self.task = spec, net_cfg, task
+        self.labels = None if labels is None else np.asarray(labels, int)
+        self.class_columns = list(class_columns or [])
+        delta = spec.reads_followups(net_cfg)  # the change to the first follow-up is an input
         self.X = feature_matrix(features, delta=delta).reindex(ids)
         self.perturbed = [feature_matrix(features, delta=delta, perturbation=p).reindex(ids) for p in PERTURBATIONS
                           if (features.table["perturbation"] == p).any()]
         self.has = self.X.notna().any(axis=1).to_numpy()
         self.t, self.e = np.asarray(time, float), np.asarray(event, int)
+        self.channels = list(features.channels)
         self.progress = progress
         self.steps: dict[str, dict] = {}  # fold -> features left after each reduction step, and those selected
         self.histories: dict[str, list[dict]] = {}  # no epochs
@@ -39,10 +46,24 @@ class FeatureLearner:
                 f"feature-imputed: {int(k)} of {self.X.shape[1]} features missing (e.g. no follow-up), imputed by "
                 "the training median where the model uses them")
 
-    def fit(self, idx: np.ndarray, seed: int):
+    @property
+    def saves_final(self) -> bool:
+        """Whether a final pipeline can be saved as plain JSON for ``predict``."""
+        return bool(self.spec.build(self.net_cfg, task=self.task).saveable)
+
+    def description(self, pipe, cfg, **extra) -> dict:
+        """What ``predict`` needs to score new patients (``models/<model>.json``; no weights file)."""
+        return {"model": cfg.model, "input": "features", "network": self.net_cfg.model_dump(mode="json"),
+                "preprocessing": cfg.preprocessing.model_dump(mode="json"), "channels": self.channels,
+                "pipeline": pipe.state(), "objective": {"kind": "binary" if self.task == "response" else "cox"},
+                **extra}
+
+    def fit(self, idx: np.ndarray, seed: int, label: str | None = None):
+        """The pipeline fitted on the patients ``idx`` that have features."""
         ok = idx[self.has[idx]]
         pipe = self.spec.build(self.net_cfg, task=self.task, seed=seed)
-        return pipe.fit(self.X.iloc[ok], self.t[ok], self.e[ok], perturbed=[p.iloc[ok] for p in self.perturbed])
+        target = self.labels if self.task == "classes" else self.e
+        return pipe.fit(self.X.iloc[ok], self.t[ok], target[ok], perturbed=[p.iloc[ok] for p in self.perturbed])
 
     def risk(self, pipe, idx: np.ndarray) -> np.ndarray:
         out = np.full(len(idx), np.nan)
@@ -57,13 +78,23 @@ class FeatureLearner:
         if self.progress:
             self.progress(f"repeat {s.repeat + 1}, fold {s.fold + 1}: {len(pipe.selected_)} features", 1, 1)
         train_risk, test_risk = self.risk(pipe, s.train), self.risk(pipe, s.test)
+        if pipe.train_risk_ is not None:  # out-of-fold scores of the training part (fusion, cut-offs)
+            ok = self.has[s.train]
+            train_risk[ok] = pipe.train_risk_.reindex(self.X.index[s.train[ok]]).to_numpy()
+        columns = {}
+        if self.task == "classes":  # p_<class> of the test part
+            probs = np.full((len(s.test), len(self.class_columns)), np.nan)
+            ok = self.has[s.test]
+            if ok.any():
+                probs[ok] = pipe.probabilities(self.X.iloc[s.test[ok]], len(self.class_columns))
+            columns = {f"p_{c}": probs[:, k] for k, c in enumerate(self.class_columns)}
         surv = None
         if grid:
             ok, okt = np.isfinite(train_risk), np.isfinite(test_risk)
             base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
             surv = np.full((len(s.test), len(grid)), np.nan)
             surv[okt] = base.predict(test_risk[okt], grid)
-        return FoldPrediction(train_risk, test_risk, surv)
+        return FoldPrediction(train_risk, test_risk, surv, columns)
 
 
 def prepare_features(cohort: Cohort, cfg: FeatureConfig, ids: list[str], *, cache_dir=None,

@@ -14,6 +14,7 @@ import json
 import pickle
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +97,18 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
         raise RunFolderError(f"{run}: not a `train` run folder (config.yaml command is {conf.get('command')!r})")
     name = str(conf.get("model"))
     desc_path, weights = run / "models" / f"{name}.json", run / "models" / f"{name}.pt"
-    for p in (desc_path, weights):
-        if not p.exists():
-            raise RunFolderError(f"{p} is missing: the run was trained without a final model")
+    if not desc_path.exists():
+        raise RunFolderError(f"{desc_path} is missing: the run was trained without a final model")
     desc = read_model_json(desc_path)
+    if desc.get("input") == "features":  # a pipeline on image features: plain JSON, no weights
+        need = ["model", "network", "channels", "preprocessing", "pipeline"]
+        need += ["threshold"] if desc.get("task") == "response" else ["horizons", "risk_groups", "breslow"]
+        absent = [k for k in need if k not in desc]
+        if absent:
+            raise _damaged(desc_path, f"the model description lacks {', '.join(absent)}")
+        return desc, None
+    if not weights.exists():
+        raise RunFolderError(f"{weights} is missing: the run was trained without a final model")
     need = ["model", "network", "streams", "channels", "preprocessing"]
     need += ["threshold"] if desc.get("task") == "response" else ["horizons", "risk_groups"]
     absent = [k for k in need if k not in desc]
@@ -159,20 +168,24 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
     conf = run_config(run)
     factor = unit_factor(conf.get("time_unit") or cohort.time_unit, cohort.time_unit)
     t0 = time.perf_counter()
-    pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
-    data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir, progress=progress)
     objective = objective_from_state(desc.get("objective", {"kind": "cox"}))
     clin = None
-    if desc.get("clinical"):
-        enc = ClinicalEncoder.from_state(desc["clinical"])
-        clin = torch.as_tensor(enc.transform(clinical_frame(cohort, data.ids, enc.cfg)))
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(data.ids), 64):
-            xb = torch.as_tensor(data.x[i:i + 64].astype(np.float32))
-            outs.append((net(xb) if clin is None else net(xb, clin[i:i + 64])).numpy())
-    out = np.concatenate(outs).astype(float) if outs else np.zeros((0, 1))
-    risk = objective.risk(out)
+    if net is None:
+        data, risk = _feature_risk(desc, cohort, cache_dir=cache_dir, progress=progress)
+        out = risk[:, None]
+    else:
+        pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
+        data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir, progress=progress)
+        if desc.get("clinical"):
+            enc = ClinicalEncoder.from_state(desc["clinical"])
+            clin = torch.as_tensor(enc.transform(clinical_frame(cohort, data.ids, enc.cfg)))
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(data.ids), 64):
+                xb = torch.as_tensor(data.x[i:i + 64].astype(np.float32))
+                outs.append((net(xb) if clin is None else net(xb, clin[i:i + 64])).numpy())
+        out = np.concatenate(outs).astype(float) if outs else np.zeros((0, 1))
+        risk = objective.risk(out)
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
              "skipped": data.skipped, "notes": [], "imputed": data.imputed}
@@ -206,6 +219,42 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
         seconds = time.perf_counter() - t0  # the fusion is part of scoring a patient
         stats.update(seconds_total=round(seconds, 3), seconds_per_patient=round(seconds / max(1, len(data.ids)), 4))
     return frame, stats
+
+
+@dataclass
+class _FeatureInput:
+    """The patients a feature-based model scored (what ``predict_cohort`` reads of preprocessed data)."""
+
+    ids: list[str]
+    imputed: dict[str, list[str]]
+    skipped: dict[str, str]
+    stats: dict
+    observed: np.ndarray  # (n, 1): no carried-forward time point enters a feature model's fusion
+
+
+def _feature_risk(desc: dict, cohort: Cohort, *, cache_dir, progress) -> tuple[_FeatureInput, np.ndarray]:
+    """Image features of the new patients (as in training), and the saved pipeline's risk."""
+    from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
+
+    spec = get_model(desc["model"])
+    try:
+        net_cfg = spec.config(**desc["network"])
+        cfg = FeatureConfig(**{**desc["preprocessing"], "series": desc["channels"]})
+        pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(net_cfg, desc["pipeline"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunFolderError(f"the model description is incomplete or altered ({type(exc).__name__}: {exc})",
+                             file=f"models/{desc['model']}.json") from None
+    features = extract_features(cohort, cfg, cache_dir=cache_dir, progress=progress)
+    X = feature_matrix(features, delta=spec.reads_followups(net_cfg))
+    imputed = {p: list(v) for p, v in features.imputed.items()}
+    missing = X.reindex(columns=pipe.selected_).isna().sum(axis=1)
+    for pid, k in missing[missing > 0].items():
+        imputed.setdefault(str(pid), []).append(f"feature-imputed: {int(k)} of the model's {len(pipe.selected_)} "
+                                                "features missing, imputed by the training median")
+    ids = list(X.index)
+    data = _FeatureInput(ids, imputed, features.skipped, {**features.stats, "patients": len(ids)},
+                         np.ones((len(ids), 1), bool))
+    return data, pipe.risk(X)
 
 
 def _score_frame(model: str, ids: list[str], risk: np.ndarray, surv: np.ndarray, cutoffs: list[float],

@@ -126,9 +126,6 @@ class TrainRunConfig(BaseModel):
         if self.training.slices_per_step and not spec.pools_slices:
             raise ValueError(f"training.slices_per_step: model '{self.model}' does not average over its slices "
                              "(a slice sequence or a volume); leave it unset")
-        if spec.response_only and self.endpoint != "response":
-            raise ValueError(f"model '{self.model}' classifies the treatment response: use it with --endpoint "
-                             "response")
         if self.endpoint == "response" and self.clinical.include_response:
             raise ValueError("clinical.include_response: the response is the label of the response endpoint; it "
                              "cannot also be an input")
@@ -234,6 +231,10 @@ class DeepLearner:
         if cfg.fusion_locf and reads_followups:
             locf = ~data.observed.all(axis=1)
             self.fusion_indicator = np.where(self.pos >= 0, locf[np.maximum(self.pos, 0)], False).astype(float)
+
+    def description(self, tr: SurvivalNetTrainer, cfg: TrainRunConfig, **extra) -> dict:
+        """What ``predict`` needs to rebuild the final network (see ``model_description``)."""
+        return model_description(self, tr, cfg, **extra)
 
     def fit(self, idx: np.ndarray, seed: int, label: str) -> SurvivalNetTrainer:
         """Train on cohort positions ``idx`` that have tensors."""
@@ -381,8 +382,12 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         features = prepare_features(cohort, cfg.preprocessing, ids, cache_dir=cache_dir, progress=progress)
         skipped, imputed, stats = features.skipped, features.imputed, features.stats
         net_cfg = cfg.network_config()
-        learner = FeatureLearner(spec, net_cfg, features, ids, t, e, task="response" if response else "survival",
-                                 delta=net_cfg.delta, progress=progress)
+        task = "response" if response else "classes" if isinstance(objective, RiskClassObjective) else "survival"
+        if task == "classes":
+            labels = (class_labels_from_column(cohort, ids, class_column, objective.outputs) if class_column
+                      else objective.labels(t, e))
+        learner = FeatureLearner(spec, net_cfg, features, ids, t, e, task=task, labels=labels,
+                                 class_columns=objective.class_columns, progress=progress)
         state_dir.mkdir(parents=True, exist_ok=True)
     else:
         tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
@@ -419,7 +424,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
     res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
-    final = _final_model(learner, res, cfg, t, e) if cfg.final_model and isinstance(learner, DeepLearner) else None
+    saves = isinstance(learner, DeepLearner) or learner.saves_final
+    final = _final_model(learner, res, cfg, t, e) if cfg.final_model and saves else None
     with staged_run(out, overwrite=overwrite) as tmp:
         what = "response (PD vs disease control)" if response else cfg.endpoint
         extra = {
@@ -432,21 +438,21 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         }
         if response:  # the run itself never screens by Cox
             extra["clinical_resolved"] = clin_cfg.model_dump(mode="json")
-        if isinstance(learner, DeepLearner) and isinstance(objective, RiskClassObjective):
+        if isinstance(objective, RiskClassObjective):
             extra["risk_classes"] = {"model": name, "edges": objective.edges,
                                      "edges_months": cfg.objective_params["class_edges_months"],
-                                     "labels": f"column {class_column}" if labels is not None else "rule"}
-            if labels is not None:  # the user's classes travel with the outcomes (metrics read them there)
+                                     "labels": f"column {class_column}" if class_column else "rule"}
+            if class_column:  # the user's classes travel with the outcomes (metrics read them there)
                 res.outcomes = res.outcomes.assign(risk_class=pd.Series(labels, index=ids).reindex(res.outcomes.index))
-        if isinstance(learner, DeepLearner) and isinstance(objective, CoxProgressionObjective):
+        if isinstance(objective, CoxProgressionObjective):
             extra["progression"] = {"model": name, "horizon": objective.horizon,
                                     "horizon_months": cfg.objective_params["progression_months"]}
         notes = [f"{name} could not use patient {p}: {why}" for p, why in skipped.items()]
         write_unscored(tmp, name, skipped)
         notes += fill_notes(imputed)
-        if isinstance(learner, FeatureLearner) and cfg.final_model:
-            notes.append(f"{name}: no final model is saved (predict does not apply feature-based models yet); the "
-                         "cross-validated predictions are complete")
+        if cfg.final_model and not saves:
+            notes.append(f"{name}: no final model is saved (its learner cannot be written as plain JSON, and "
+                         "predict loads nothing else); the cross-validated predictions are complete")
         extra["notes"] = notes
         write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
         train_dir = tmp / "training"
@@ -461,14 +467,16 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
                 shutil.copy2(src, tmp / "models" / f"{name}_{fold}.pt")
         if final is not None:
             (tmp / "models").mkdir(exist_ok=True)
-            torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
+            if "state_dict" in final:  # a network's weights
+                torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
             write_json(tmp / "models" / f"{name}.json", final)
         metrics = evaluate_run(tmp)
     shutil.rmtree(state_dir, ignore_errors=True)
     return out / "report.html", metrics
 
 
-def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, e: np.ndarray) -> dict:
+def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig, t: np.ndarray,
+                 e: np.ndarray) -> dict:
     """Refit on every patient for ``predict``.
 
     Survival: the Breslow baseline and risk-group cut-offs are learned on all patients too, and so
@@ -480,8 +488,8 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
     risk = learner.risk(tr, idx)
     ok = np.isfinite(risk)
     if res.task == "response":
-        return model_description(learner, tr, cfg, task="response", positive_class="PD",
-                                 threshold=youden_threshold(e[ok], risk[ok]))
+        return learner.description(tr, cfg, task="response", positive_class="PD",
+                                   threshold=youden_threshold(e[ok], risk[ok]))
     horizons = res.horizons
     extra = _score_description(risk[ok], t[ok], e[ok], cfg, horizons)
     clinical = res.full_models.get(cfg.fuse_with) if cfg.fuse_with else None
@@ -493,7 +501,7 @@ def _final_model(learner: DeepLearner, res, cfg: TrainRunConfig, t: np.ndarray, 
         extra["fusion"] = {"name": f"{cfg.model}+clinical", "clinical_model": cfg.fuse_with,
                            "clinical": clinical.state(), "fusion": fus.state(), "locf_indicator": ind is not None,
                            **_score_description(fused, t[ok], e[ok], cfg, horizons)}
-    return model_description(learner, tr, cfg, horizons=horizons, **extra)
+    return learner.description(tr, cfg, horizons=horizons, **extra)
 
 
 def _score_description(risk: np.ndarray, t: np.ndarray, e: np.ndarray, cfg: TrainRunConfig,
