@@ -141,7 +141,9 @@ class TrainRunConfig(BaseModel):
 
     def network_config(self) -> BaseModel:
         spec = get_model(self.model)
-        extra = self.objective_kind.network(self.typed_objective_params())
+        # what the objective sizes (e.g. the number of risk classes), where the model's config has it
+        extra = {k: v for k, v in self.objective_kind.network(self.typed_objective_params()).items()
+                 if k in spec.config.model_fields}
         return spec.config(**{**spec.defaults, **self.network, **extra})
 
     def objective(self, time_unit: str):
