@@ -72,15 +72,20 @@ def patient_key(patient: Patient, channels: list[str], cfg: PreprocessConfig) ->
                          "channels": channels}, sort_keys=True).encode())
     for tp in list(patient.timepoints)[: cfg.timepoints]:
         for name in sorted(tp.series):
-            s = tp.series[name]
-            if name not in channels and s.mask is None:
-                continue
-            h.update(f"{tp.label}/{name}".encode())
-            h.update(file_digest(s.image.path).encode())
-            if s.mask is not None:
-                h.update(file_digest(s.mask.path).encode())
-                h.update(json.dumps(s.mask.label_spec, sort_keys=True).encode())
+            if name in channels or tp.series[name].mask is not None:
+                hash_series(h, tp, name)
     return h.hexdigest()
+
+
+def hash_series(h, tp, name: str) -> None:
+    """Add series ``name`` of time point ``tp`` to the hash ``h``: its label, the bytes of its image
+    and mask, and the mask's label mapping."""
+    s = tp.series[name]
+    h.update(f"{tp.label}/{name}".encode())
+    h.update(file_digest(s.image.path).encode())
+    if s.mask is not None:
+        h.update(file_digest(s.mask.path).encode())
+        h.update(json.dumps(s.mask.label_spec, sort_keys=True).encode())
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

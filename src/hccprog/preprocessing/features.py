@@ -31,7 +31,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -47,8 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hccprog.cohort.model import Cohort, Patient
 from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.imaging.volume import Volume, resample_to
-from hccprog.preprocessing.cache import default_cache_dir, file_digest
+from hccprog.preprocessing.cache import default_cache_dir, hash_series
 from hccprog.preprocessing.register import RegistrationConfig
+from hccprog.runs import atomic_write_text
 
 FEATURES_VERSION = 2  # 2: one isotropic resampling per time point
 Region = Literal["tumor", "liver", "ring"]
@@ -279,21 +279,23 @@ def _timepoint_inputs(patient: Patient, i: int, channels: list[str], cfg: Featur
     return images, mask, fills
 
 
-def _key(patient: Patient, i: int, channels: list[str], cfg: FeatureConfig, mode: str) -> str:
+def _patient_digest(patient: Patient) -> str:
+    """Every file of the patient (a propagated mask depends on the other time points too)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": FEATURES_VERSION, "config": cfg.model_dump(mode="json"), "channels": channels,
-                         "mode": mode, "timepoint": i}, sort_keys=True).encode())
-    tps = list(patient.timepoints)
-    # a propagated mask depends on every masked time point too: hash the patient's files
-    for tp in tps:
+    for tp in patient.timepoints:
         for name in sorted(tp.series):
-            s = tp.series[name]
-            h.update(f"{tp.label}/{name}".encode())
-            h.update(file_digest(s.image.path).encode())
-            if s.mask is not None:
-                h.update(file_digest(s.mask.path).encode())
-                h.update(json.dumps(s.mask.label_spec, sort_keys=True).encode())
+            hash_series(h, tp, name)
     return h.hexdigest()
+
+
+def _key(files: str, i: int, channels: list[str], cfg: FeatureConfig, mode: str) -> str:
+    return hashlib.sha256(json.dumps({"version": FEATURES_VERSION, "config": cfg.model_dump(mode="json"),
+                                      "channels": channels, "mode": mode, "timepoint": i, "files": files},
+                                     sort_keys=True).encode()).hexdigest()
+
+
+def _checksum(rows) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
 def _read(path: Path) -> dict | None:
@@ -301,23 +303,11 @@ def _read(path: Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    body = json.dumps(data.get("rows"), sort_keys=True)
-    if data.get("checksum") != hashlib.sha256(body.encode()).hexdigest():
-        return None
-    return data
+    return data if data.get("checksum") == _checksum(data.get("rows")) else None
 
 
 def _write(path: Path, data: dict) -> None:
-    data = {**data, "checksum": hashlib.sha256(json.dumps(data["rows"], sort_keys=True).encode()).hexdigest()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps({**data, "checksum": _checksum(data["rows"])}))
 
 
 def _extract_patient(args) -> tuple[str, list[dict] | None, list[str], str]:
@@ -326,8 +316,9 @@ def _extract_patient(args) -> tuple[str, list[dict] | None, list[str], str]:
     rows: list[dict] = []
     fills: list[str] = []
     try:
+        files = _patient_digest(patient)  # once per patient, for every time point's key
         for i, tp in enumerate(list(patient.timepoints)[: cfg.timepoints]):
-            key = _key(patient, i, channels, cfg, mode)
+            key = _key(files, i, channels, cfg, mode)
             path = Path(cache) / "radiomics" / key[:2] / f"{key}.json"
             data = _read(path)
             if data is None:
