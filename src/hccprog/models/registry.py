@@ -136,7 +136,11 @@ def _load_builtin() -> None:
             inputs = ("baseline features and their change to the first follow-up" if delta
                       else "baseline features")
             register(ModelSpec(name, f"Radiomics ({inputs}: tumor, liver, peritumoral ring; PyRadiomics), {what}",
-                               RadiomicsModelConfig, radiomics.build, defaults={"learner": learner, "delta": delta},
+                               RadiomicsModelConfig, radiomics.build,
+                               # a boosted learner's in-sample scores overfit: its fusion and cut-offs are
+                               # learned from inner-CV scores (docs/models/radiomics.md, tuning round 1)
+                               defaults={"learner": learner, "delta": delta,
+                                         "train_risk": "inner-cv" if learner == "xgb" else "in-sample"},
                                input="features", presets=radiomics.PRESETS, reads_followups=lambda cfg: cfg.delta))
     classifiers = {"logistic": "L2 logistic regression", "nb": "Gaussian naive Bayes", "rf": "random forest",
                    "svm": "SVM (RBF kernel)", "dt": "decision tree"}
