@@ -74,3 +74,26 @@ def test_synth_rejects_bad_shape(tmp_path, bad):
     assert result.exit_code == 1
     assert "--shape" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_the_terminal_metrics_table_fits_80_columns_without_cutting_model_names():
+    from rich.console import Console
+
+    from hccprog.cli import _metrics_table
+
+    est = {"value": 0.6123, "ci_lower": 0.5512, "ci_upper": 0.6689}
+    hr = {"hr": 1.85, "ci_lower": 1.2, "ci_upper": 12.84, "p_value": 1e-5}
+    names = ["clinical_cox", "delta-radiomics-cox+clinical", "delta-radiomics-xgb+clinical", "albi", "crnn+clinical"]
+    metrics = {"models": {n: {"kind": "fixed score" if n == "albi" else "cross-validated", "n": 160, "events": 120,
+                              "harrell_c": est, "uno_c": est,
+                              "risk_groups": {"hr_high_vs_low": hr, "degenerate": n == "albi"}} for n in names}}
+    console = Console(width=80, record=True)
+    console.print(_metrics_table(metrics, "crnn: os (160 patients, 120 events)"))
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    for name in names:
+        assert any(line.lstrip().startswith(name) for line in lines), name
+    albi = next(k for k, line in enumerate(lines) if line.lstrip().startswith("albi *"))
+    assert "!" in lines[albi] + lines[albi + 1]  # the degenerate split is marked
+    assert "0.612 (0.551-0.669)" in text

@@ -388,16 +388,24 @@ def _horizons(text: str | None) -> list[float] | None:
 
 
 def _metrics_table(metrics: dict, title: str) -> Table:
+    from rich import box
+
     from hccprog.evaluation.metrics import estimate_text, hr_text
 
-    table = Table(title=title, title_justify="left")
-    for col in ("model", "kind", "n", "events", "Harrell's C (95% CI)", "Uno's C (95% CI)", "HR high vs low"):
-        table.add_column(col)
+    # fits 80 columns: model names are never cut (other cells wrap); Uno's C and the rest: report.html
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  caption="* fixed score (not fitted); HR: high vs low risk group; ! degenerate split (a group "
+                          "under 10 %)", caption_justify="left")
+    table.add_column("model", no_wrap=True)
+    for col in ("n", "events"):
+        table.add_column(col, justify="right")
+    table.add_column("Harrell's C", min_width=19, overflow="fold")
+    table.add_column("HR (95% CI)", min_width=11, overflow="fold")
     for name, m in metrics["models"].items():
-        hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
-        hr_txt = hr_text(hr)
-        table.add_row(name, m["kind"], str(m["n"]), str(m["events"]), estimate_text(m["harrell_c"]),
-                      estimate_text(m["uno_c"]), hr_txt)
+        rg = m.get("risk_groups", {})
+        hr_txt = hr_text(rg.get("hr_high_vs_low", {})) + (" !" if rg.get("degenerate") else "")
+        table.add_row(name + (" *" if m["kind"] == "fixed score" else ""), str(m["n"]), str(m["events"]),
+                      estimate_text(m["harrell_c"]).replace(" to ", "-"), hr_txt)
     return table
 
 
@@ -612,11 +620,15 @@ def _print_metrics(metrics: dict, name: str, endpoint: str | None) -> None:
 
 
 def _response_table(metrics: dict, title: str):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("model", "n", "PD", "AUC (95% CI)", "difference vs clinical (95% CI)"):
-        table.add_column(col)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("model", no_wrap=True)
+    for col in ("n", "PD"):
+        table.add_column(col, justify="right")
+    for col in ("AUC (95% CI)", "difference vs clinical (95% CI)"):
+        table.add_column(col, overflow="fold")
     diff = {c["model"]: c["auc_difference"] for c in metrics["comparisons"]}
     for name, m in metrics["models"].items():
         a, d = m.get("auc"), diff.get(name)

@@ -173,3 +173,25 @@ def test_no_import_cycle_between_classification_and_groups():
     text = Path(groups_module.__file__).read_text()
     assert "evaluation.classification" not in text and "from hccprog.evaluation import classification" not in text
     assert C.youden_threshold is G.youden_threshold
+
+
+@pytest.mark.parametrize(("counts", "method", "groups"), [
+    ({1: 9, 2: 26, 3: 1}, "median", [9, 27]),  # ALBI grades: the median (2) left 35 / 1
+    ({1: 9, 2: 9, 3: 22}, "median", [18, 22]),  # BCLC A/B/C: the median (C) left everybody low
+    ({1: 9, 2: 9, 3: 22}, "tertiles", [9, 9, 22]),
+    ({0: 12, 1: 14, 2: 5, 3: 1}, "median", [12, 20]),
+    ({0: 30, 1: 10}, "tertiles", [30, 10]),  # two classes: one cut-off
+])
+def test_discrete_scores_split_between_their_own_classes(counts, method, groups):
+    risk = np.concatenate([np.full(n, float(v)) for v, n in counts.items()])
+    cut = G.learn_cutoffs(risk, method=method)
+    assert set(cut) <= set(counts)  # cut-offs are class values: a patient at one is in the lower group
+    assert np.bincount(G.assign_groups(risk, cut)).tolist() == groups
+
+
+def test_degenerate_splits_are_flagged():
+    share, degenerate = G.group_shares(np.r_[np.zeros(159, int), 1])
+    assert share == pytest.approx(1 / 160) and degenerate
+    assert G.group_shares(np.r_[np.zeros(80, int), np.ones(80, int)]) == (0.5, False)
+    assert G.group_shares(np.zeros(10, int))[1]  # one empty group
+    assert not G.group_shares(np.r_[np.zeros(9, int), np.ones(81, int)])[1]  # 10 % exactly is not degenerate

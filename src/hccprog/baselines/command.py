@@ -12,6 +12,8 @@ from hccprog import __version__
 from hccprog.baselines.run import BaselinesConfig, BaselinesResult, run_baselines
 from hccprog.cohort.model import Cohort
 from hccprog.reports import figures as F
+from hccprog.reports.nomogram import covariate_info, cox_nomogram
+from hccprog.reports.nomogram import draw as draw_nomogram
 from hccprog.reports.report import evaluate_run
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 
@@ -74,7 +76,8 @@ def write_run_files(run: Path, cohort: Cohort, cohort_path: Path, cfg: Baselines
         save_figure(F.forest_plot(rows, f"{name}: hazard ratio per SD (fitted on all patients, "
                                         f"penalty {model.penalizer_:g})"),
                     run / "figures" / f"forest_model_{name}.png")
-        save_figure(F.nomogram(model, res.horizons, cohort.time_unit, f"{name} nomogram"),
+        nomo = cox_nomogram(model, covariate_info(cohort), res.horizons, unit=cohort.time_unit, endpoint=cfg.endpoint)
+        save_figure(draw_nomogram(nomo, f"{name} nomogram (fitted on all patients)", res.horizons),
                     run / "figures" / f"nomogram_{name}.png")
         write_json(run / "models" / f"{name}.json", {
             "penalizer": model.penalizer_, "tuning_harrell_c": {str(k): v for k, v in model.tuning_.items()},

@@ -72,7 +72,9 @@ class CoxModel:
         Xt = self.prep_.transform(X)
         self.model_ = self._fit_one(Xt, time, event, self.penalizer_, self.l1_ratio)
         self.linear_ = _linear_state(self.model_)
-        self.ranges_ = {c: (float(Xt[c].quantile(0.01)), float(Xt[c].quantile(0.99))) for c in Xt.columns}
+        # 1st-99th percentile of each encoded feature (unscaled: the covariate's model scale), for nomograms
+        self.ranges_ = {c: tuple(float(v) for v in self.prep_.unscaled(c, Xt[c].quantile([0.01, 0.99]).to_numpy()))
+                        for c in Xt.columns}
         self.covariates_ = list(X.columns)
         return self
 
@@ -84,7 +86,8 @@ class CoxModel:
         """What scores new patients, as plain JSON: covariates, the fitted preprocessing and the
         coefficients (``CoxScore.from_state`` applies it without lifelines)."""
         return {"covariates": self.covariates_, "penalizer": float(self.penalizer_),
-                "preprocessor": self.prep_.state(), **self.linear_}
+                "preprocessor": self.prep_.state(), **self.linear_,
+                "ranges": {c: list(v) for c, v in self.ranges_.items()}}
 
     def predict_survival(self, X: pd.DataFrame, times) -> np.ndarray:
         """S(t | x) at ``times``: (n, len(times)), Breslow baseline of the training data."""

@@ -17,11 +17,25 @@ CutoffMethod = Literal["median", "tertiles", "youden"]
 GROUP_LABELS = {2: ["low", "high"], 3: ["low", "intermediate", "high"]}
 
 
+#: A score with at most this many distinct values is discrete: its groups follow its own classes.
+DISCRETE_LEVELS = 10
+#: A risk group with a smaller share of the patients makes a split degenerate (flagged in reports).
+DEGENERATE_SHARE = 0.10
+
+
 def learn_cutoffs(risk, time=None, event=None, *, method: CutoffMethod = "median",
                   horizon: float | None = None) -> list[float]:
     """Cut-offs on (training) risks: the median, the tertiles, or Youden's J for the event
-    by ``horizon`` among patients whose status at the horizon is known."""
+    by ``horizon`` among patients whose status at the horizon is known.
+
+    A discrete score (at most ``DISCRETE_LEVELS`` distinct values, e.g. BCLC or the ALBI grade) is
+    cut between its own classes: at the class boundary whose share of patients at or below it is
+    nearest 1/2 (median) or 1/3 and 2/3 (tertiles). The plain median of such a score can put every
+    patient in one group (BCLC 9/9/22: median C, nobody above it)."""
     r = np.asarray(risk, dtype=float)
+    levels = np.unique(r[np.isfinite(r)])
+    if method in ("median", "tertiles") and 1 < len(levels) <= DISCRETE_LEVELS:
+        return class_cutoffs(r, levels, [0.5] if method == "median" else [1 / 3, 2 / 3])
     if method == "median":
         return [float(np.median(r))]
     if method == "tertiles":
@@ -37,6 +51,33 @@ def learn_cutoffs(risk, time=None, event=None, *, method: CutoffMethod = "median
             return [float(np.median(r))]
         return [youden_threshold(y[known], r[known])]
     raise ValueError(f"unknown cut-off method {method!r}")
+
+
+def class_cutoffs(risk: np.ndarray, levels: np.ndarray, targets: list[float]) -> list[float]:
+    """Cut-offs among a discrete score's own class values (a patient at a cut-off is in the lower
+    group): for each target share, in order, the unused class boundary whose share at or below it is
+    nearest; one cut-off when the score has only two classes."""
+    r = risk[np.isfinite(risk)]
+    candidates = [float(v) for v in levels[:-1]]
+    share = {c: float(np.mean(r <= c)) for c in candidates}
+    if len(targets) > len(candidates):
+        targets = [0.5]
+    if len(targets) == 1:
+        return [min(candidates, key=lambda c: (abs(share[c] - targets[0]), c))]
+    best = min(((a, b) for i, a in enumerate(candidates) for b in candidates[i + 1:]),
+               key=lambda ab: (sum(abs(share[c] - t) for c, t in zip(ab, targets, strict=True)), ab))
+    return list(best)
+
+
+def group_shares(groups) -> tuple[float, bool]:
+    """The smallest group's share of the patients, and whether the split is degenerate (a group
+    under ``DEGENERATE_SHARE`` of them, or an empty one)."""
+    g = np.asarray(groups, int)
+    if not len(g):
+        return 0.0, True
+    counts = np.bincount(g, minlength=max(int(g.max()) + 1, 2))
+    smallest = float(counts.min() / len(g))
+    return smallest, smallest < DEGENERATE_SHARE
 
 
 def assign_groups(risk, cutoffs: list[float]) -> np.ndarray:

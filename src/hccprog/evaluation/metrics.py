@@ -9,7 +9,7 @@ from hccprog.evaluation import survival as S
 from hccprog.evaluation.bootstrap import bootstrap_ci, paired_bootstrap_difference
 from hccprog.evaluation.calibration import calibration_summary, calibration_table
 from hccprog.evaluation.classification import binary_metrics, delong_auc_ci
-from hccprog.evaluation.groups import GROUP_LABELS, hazard_ratio, logrank
+from hccprog.evaluation.groups import GROUP_LABELS, group_shares, hazard_ratio, logrank
 
 SCHEMA = 1
 
@@ -87,7 +87,9 @@ def survival_metrics(predictions: pd.DataFrame, outcomes: pd.DataFrame, *, horiz
             g = first["risk_group"].to_numpy(int)
             n_groups = int(g.max()) + 1 if len(g) else 0
             labels = GROUP_LABELS.get(max(n_groups, 2), [str(k) for k in range(n_groups)])
+            smallest, degenerate = group_shares(g)
             entry["risk_groups"] = {
+                "smallest_share": round(smallest, 4), "degenerate": degenerate,
                 "n_per_group": {labels[k]: int((g == k).sum()) for k in range(len(labels))},
                 "events_per_group": {labels[k]: int(e[g == k].sum()) for k in range(len(labels))},
                 "logrank": _round(logrank(t, e, g)),

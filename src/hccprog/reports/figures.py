@@ -14,6 +14,7 @@ from hccprog.evaluation import survival as S
 from hccprog.evaluation.calibration import calibration_table, decision_curve
 from hccprog.evaluation.groups import GROUP_LABELS, kaplan_meier_table
 from hccprog.evaluation.metrics import hr_text
+from hccprog.reports.formatting import format_horizon, format_p
 
 COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
           "#1f78b4", "#b2df8a"]
@@ -48,13 +49,21 @@ def km_by_group(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, metrics:
         hr = rg.get("hr_high_vs_low", {})
         txt = []
         if p is not None:
-            txt.append(f"log-rank p = {p:.3g}")
+            txt.append(f"log-rank p {_p_eq(p)}")
         if hr.get("hr") is not None:
             txt.append(f"HR {hr_text(hr)}")
+        if rg.get("degenerate"):
+            txt.append(f"degenerate split: smallest group {rg['smallest_share']:.0%}")
         ax.text(0.97, 0.97, "\n".join(txt), transform=ax.transAxes, ha="right", va="top", fontsize=8)
         _km_axes(ax, model, unit)
     fig.tight_layout()
     return fig
+
+
+def _p_eq(p: float) -> str:
+    """``= 0.012`` or ``< 0.001``: the relation and the formatted p-value."""
+    text = format_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _km_axes(ax, title: str, unit: str) -> None:
@@ -81,7 +90,7 @@ def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
         ax.fill_between(tab.index, tab["lower"], tab["upper"], step="post", color=c, alpha=0.12)
     p = rc.get("logrank_predicted", {}).get("p_value")
     if p is not None:
-        ax.text(0.97, 0.97, f"log-rank p = {p:.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        ax.text(0.97, 0.97, f"log-rank p {_p_eq(p)}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
     _km_axes(ax, f"{model}: predicted risk class", unit)
     fig.tight_layout()
     return fig
@@ -99,7 +108,7 @@ def td_roc(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizons: lis
             lab = f"{model} ({auc:.2f})" if auc is not None else model
             ax.plot(fpr, tpr, color=COLORS[k % len(COLORS)], lw=1.4, label=lab)
         ax.plot([0, 1], [0, 1], ls=":", color="grey")
-        ax.set_title(f"time-dependent ROC at {h:g} {unit}", fontsize=10)
+        ax.set_title(f"time-dependent ROC at {format_horizon(h, unit)}", fontsize=10)
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
         ax.legend(fontsize=7, loc="lower right")
@@ -152,10 +161,42 @@ def calibration_plot(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, hor
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel(f"predicted survival at {horizon:g} {unit}")
+    ax.set_xlabel(f"predicted survival at {format_horizon(horizon, unit)}")
     ax.set_ylabel("observed (Kaplan-Meier, 95% CI)")
     ax.set_title("calibration by quartile of prediction", fontsize=10)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def model_calibration(frame: pd.DataFrame, outcomes: pd.DataFrame, horizons: list[float], unit: str,
+                      model: str) -> Figure | None:
+    """One model's calibration at every horizon it predicted (out of fold), the figure that sits
+    beside its nomogram."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    drawn = 0
+    for k, h in enumerate(horizons):
+        col = f"surv_{h:g}"
+        if col not in frame or frame[col].isna().any():
+            continue
+        o = outcomes.loc[frame.index]
+        if (o["time"] >= h).sum() < 5:  # too few patients followed to the horizon
+            continue
+        tab = calibration_table(o["time"], o["event"], frame[col], h)
+        ax.errorbar(tab["predicted"], tab["observed"],
+                    yerr=[tab["observed"] - tab["observed_lower"], tab["observed_upper"] - tab["observed"]],
+                    fmt="o-", color=COLORS[k % len(COLORS)], capsize=3, label=format_horizon(h, unit))
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted survival (out of fold)")
+    ax.set_ylabel("observed (Kaplan-Meier, 95% CI)")
+    ax.set_title(f"{model}: calibration by quartile", fontsize=10)
+    ax.legend(fontsize=7, title="horizon", title_fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -178,12 +219,29 @@ def decision_curve_plot(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, 
     ax.axhline(0, color="k", lw=0.8, label="treat none")
     top = max(0.05, float(np.nanmax(ref["treat_all"])) * 1.1)
     ax.set_ylim(-0.05, top)
-    ax.set_xlabel(f"threshold probability of the event by {horizon:g} {unit}")
+    ax.set_xlabel(f"threshold probability of the event by {format_horizon(horizon, unit)}")
     ax.set_ylabel("net benefit")
     ax.set_title("decision curve", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _plain_log_ticks(ax, values: np.ndarray) -> None:
+    """Log-axis ticks at round ratios labelled as plain numbers (0.5, 1, 2), no minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    lo, hi = (v.min(), v.max()) if len(v) else (0.5, 2.0)
+    candidates = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 20, 50, 100]
+    ticks = [c for c in candidates if lo / 1.05 <= c <= hi * 1.05]
+    while len(ticks) > 7:  # keep 1 and thin the rest
+        ticks = [c for k, c in enumerate(ticks) if c == 1 or k % 2 == 0]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:g}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def forest_plot(rows: pd.DataFrame, title: str) -> Figure:
@@ -195,73 +253,13 @@ def forest_plot(rows: pd.DataFrame, title: str) -> Figure:
     ax.errorbar(hr, y, xerr=[hr - lo, hi - hr], fmt="s", color="#333333", ecolor="#333333", capsize=3)
     ax.axvline(1, color="grey", ls=":")
     ax.set_xscale("log")
+    _plain_log_ticks(ax, np.r_[lo, hi, 1.0])
     ax.set_yticks(y)
     ax.set_yticklabels(rows["label"], fontsize=8)
     for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
-        ax.text(1.02, yi, f"{r['hr']:.2f} ({r['ci_lower']:.2f}-{r['ci_upper']:.2f})  p={r['p_value']:.3g}",
+        ax.text(1.02, yi, f"{r['hr']:.2f} ({r['ci_lower']:.2f}-{r['ci_upper']:.2f})  p {_p_eq(r['p_value'])}",
                 transform=ax.get_yaxis_transform(), fontsize=7, va="center")
     ax.set_xlabel("hazard ratio (95% CI)")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def nomogram(model, horizons: list[float], unit: str, title: str) -> Figure:
-    """Nomogram of a fitted :class:`~hccprog.baselines.cox.CoxModel`: points per covariate on its
-    original scale (the largest effect spans 100 points), total points, linear predictor and the
-    predicted survival at each horizon (Breslow baseline)."""
-    coefs = model.model_.params_
-    prep = model.prep_
-    lo_hi = {n: model.ranges_[n] for n in coefs.index}  # 1st-99th percentile of training patients
-    spans = {n: abs(coefs[n]) * (lo_hi[n][1] - lo_hi[n][0]) for n in coefs.index}
-    order = sorted(spans, key=spans.get, reverse=True)
-    order = [n for n in order if spans[n] > 1e-9][:12]
-    max_span = max(spans[n] for n in order) if order else 1.0
-    n_rows = len(order) + 2 + len(horizons)
-    fig, ax = plt.subplots(figsize=(8.0, 0.5 * n_rows + 1.0))
-    ax.set_xlim(-0.5, 110)
-    ax.set_ylim(-0.5, n_rows)
-    ax.axis("off")
-
-    def axis_row(y, label, positions, ticks):
-        ax.plot([min(positions), max(positions)], [y, y], color="k", lw=1)
-        for x, tlabel in zip(positions, ticks, strict=True):
-            ax.plot([x, x], [y, y + 0.12], color="k", lw=1)
-            ax.text(x, y + 0.18, tlabel, ha="center", va="bottom", fontsize=7)
-        ax.text(-1.5, y, label, ha="right", va="center", fontsize=8)
-
-    y = n_rows - 1
-    axis_row(y, "Points", list(np.linspace(0, 100, 11)), [f"{v:.0f}" for v in np.linspace(0, 100, 11)])
-    total_max = 0.0
-    for name in order:
-        y -= 1
-        b = coefs[name]
-        zs = np.linspace(*lo_hi[name], 5)
-        pts = (b * zs - min(b * zs)) / max_span * 100
-        total_max += pts.max()
-        raw = prep.unscaled(name, zs)
-        labels = [f"{v:.3g}" for v in raw]
-        if "=" in name:  # a dummy: only 0/1 make sense
-            z01 = (np.array([0.0, 1.0]) - prep.mean_[name]) / prep.std_[name]
-            pts = (b * z01 - min(b * zs)) / max_span * 100
-            labels = ["no", "yes"]
-        axis_row(y, name, list(pts), labels)
-    y -= 1
-    tot = np.linspace(0, total_max, 6)
-    pos = tot / max(total_max, 1e-9) * 100
-    axis_row(y, "Total points", list(pos), [f"{v:.0f}" for v in tot])
-    # linear predictor for total points: lp = min_lp + total * max_span / 100
-    min_lp = sum(min(coefs[n] * np.array(lo_hi[n])) for n in order)
-    lps = min_lp + tot * max_span / 100
-    bh = model.model_.baseline_cumulative_hazard_
-    norm_mean = getattr(model.model_, "_norm_mean", None)
-    mean_lp = float(np.dot(norm_mean.to_numpy(), coefs.to_numpy())) if norm_mean is not None else 0.0
-    for h in horizons:
-        y -= 1
-        idx = bh.index.searchsorted(h, side="right") - 1
-        H0 = float(bh.iloc[max(idx, 0), 0])
-        surv = np.exp(-H0 * np.exp(lps - mean_lp))
-        axis_row(y, f"S({h:g} {unit})", list(pos), [f"{v:.2f}" for v in surv])
-    ax.set_title(title + "  (covariates over their 1st-99th training percentiles)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -13,6 +13,7 @@ from hccprog import __version__
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
+from hccprog.reports.formatting import format_horizon, format_horizons, format_p, plural, times
 from hccprog.runs import atomic_write_text, read_predictions, run_name, save_figure, write_json
 from hccprog.safe_yaml import load_yaml
 
@@ -170,6 +171,12 @@ def _figures(run: Path, preds, outcomes, metrics, horizons, unit) -> None:
             rows.append({"label": model, **hr})
     if rows:
         save_figure(F.forest_plot(pd.DataFrame(rows), "high vs low risk group"), figdir / "forest_risk_groups.png")
+    for path in figdir.glob("nomogram_*.png"):  # the calibration that sits beside each nomogram
+        model = path.stem[len("nomogram_"):]
+        if model in first:
+            cal = F.model_calibration(first[model], outcomes, horizons, unit, model)
+            if cal is not None:
+                save_figure(cal, figdir / f"calibration_{model}.png")
     for model, m in metrics["models"].items():
         if "risk_classes" in m:
             f = _class_frame(preds, outcomes, model)
@@ -187,18 +194,21 @@ def _table(frame: pd.DataFrame) -> str:
 
 def summary_table(metrics: dict) -> pd.DataFrame:
     """One row per model: n, events, Harrell's and Uno's C, td-AUC per horizon, IBS, risk groups."""
+    unit = metrics.get("time_unit", "days")
     rows = []
     for model, m in metrics["models"].items():
         row = {"model": model, "kind": m["kind"], "patients": m["n"], "events": m["events"],
                "Harrell's C (95% CI)": estimate_text(m.get("harrell_c")),
                "Uno's C (95% CI)": estimate_text(m.get("uno_c"))}
         for h, est in m.get("td_auc", {}).items():
-            row[f"AUC({h}) (95% CI)"] = estimate_text(est)
+            row[f"AUC at {format_horizon(float(h), unit)} (95% CI)"] = estimate_text(est)
         row["IBS (95% CI)"] = estimate_text(m.get("integrated_brier"))
         hr = m.get("risk_groups", {}).get("hr_high_vs_low", {})
         row["HR high vs low (95% CI)"] = hr_text(hr)
-        p = m.get("risk_groups", {}).get("logrank", {}).get("p_value")
-        row["log-rank p"] = f"{p:.3g}" if p is not None else "n/a"
+        rg = m.get("risk_groups", {})
+        row["log-rank p"] = format_p(rg.get("logrank", {}).get("p_value"))
+        if rg.get("degenerate"):
+            row["HR high vs low (95% CI)"] += f" [degenerate: smallest group {rg['smallest_share']:.0%}]"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -206,7 +216,7 @@ def summary_table(metrics: dict) -> pd.DataFrame:
 def comparison_table(metrics: dict) -> pd.DataFrame:
     rows = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
              "difference in Harrell's C (95% CI)": estimate_text(c["harrell_c_difference"]),
-             "bootstrap p": "n/a" if c["p_value"] is None else f"{c['p_value']:.3g}"}
+             "bootstrap p": format_p(c["p_value"])}
             for c in metrics.get("comparisons", [])]
     return pd.DataFrame(rows)
 
@@ -215,7 +225,9 @@ CSS = """body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em
 h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table.t{border-collapse:collapse;font-size:.85em;margin:.6em 0}table.t td,table.t th{padding:.25em .6em;
 border-bottom:1px solid #e4e4e4;text-align:left}table.t th{background:#f4f4f4}img{max-width:100%;margin:.6em 0}
-.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}"""
+.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
+.row{display:flex;gap:1em;align-items:flex-start}.row .main{flex:2.8}.row .side{flex:1}
+@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure{break-inside:avoid}}"""
 
 
 def write_report(run: Path, config: dict, metrics: dict) -> Path:
@@ -239,9 +251,11 @@ def write_report(run: Path, config: dict, metrics: dict) -> Path:
 
 def _protocol(config: dict, stratified_by: str) -> str:
     cv = config.get("cv", {})
+    repeats, seed = int(cv.get("repeats", 1)), int(cv.get("seed", 0))
+    runs = (f"run once (seed {seed})" if repeats == 1
+            else f"repeated {times(repeats)} (seeds {seed} to {seed + repeats - 1})")
     return (f"Protocol: patient-level {cv.get('folds')}-fold cross-validation stratified by {stratified_by}, "
-            f"repeated {cv.get('repeats')} times (seeds {cv.get('seed')} to "
-            f"{cv.get('seed', 0) + cv.get('repeats', 1) - 1}); imputation, encoding, scaling and the penalty "
+            f"{runs}; imputation, encoding, scaling and the penalty "
             f"(inner {cv.get('inner_folds')}-fold CV) fitted on training folds only. Cross-validated models are "
             "scored out of fold; fixed scores are not fitted (fold -1).")
 
@@ -250,7 +264,7 @@ def _response_sections(config: dict, metrics: dict) -> list[str]:
     """Response classification (PD vs disease control): AUC, the classification at each training
     part's cut-off, and DeLong's paired comparison with the clinical reference."""
     parts = [f"<p>Cohort <b>{html.escape(str(config.get('cohort_name', '')))}</b>, endpoint <b>response</b> "
-             f"(mRECIST PD against disease control: CR, PR, SD): {metrics['n_patients']} patients, "
+             f"(mRECIST PD against disease control: CR, PR, SD): {plural(metrics['n_patients'], 'patient')}, "
              f"{metrics['n_positive']} with PD.</p>"]
     if config.get("cv"):
         parts.append(f"<p>{_protocol(config, 'class')} Metrics are those of the first repeat (predictions.csv). "
@@ -264,8 +278,7 @@ def _response_sections(config: dict, metrics: dict) -> list[str]:
     parts.append("<h2>Response classification</h2>" + _table(pd.DataFrame(rows)))
     comp = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
              "AUC difference (95% CI)": estimate_text(c["auc_difference"]),
-             "p (DeLong)": "n/a" if c["auc_difference"].get("p_value") is None
-             else f"{c['auc_difference']['p_value']:.3g}"} for c in metrics.get("comparisons", [])]
+             "p (DeLong)": format_p(c["auc_difference"].get("p_value"))} for c in metrics.get("comparisons", [])]
     if comp:
         parts.append("<h2>Comparison with the clinical model</h2><p class='note'>DeLong's paired test of the "
                      "difference in AUC on the patients both models scored.</p>" + _table(pd.DataFrame(comp)))
@@ -277,9 +290,9 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
     unit = metrics.get("time_unit", "days")
     parts = [
         f"<p>Cohort <b>{html.escape(str(config.get('cohort_name', '')))}</b>, endpoint "
-        f"<b>{html.escape(str(metrics.get('endpoint')))}</b>: {metrics['n_patients']} patients, "
-        f"{metrics['n_events']} events; times in {html.escape(unit)}. Horizons: "
-        f"{', '.join(f'{h:g}' for h in metrics['horizons'])} {html.escape(unit)}.</p>"]
+        f"<b>{html.escape(str(metrics.get('endpoint')))}</b>: {plural(metrics['n_patients'], 'patient')}, "
+        f"{plural(metrics['n_events'], 'event')}; times in {html.escape(unit)}. Horizons: "
+        f"{html.escape(format_horizons([float(h) for h in metrics['horizons']], unit))}.</p>"]
     if config.get("cv"):
         parts.append(
             f"<p>{_protocol(config, 'event')} C-indices are the mean over repeats; 95% CIs by patient bootstrap "
@@ -295,7 +308,8 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
     cal_rows = []
     for model, m in metrics["models"].items():
         for h, c in m.get("calibration", {}).items():
-            cal_rows.append({"model": model, "horizon": h, "mean predicted S": f"{c['mean_predicted']:.3f}",
+            cal_rows.append({"model": model, "horizon": format_horizon(float(h), unit),
+                             "mean predicted S": f"{c['mean_predicted']:.3f}",
                              "observed S (KM)": f"{c['observed']:.3f}",
                              "calibration-in-the-large": f"{c['in_the_large']:+.3f}",
                              "mean |pred - obs| over quartiles": f"{c['mean_abs_error']:.3f}"})
@@ -304,7 +318,8 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
     cls_rows = []
     for model, m in metrics["models"].items():
         for h, c in m.get("horizon_classification", {}).items():
-            cls_rows.append({"model": model, "event by": h, "patients (known status)": c["n"], "events": c["events"],
+            cls_rows.append({"model": model, "event by": format_horizon(float(h), unit),
+                             "patients (known status)": c["n"], "events": c["events"],
                              "AUC (DeLong 95% CI)": estimate_text(c["auc"]), "accuracy": f"{c['accuracy']:.3f}",
                              "sensitivity": f"{c['recall']:.3f}", "specificity": f"{c['specificity']:.3f}",
                              "precision": f"{c['precision']:.3f}", "F1": f"{c['f1']:.3f}"})
@@ -319,11 +334,11 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
         edges = ", ".join(f"{e:g}" for e in rc["edges"])
         if str(rc.get("labels", "rule")).startswith("column"):
             rule = (f"Classes from the clinical table's {html.escape(rc['labels'])} (higher = worse); patients "
-                    f"with a blank class are left out here ({rc['n_unknown']} patients).")
+                    f"with a blank class are left out here ({plural(rc['n_unknown'], 'patient')}).")
         else:
             rule = (f"Class k = K-1-(number of edges reached by the event time); edges {edges} "
                     f"{html.escape(unit)}; a patient censored before the last edge has no known class and is "
-                    f"left out here ({rc['n_unknown']} patients).")
+                    f"left out here ({plural(rc['n_unknown'], 'patient')}).")
         parts.append(f"<h2>Risk classes of {html.escape(model)}</h2><p class='note'>{rule} "
                      f"95% CIs by patient bootstrap.</p>")
         row = {"patients (known class)": rc["n_known"],
@@ -340,9 +355,10 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
         if not pg:
             continue
         parts.append(f"<h2>Progression head of {html.escape(model)}</h2><p class='note'>Predicted probability of "
-                     f"the event by {pg['horizon']:g} {html.escape(unit)} (out of fold) against the observed "
-                     f"status; {pg['n_unknown']} patients censored earlier are left out. AUC with DeLong's "
-                     f"95% CI; the other figures at probability 0.5.</p>")
+                     f"the event by {html.escape(format_horizon(float(pg['horizon']), unit))} (out of fold) against "
+                     f"the observed status; {plural(pg['n_unknown'], 'patient')} censored earlier "
+                     f"{'is' if pg['n_unknown'] == 1 else 'are'} left out. AUC with DeLong's 95% CI; the other "
+                     "figures at probability 0.5.</p>")
         row = {"patients (known status)": pg["n_known"], "events": pg["events"],
                "AUC (DeLong 95% CI)": estimate_text(pg.get("auc")),
                **{k: f"{pg[k]:.3f}" for k in ("accuracy", "f1", "recall", "specificity") if pg.get(k) is not None}}
@@ -369,11 +385,21 @@ def _shared_sections(run: Path, config: dict, metrics: dict) -> list[str]:
     for name, caption in FIGURE_CAPTIONS.items():
         if (figdir / name).exists():
             parts.append(f"<figure>{_img(figdir / name)}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    for path in sorted(figdir.glob("forest_model_*.png")) + sorted(figdir.glob("nomogram_*.png")):
-        model = path.stem.split("_", 2)[-1] if path.stem.startswith("forest_model_") else path.stem[len("nomogram_"):]
-        what = "Hazard ratios per SD (or vs the reference level)" if "forest" in path.stem else "Nomogram"
-        parts.append(f"<figure>{_img(path)}<figcaption>{what} of {html.escape(model)} fitted on all patients "
-                     f"(apparent; for presentation, not for judging performance).</figcaption></figure>")
+    for path in sorted(figdir.glob("forest_model_*.png")):
+        model = path.stem[len("forest_model_"):]
+        parts.append(f"<figure>{_img(path)}<figcaption>Hazard ratios per SD (or vs the reference level) of "
+                     f"{html.escape(model)} fitted on all patients (apparent; for presentation, not for judging "
+                     "performance).</figcaption></figure>")
+    for path in sorted(figdir.glob("nomogram_*.png")):
+        model = path.stem[len("nomogram_"):]
+        cal = figdir / f"calibration_{model}.png"
+        side = f"<div class='side'>{_img(cal)}</div>" if cal.exists() else ""
+        parts.append(f"<figure class='nomogram'><div class='row'><div class='main'>{_img(path)}</div>{side}</div>"
+                     f"<figcaption>Nomogram of {html.escape(model)} fitted on all patients: read each covariate's "
+                     "points, add them, and read the predicted probability below the total (covariates over their "
+                     "1st-99th training percentiles, in original units). Beside it, the same model's out-of-fold "
+                     "calibration at each horizon: the nomogram is apparent, the calibration is honest."
+                     "</figcaption></figure>")
     sources = config.get("score_sources", {})
     if sources:
         parts.append("<h2>Where the scores come from</h2>" + _table(

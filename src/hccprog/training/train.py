@@ -36,8 +36,10 @@ from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
 from hccprog.preprocessing.features import FeatureConfig
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.preprocessing.volumes import VolumeConfig
+from hccprog.reports.nomogram import covariate_info, fused_nomogram
+from hccprog.reports.nomogram import draw as draw_nomogram
 from hccprog.reports.report import evaluate_run
-from hccprog.runs import staged_run, write_csv, write_json, write_unscored
+from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_unscored
 from hccprog.training.breslow import BreslowSurvival
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
 from hccprog.training.cv import CVConfig, Split
@@ -427,7 +429,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
     saves = isinstance(learner, DeepLearner) or learner.saves_final
-    final = _final_model(learner, res, cfg, t, e) if cfg.final_model and saves else None
+    final = _final_model(learner, res, cfg, t, e, covariate_info(cohort)) if cfg.final_model and saves else None
     with staged_run(out, overwrite=overwrite) as tmp:
         what = "response (PD vs disease control)" if response else cfg.endpoint
         extra = {
@@ -472,13 +474,17 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             if "state_dict" in final:  # a network's weights
                 torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
             write_json(tmp / "models" / f"{name}.json", final)
+            if final.get("fusion"):
+                nomo = fused_nomogram(final, unit=cohort.time_unit, endpoint=cfg.endpoint)
+                save_figure(draw_nomogram(nomo, f"{name}+clinical nomogram (fitted on all patients)", res.horizons),
+                            tmp / "figures" / f"nomogram_{name}+clinical.png")
         metrics = evaluate_run(tmp)
     shutil.rmtree(state_dir, ignore_errors=True)
     return out / "report.html", metrics
 
 
 def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig, t: np.ndarray,
-                 e: np.ndarray) -> dict:
+                 e: np.ndarray, covariates_info: dict) -> dict:
     """Refit on every patient for ``predict``.
 
     Survival: the Breslow baseline and risk-group cut-offs are learned on all patients too, and so
@@ -502,6 +508,7 @@ def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig
         fused = fus.predict_risk(risk[ok], clin_risk[ok], ind)
         extra["fusion"] = {"name": f"{cfg.model}+clinical", "clinical_model": cfg.fuse_with,
                            "clinical": clinical.state(), "fusion": fus.state(), "locf_indicator": ind is not None,
+                           "covariates_info": covariates_info,
                            **_score_description(fused, t[ok], e[ok], cfg, horizons)}
     return learner.description(tr, cfg, horizons=horizons, **extra)
 
@@ -512,6 +519,7 @@ def _score_description(risk: np.ndarray, t: np.ndarray, e: np.ndarray, cfg: Trai
     base = BreslowSurvival().fit(risk, t, e)
     cut = learn_cutoffs(risk, t, e, method=cfg.risk_groups, horizon=max(horizons))
     return {"risk_groups": {"method": cfg.risk_groups, "cutoffs": [float(c) for c in cut]},
+            "risk_range": [float(v) for v in np.quantile(risk, [0.01, 0.99])],
             "breslow": base.state(), "train_groups": np.bincount(assign_groups(risk, cut)).tolist()}
 
 
