@@ -60,6 +60,51 @@ def test_end_to_end_run_folder(trained):
     assert any(k.startswith("encoders.0") for k in state)
 
 
+def test_explain_a_patient(trained, small_cohort, tmp_path):
+    """Grad-CAM++ overlays, maps on the original scans (NIfTI, on each scan's own grid), the fused
+    model's contributions (adding up to its risk) and a card, with the scores predict gives."""
+    import nibabel as nib
+
+    from hccprog.cohort import load_cohort
+
+    run, cache, _ = trained
+    out = tmp_path / "explain"
+    pid = "SYN0003"
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", pid, "--out", str(out),
+                                 "--cache", str(cache), "--method", "gradcam++", "--method", "gradcam"])
+    assert result.exit_code == 0, result.output
+    folder = out / pid
+    for name in ("card.html", "overlay_gradcampp.png", "overlay_gradcam.png", "explanation.json",
+                 "clinical_contributions.csv", "survival.png", "saliency.npz"):
+        assert (folder / name).exists(), name
+    entry = json.loads((folder / "explanation.json").read_text())
+    scored = _predict(run, small_cohort, tmp_path / "pred", cache).set_index(["patient_id", "model"])
+    for model in ("crnn", "crnn+clinical"):
+        assert entry["scores"][model]["risk"] == pytest.approx(scored.loc[(pid, model), "risk"], abs=1e-5)
+    contrib = pd.read_csv(folder / "clinical_contributions.csv")
+    assert contrib["contribution"].sum() == pytest.approx(entry["scores"]["crnn+clinical"]["risk"], abs=1e-4)
+    maps = np.load(folder / "saliency.npz")
+    assert set(maps.files) == {"gradcampp", "gradcam"} and np.nanmax(maps["gradcampp"]) == pytest.approx(1.0)
+    patient = load_cohort(small_cohort / "cohort.yaml").cohort[pid]
+    niftis = sorted(folder.glob("saliency_gradcampp_*.nii.gz"))
+    assert niftis
+    tp = patient.timepoints[0]
+    scan = next(s for s in tp.series.values() if s.mask is not None).image.load()
+    img = nib.load(str(folder / f"saliency_gradcampp_{tp.label}.nii.gz"))
+    assert img.shape == scan.shape and np.allclose(img.affine, scan.affine)
+    assert np.asarray(img.dataobj).max() > 0
+    card = (folder / "card.html").read_text()
+    assert "Grad-CAM++" in card and "Contributions to the fused model" in card and "data:image/png" in card
+    # explanations on request in predict
+    result = runner.invoke(app, ["predict", str(run), str(small_cohort / "cohort.yaml"), "--out",
+                                 str(tmp_path / "pred-x"), "--cache", str(cache), "--explain", "SYN0004"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pred-x" / "explanations" / "SYN0004" / "card.html").exists()
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", "NOBODY", "--out",
+                                 str(tmp_path / "none"), "--cache", str(cache)])
+    assert result.exit_code != 0 and "NOBODY" in result.output
+
+
 def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
     from hccprog.cohort import load_cohort
     from hccprog.preprocessing import SliceConfig, preprocess_cohort
@@ -295,6 +340,14 @@ def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
     own = scored[scored["model"] == "progswin"]
     assert len(own) == 16 and np.allclose(own[["p_0", "p_1", "p_2", "p_3"]].sum(axis=1), 1, atol=1e-5)
     assert scored.loc[scored["model"] != "progswin", "p_0"].isna().all()  # the fused model has no classes
+    # Grad-CAM++ of the 3D network: three planes per time point and the map on each observed scan
+    result = runner.invoke(app, ["explain", str(run), str(mri_cohort / "cohort.yaml"), "-p", "SYN0001", "--out",
+                                 str(tmp_path / "ps-explain"), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "ps-explain" / "SYN0001"
+    assert (folder / "overlay_gradcampp.png").exists() and (folder / "card.html").exists()
+    assert len(list(folder.glob("saliency_gradcampp_*.nii.gz"))) == 3
+    assert np.load(folder / "saliency.npz")["gradcampp"].shape == (3, 1, 32, 32, 32)
 
 
 def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_path):
@@ -594,6 +647,13 @@ def test_radiomics_trains_fuses_and_predicts(small_cohort, trained, tmp_path):
     scored = _predict(run, small_cohort, tmp_path / "rad-new", cache)
     assert set(scored["model"]) == {"delta-radiomics-cox", "delta-radiomics-cox+clinical"}
     assert len(scored) == 60 and scored["risk"].notna().all() and (scored["fold"] == -1).all()
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", "SYN0002", "--out",
+                                 str(tmp_path / "rad-explain"), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    feats = pd.read_csv(tmp_path / "rad-explain" / "SYN0002" / "feature_contributions.csv")
+    entry = json.loads((tmp_path / "rad-explain" / "SYN0002" / "explanation.json").read_text())
+    risk = entry["scores"]["delta-radiomics-cox"]["risk"]
+    assert feats["contribution"].sum() + entry["features_baseline"] == pytest.approx(risk, abs=1e-6)
 
     rf = tmp_path / "rf"
     result = runner.invoke(app, ["train", str(small_cohort / "cohort.yaml"), "--model", "radiomics-rf", "--endpoint",

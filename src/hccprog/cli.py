@@ -846,6 +846,9 @@ def predict(
     covariate_alias: Annotated[list[str] | None, typer.Option(
         "--covariate-alias", help="COHORT_COLUMN=MODEL_COVARIATE (e.g. AFP_ngml=afp); repeatable; adds to "
                                   "cohort.yaml's covariate_aliases.")] = None,
+    explain_ids: Annotated[list[str] | None, typer.Option(
+        "--explain", help="Also explain this patient (saliency, contributions, patient card) into "
+                          "<out>/explanations/<patient>; repeatable; `all` for every scored patient.")] = None,
 ) -> None:
     """Score new patients with a trained run's final model and its fusion with the clinical Cox
     score (<model>+clinical): risk, risk group (training cut-off) and survival probabilities at the
@@ -871,6 +874,19 @@ def predict(
     for note in stats.get("notes", []):
         out.print(f"note: {note}")
     out.print(f"predictions: {dest / 'predictions.csv'}")
+    if explain_ids:
+        from hccprog.explain.run import explain_run
+
+        scored = sorted({str(p) for p in _read_ids(dest / "predictions.csv")})
+        ids = scored if "all" in explain_ids else list(explain_ids)
+        with _progress() as bar:
+            task = bar.add_task("explaining", total=None)
+            summary = explain_run(run, c, ids, dest / "explanations", cache_dir=cache, overwrite=overwrite,
+                                  progress=lambda label, d, n: bar.update(task, description=label, completed=d,
+                                                                          total=n))
+        for note in summary["notes"]:
+            out.print(f"note: {note}")
+        out.print(f"explanations: {dest / 'explanations'} (a card.html per patient)")
     if stats["validated"] and (dest / "report.html").exists():
         out.print(f"report: {dest / 'report.html'}")
     elif stats["validated"]:  # a response model: AUC against the new cohort's responses
@@ -879,6 +895,59 @@ def predict(
             auc = v.get("auc")
             txt = f"{auc['value']:.3f} ({auc['ci_lower']:.3f} to {auc['ci_upper']:.3f})" if auc else "n/a"
             out.print(f"{name}: response AUC {txt}; metrics: {dest / 'metrics.json'}")
+
+
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="A `train` run folder with a final model.")],
+    cohort: Annotated[Path, typer.Argument(help="cohort.yaml of the patients to explain.")],
+    patients: Annotated[list[str], typer.Option("--patients", "-p", help="Patient ID to explain; repeatable.")],
+    dest: Annotated[Path, typer.Option("--out", help="Folder to write (one sub-folder per patient).")] = Path(
+        "explanations"),
+    method: Annotated[list[str] | None, typer.Option(
+        "--method", help="gradcam++ (default) and/or gradcam; repeatable.")] = None,
+    with_occlusion: Annotated[bool, typer.Option("--occlusion", help="Also occlusion sensitivity (model-agnostic, "
+                                                   "slower: one forward pass per patch).")] = False,
+    nifti: Annotated[bool, typer.Option(help="Write the maps on the original scans as NIfTI.")] = True,
+    cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    series_alias: Annotated[list[str] | None, typer.Option(
+        "--series-alias", help="COHORT_NAME=MODEL_NAME, as for predict; repeatable.")] = None,
+    covariate_alias: Annotated[list[str] | None, typer.Option(
+        "--covariate-alias", help="COHORT_COLUMN=MODEL_COVARIATE, as for predict; repeatable.")] = None,
+) -> None:
+    """What a trained model looked at, per patient: Grad-CAM++ / Grad-CAM overlays on the model's
+    input with the liver and tumor contours, the maps on the original scans (NIfTI), the radiomics
+    features' or the clinical covariates' contributions, and a printable patient card (card.html)."""
+    cohort = _cohort_path(cohort)
+    from hccprog.explain.run import METHODS, explain_run
+
+    if not (run / "config.yaml").exists():
+        raise RunFolderError(f"{run / 'config.yaml'} is missing: not a run folder")
+    methods = tuple(method or ["gradcam++"])
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ConfigError(f"--method: unknown {', '.join(bad)} (known: {', '.join(METHODS)})")
+    check_writable(dest)
+    aliases = {"series": _pairs(series_alias or [], "--series-alias"),
+               "covariates": _pairs(covariate_alias or [], "--covariate-alias")}
+    c = _load_for_run(cohort, images=True).with_aliases(**aliases)
+    with _progress() as bar:
+        task = bar.add_task("explaining", total=None)
+        summary = explain_run(run, c, list(patients), dest, methods=methods, with_occlusion=with_occlusion,
+                              nifti=nifti, overwrite=overwrite, cache_dir=cache,
+                              progress=lambda label, d, n: bar.update(task, description=label, completed=d, total=n))
+    for pid, secs in summary["seconds_per_patient"].items():
+        out.print(f"{pid}: maps in {secs['maps']:.1f} s, {secs['total']:.1f} s with rendering")
+    for note in summary["notes"]:
+        out.print(f"note: {note}")
+    out.print(f"explanations: {dest} (a card.html per patient)")
+
+
+def _read_ids(path: Path) -> list[str]:
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"patient_id": str})["patient_id"].tolist()
 
 
 def main() -> None:

@@ -131,14 +131,39 @@ def test_a_new_model_is_one_module_and_one_preset(tiny_cohort, tmp_path):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_the_declared_saliency_layer_exists(name):
+def test_grad_cam_explains_every_network_on_its_own_input(name):
+    """Every network names the layers Grad-CAM reads and maps their rows onto its input: the map
+    has the input's shape, is finite where the network reads and NaN where it does not."""
+    from hccprog.explain.saliency import grad_cam
+
     spec = get_model(name)
-    if spec.input == "features":  # no network to explain
-        assert spec.saliency_layer is None
+    if spec.input == "features":  # radiomics pipelines: contributions, not saliency
         return
     cfg = resolve_config("tiny", model=name)
+    pre = cfg.preprocessing
     kw = {"clinical_features": 3} if spec.clinical else {}
-    geo = {"streams": 3, "channels": 1} if spec.input == "volume" else {"streams": 2 if name.startswith("dmm") else 1,
-                                                                         "channels": 2 if name.startswith("dmm") else 3}
-    net = spec.build(cfg.network_config(), **geo, **kw)
-    assert spec.saliency_layer in dict(net.named_modules())
+    if spec.input == "volume":
+        t, c = pre.timepoints, 1
+        shape = (1, t, c, *pre.size) if isinstance(pre.size, (tuple, list)) else (1, t, c, *(3 * [pre.size]))
+        geo = {"streams": t, "channels": c}
+    else:
+        s, c = (2, 2) if name.startswith("dmm") else (len(pre.streams), 1)
+        shape = (1, pre.timepoints, s, pre.slices, c, pre.size, pre.size)
+        geo = {"streams": s, "channels": c}
+    net = spec.build(cfg.network_config(), **geo, **kw).eval()
+    objective = cfg.objective("days")
+    clin = torch.randn(1, 3)
+    torch.manual_seed(0)
+    x = torch.rand(shape)
+
+    def risk(v):
+        return objective.torch_risk(net(v, clin) if spec.clinical else net(v))
+
+    cam, score = grad_cam(net, x, risk, layers=spec.saliency_layers(net), index=spec.saliency_index(net, shape))
+    assert cam.shape == shape[1:]
+    read = np.isfinite(cam)
+    assert read.any() and (cam[read] >= 0).all() and cam[read].max() <= 1
+    with torch.no_grad():
+        assert score == pytest.approx(float(risk(x)[0]), rel=1e-5, abs=1e-6)
+    if spec.input == "slices" and not spec.reads_followups(cfg.network_config()):
+        assert not read[1:].any()  # a baseline-only network has no map on the follow-ups

@@ -67,6 +67,17 @@ class CLDCA(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * cfg.d_model, cfg.mlp_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.mlp_hidden, 1))
 
+    def cam_layers(self) -> list[str]:
+        """The layer Grad-CAM explains: the slice encoder's last feature map."""
+        return [f"encoder.{self.encoder.cam_layer}"]
+
+    @staticmethod
+    def saliency_index(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The (t, s, k) slice of ``x[0]`` behind each row of the explained layer (the baseline's
+        slices in sequence order: stream by slice)."""
+        _, _, s, k = shape[:4]
+        return [(0, j, ki) for j in range(s) for ki in range(k)]
+
     def ct_tokens(self, x: torch.Tensor, slice_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, L, d_model) sequence features of the baseline slices (L = streams x K)."""
         b = x.shape[0]

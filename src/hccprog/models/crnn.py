@@ -68,6 +68,19 @@ class CRNN(nn.Module):
             out.append(f.view(b, t, k, -1).mean(dim=2))
         return torch.cat(out, dim=-1)
 
+    def cam_layers(self) -> list[str]:
+        """The layers Grad-CAM explains: the last feature map of each encoder in use."""
+        n = 1 if self.cfg.shared_encoder else self.streams
+        return [f"encoders.{j}.{self.encoders[j].cam_layer}" for j in range(n)]
+
+    def saliency_index(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """For one patient (``shape`` = x's, B = 1), the (t, s, k) slice of ``x[0]`` behind each row
+        of the explained layer's outputs, in the order the layer produces them (one call per
+        stream, rows time point by slice)."""
+        _, t, s, k = shape[:4]
+        t = t if self.cfg.recurrent else 1
+        return [(ti, j, ki) for j in range(s) for ti in range(t) for ki in range(k)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log-hazard per patient, shape (B,)."""
         f = self.drop(self.features(x))

@@ -59,6 +59,17 @@ class DLOP(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(width, cfg.intervals)
 
+    def cam_layers(self) -> list[str]:
+        """The layer Grad-CAM explains: the encoder's last feature map."""
+        return [f"encoder.{self.encoder.cam_layer}"]
+
+    @staticmethod
+    def saliency_index(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The (t, s, k) slice of ``x[0]`` behind each row of the explained layer (the baseline's
+        slices, stream by slice)."""
+        _, _, s, k = shape[:4]
+        return [(0, j, ki) for j in range(s) for ki in range(k)]
+
     def image_vector(self, x: torch.Tensor) -> torch.Tensor:
         b, _, s, k = x.shape[:4]
         base = x[:, 0]  # (B, S, K, C, H, W): the pre-treatment scan

@@ -135,6 +135,16 @@ class DMMGNet(nn.Module):
             vols[b0], vols[b1] = self.cmtfm[key](vols[b0], vols[b1])
         return [v.transpose(1, 2).reshape(n * k, *v.shape[1:2], *v.shape[3:]) for v in vols]
 
+    def cam_layers(self) -> list[str]:
+        """The layers Grad-CAM explains: the last stage of every branch (liver/tumor x series)."""
+        return [f"branches.{i}.net.layer4" for i in range(len(self.branches))]
+
+    def saliency_index(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The (t, s, k, c) slice of ``x[0]`` behind each row of the explained layers, in the order
+        they run (branch by branch: stream, then series; rows time point by slice)."""
+        _, t, s, k, c = shape[:5]
+        return [(ti, si, ki, ci) for si in range(s) for ci in range(c) for ti in range(t) for ki in range(k)]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T * K, branches * F): per slice, the four branches' pooled features."""
         b, t, s, k, c, h, w = x.shape

@@ -50,6 +50,12 @@ class Encoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN[:c]).view(1, c, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD[:c]).view(1, c, 1, 1), persistent=False)
 
+    @property
+    def cam_layer(self) -> str:
+        """The last spatial feature map of the backbone (relative to this module): the layer that
+        Grad-CAM explains (MONAI ResNet: ``layer4``; EfficientNet: the head's batch norm)."""
+        return "backbone.layer4" if hasattr(self.backbone, "layer4") else "backbone._bn1"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.adapter is not None:
             x = self.adapter(x)

@@ -48,6 +48,18 @@ class ProgSwinUNETR(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.feature_size, cfg.classes if cfg.head == "classes" else 1)
 
+    @staticmethod
+    def cam_layers() -> list[str]:
+        """The layer Grad-CAM explains: the Swin-UNETR decoder's full-resolution output, the map
+        that the head pools (the ProgSwin paper's Grad-CAM++ on the volume)."""
+        return ["backbone"]
+
+    @staticmethod
+    def saliency_index(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """One map per patient, shared by every time point and series of ``x[0]`` (they are stacked
+        as the input channels)."""
+        return [()]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, feature_size): the pooled decoder output."""
         b = x.shape[0]

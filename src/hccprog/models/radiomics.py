@@ -267,6 +267,13 @@ class RadiomicsPipeline:
         p = np.clip(m.predict_proba(Z.to_numpy())[:, 1], 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p))
 
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per patient, each selected feature's additive part of :meth:`risk` and the ``baseline``
+        (a saved pipeline, as ``predict`` and ``explain`` load it)."""
+        if self.saved_ is None:
+            return saved_contributions(self.state(), self._z(X))
+        return saved_contributions(self.saved_, self._z(X))
+
     @property
     def saveable(self) -> bool:
         """Whether ``state`` can describe the fitted learner as plain JSON (every learner but the
@@ -303,6 +310,30 @@ class RadiomicsPipeline:
         pipe.steps_ = dict(state.get("steps", {}))
         pipe.saved_ = state
         return pipe
+
+
+def saved_contributions(state: dict, Z: pd.DataFrame) -> pd.DataFrame:
+    """Per patient and selected feature, its additive part of the risk of a saved pipeline (``state``),
+    plus ``baseline`` (the rest): coefficient x standardised value for LASSO-Cox and logistic models,
+    TreeSHAP values (XGBoost's ``pred_contribs``) for boosted trees. Rows sum to the risk."""
+    cols = list(Z.columns)
+    if "cox" in state:
+        from hccprog.reports.nomogram import clinical_terms
+
+        terms, offset = clinical_terms(state["cox"])
+        parts = pd.DataFrame(0.0, index=Z.index, columns=cols)
+        for t in terms:
+            parts[t.name] = [t.contribution(v) for v in Z[t.name]]
+        return parts.assign(baseline=offset)
+    if "booster" in state:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(bytearray(state["booster"].encode("utf-8")))
+        shap = booster.predict(xgb.DMatrix(Z.to_numpy()), pred_contribs=True)
+        return pd.DataFrame(np.asarray(shap, float), index=Z.index, columns=[*cols, "baseline"])
+    coef = np.asarray(state["coef"], float)
+    return pd.DataFrame(Z.to_numpy() * coef, index=Z.index, columns=cols).assign(baseline=float(state["intercept"]))
 
 
 def _saved_risk(state: dict, Z: pd.DataFrame) -> np.ndarray:

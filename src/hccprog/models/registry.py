@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -35,8 +36,11 @@ class ModelSpec:
     # whether the network, so configured, reads the follow-up time points (else a carried-forward
     # follow-up does not touch its score, and the fusion gets no LOCF indicator terms)
     reads_followups: Callable[[BaseModel], bool] = lambda cfg: True
-    # the module (``dict(net.named_modules())`` key) whose activations saliency methods read
-    saliency_layer: str | None = None
+    # the modules (``dict(net.named_modules())`` keys) whose activations Grad-CAM reads, and which slice
+    # of the input each of their output rows comes from (``hccprog.explain``); networks say it themselves
+    saliency_layers: Callable[[Any], list[str]] = lambda net: net.cam_layers()
+    saliency_index: Callable[[Any, tuple[int, ...]], list[tuple[int, ...]]] = (
+        lambda net, shape: net.saliency_index(shape))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -74,22 +78,20 @@ def _load_builtin() -> None:
 
     register(ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
                        "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True,
-                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent,
-                       saliency_layer="encoders.0.backbone"))
+                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent))
     register(ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
                        defaults={"recurrent": False}, pools_slices=True,
-                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent,
-                       saliency_layer="encoders.0.backbone"))
+                       presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent))
 
     from hccprog.models.dlop import DLOP, DLOPConfig
 
     register(ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
                        "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
                        objective="discrete", clinical=True, pools_slices=True,
-                       presets=dlop.PRESETS, saliency_layer="encoder.backbone"))
+                       presets=dlop.PRESETS))
     register(ModelSpec("dlop-ctr", "DLOP_CTR: the image branch of DLOP_Combin alone", DLOPConfig, DLOP,
                        defaults={"variant": "ctr"}, objective="discrete", pools_slices=True,
-                       presets=dlop.PRESETS, saliency_layer="encoder.backbone"))
+                       presets=dlop.PRESETS))
 
     from hccprog.models.cldca import CLDCA, CLDCAConfig
 
@@ -102,20 +104,20 @@ def _load_builtin() -> None:
                                   "Mode6 (no self-attention)": {"self_attention": False},
                                   "Mode7 (no LSTM)": {"lstm": False},
                                   "CLDCA": {}},
-                       presets=cldca.PRESETS, saliency_layer="encoder.backbone"))
+                       presets=cldca.PRESETS))
     for name, (defaults, what) in modes.items():
         register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
-                           clinical=True, presets=cldca.PRESETS, saliency_layer="encoder.backbone"))
+                           clinical=True, presets=cldca.PRESETS))
 
     from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
 
     register(ModelSpec("progswin", "ProgSwin-UNETR (Yao et al. 2025): Swin-UNETR on masked multi-time-point "
                        "arterial-phase volumes, pooled head, 4 risk classes, cross-entropy", ProgSwinConfig,
                        ProgSwinUNETR, objective="classes", input="volume",
-                       presets=progswin.PRESETS, saliency_layer="backbone.encoder10"))
+                       presets=progswin.PRESETS))
     register(ModelSpec("progswin-cox", "ProgSwin-UNETR with a Cox head (one log-hazard, partial likelihood)",
                        ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume",
-                       presets=progswin.PRESETS, saliency_layer="backbone.encoder10"))
+                       presets=progswin.PRESETS))
 
     from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
 
@@ -123,7 +125,7 @@ def _load_builtin() -> None:
                        "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
                        "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
                        ablations=_dmmgnet_ablations(),
-                       presets=dmmgnet.PRESETS, saliency_layer="branches.3.net"))
+                       presets=dmmgnet.PRESETS))
 
     from hccprog.models import radiomics
     from hccprog.models.radiomics import RadiomicsModelConfig

@@ -151,7 +151,7 @@ def _check_depth(vol: Volume, where: str, cfg) -> list[str]:
 
 def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
                    propagated: tuple[str, Volume, Volume] | None = None,
-                   patient: str = "") -> tuple[np.ndarray, np.ndarray, list[str]]:
+                   patient: str = "", coords: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Channels (C, X, Y, Z) in [0, 1], the label map (X, Y, Z), resampled to ``cfg.spacing_mm``, and
     what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`).
 
@@ -203,7 +203,18 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
     margin = [int(np.ceil(cfg.context_mm / abs(s))) for s in ref_img.spacing]
     data = CropForegroundd(keys=("image", "mask"), source_key="mask", margin=margin, allow_smaller=True)(data)
     out = Spacingd(keys=("image", "mask"), pixdim=cfg.spacing_mm, mode=("bilinear", "nearest"))(data)
-    return out["image"].numpy().astype(np.float32), out["mask"].numpy()[0].astype(np.uint8), fills
+    image = out["image"].numpy().astype(np.float32)
+    if coords:  # + world x, y, z (mm) of every voxel and a validity channel: they travel with the pixels
+        image = np.concatenate([image, world_grid(np.asarray(out["image"].affine, float), image.shape[1:])])
+    return image, out["mask"].numpy()[0].astype(np.uint8), fills
+
+
+def world_grid(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(4, X, Y, Z) float32: the world coordinates (mm) of each voxel centre, then ones (a voxel
+    that padding or interpolation at the border mixes with zeros reads below one)."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape[:3]], indexing="ij"))
+    world = np.tensordot(np.asarray(affine)[:3, :3], ijk, axes=1) + np.asarray(affine)[:3, 3].reshape(3, 1, 1, 1)
+    return np.concatenate([world, np.ones((1, *shape[:3]))]).astype(np.float32)
 
 
 @dataclass
@@ -275,9 +286,11 @@ def _roi_box(mask2d: np.ndarray, roi: str) -> tuple[np.ndarray, np.ndarray] | No
     return pts.min(axis=0), pts.max(axis=0)
 
 
-def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: StreamSpec, cfg: SliceConfig) -> np.ndarray:
+def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: StreamSpec, cfg: SliceConfig, *,
+                unmasked: int = 0) -> np.ndarray:
     """(K, C, size, size) crops of the selected slices around the stream's ROI (the union of the
-    ROI over the selected slices, so every slice of a time point shares one window)."""
+    ROI over the selected slices, so every slice of a time point shares one window). The last
+    ``unmasked`` channels (geometry, masks) are cropped alike but never multiplied by the mask."""
     from monai.transforms import Resize, SpatialCrop, SpatialPad
 
     union = np.zeros(mask.shape[:2], np.uint8)
@@ -302,8 +315,11 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
     for z in idx:
         sl = image[..., z]  # (C, X, Y)
         if spec.mask != "none":
-            keep = mask[..., z] > 0 if spec.mask == "liver" else mask[..., z] == TUMOR
-            sl = sl * keep[None]
+            keep = (mask[..., z] > 0 if spec.mask == "liver" else mask[..., z] == TUMOR).astype(sl.dtype)
+            if unmasked:
+                keep = np.concatenate([np.repeat(keep[None], sl.shape[0] - unmasked, 0),
+                                       np.ones((unmasked, *keep.shape), keep.dtype)])
+            sl = sl * (keep if unmasked else keep[None])
         # pad first so that the window never leaves the image (padding = 0 = below the window)
         pad = int(side.max())
         padded = SpatialPad(spatial_size=(sl.shape[1] + 2 * pad, sl.shape[2] + 2 * pad), mode="constant")(sl)
@@ -313,7 +329,8 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
     return np.stack(crops)
 
 
-def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[str, np.ndarray]:
+def stack_timepoints(patient: Patient, channels: list[str], cfg, make, *, coords: bool = False,
+                     dtype=np.float16) -> dict[str, np.ndarray]:
     """Per time point ``make(image, mask) -> (array, by_tumor)``, stacked over the first
     ``cfg.timepoints`` time points; a missing one is the last observed one carried forward (LOCF).
     ``x``: (T, ...) float16; ``observed``: (T,) bool; ``source``: (T,) 1 when ``by_tumor``;
@@ -340,7 +357,8 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[s
             got = propagate_to(patient, i, channels, cfg.registration)
             propagated = (got.series, got.image, got.result.mask)
             fills.append(got.note)
-        image, mask, tp_fills = load_timepoint(tp, channels, cfg, propagated=propagated, patient=patient.id)
+        image, mask, tp_fills = load_timepoint(tp, channels, cfg, propagated=propagated, patient=patient.id,
+                                               coords=coords)
         array, by_tumor = make(image, mask)
         per_tp.append(array)
         observed.append(True)
@@ -356,7 +374,7 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make) -> dict[s
         source.append(source[-1])
         fills.append(f"timepoint-carried-forward: time point {k + 1} of {cfg.timepoints} absent, {last} carried "
                      "forward")
-    return {"x": np.stack(per_tp).astype(np.float16), "observed": np.array(observed),
+    return {"x": np.stack(per_tp).astype(dtype), "observed": np.array(observed),
             "source": np.array(source, np.uint8), "imputed": np.array(fills, dtype=str)}
 
 
@@ -369,3 +387,30 @@ def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> d
         return np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]), by == "tumor"
 
     return stack_timepoints(patient, channels, cfg, make)
+
+
+#: Geometry channels appended by ``coords=True``: world x, y, z (mm), validity, liver, tumor.
+GEOMETRY_CHANNELS = ("world_x", "world_y", "world_z", "valid", "liver", "tumor")
+
+
+def with_mask_channels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` (with its world-coordinate channels) plus liver and tumor indicator channels."""
+    return np.concatenate([image, (mask > 0)[None].astype(np.float32), (mask == TUMOR)[None].astype(np.float32)])
+
+
+def patient_slice_geometry(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:
+    """What the model input of ``patient_slices`` shows, pixel by pixel: ``geometry`` (T, S, K, 6,
+    size, size) with :data:`GEOMETRY_CHANNELS` (world coordinates of each pixel in mm, its validity,
+    the liver and tumor share of the pixel), made by the same crops and resampling as the input;
+    ``observed`` as in ``patient_slices``. Used to draw mask contours on explanations and to map
+    saliency back onto the original scan."""
+    n = len(GEOMETRY_CHANNELS)
+
+    def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        idx, by = select_slices(mask, cfg.slices, cfg.selection)
+        full = with_mask_channels(image, mask)
+        crops = np.stack([crop_stream(full, mask, idx, s, cfg, unmasked=n) for s in cfg.streams])
+        return crops[:, :, -n:], by == "tumor"
+
+    out = stack_timepoints(patient, channels, cfg, make, coords=True, dtype=np.float32)
+    return {"geometry": out["x"], "observed": out["observed"]}

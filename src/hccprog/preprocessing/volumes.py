@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient
 from hccprog.preprocessing.register import RegistrationConfig
-from hccprog.preprocessing.slices import TUMOR, MissingMasks, resolve_series, stack_timepoints
+from hccprog.preprocessing.slices import (
+    GEOMETRY_CHANNELS,
+    TUMOR,
+    MissingMasks,
+    resolve_series,
+    stack_timepoints,
+    with_mask_channels,
+)
 
 
 class VolumeConfig(BaseModel):
@@ -55,13 +62,15 @@ class VolumeConfig(BaseModel):
         return arterial[:1] or names[:1]
 
 
-def masked_volume(image: np.ndarray, mask: np.ndarray, cfg: VolumeConfig) -> np.ndarray:
+def masked_volume(image: np.ndarray, mask: np.ndarray, cfg: VolumeConfig, *, unmasked: int = 0) -> np.ndarray:
     """(C, size, size, size): ``image`` (C, X, Y, Z) times the mask, cropped around the crop
-    region and resized."""
+    region and resized. The last ``unmasked`` channels (geometry) are never multiplied by the mask."""
     from monai.transforms import Resize, SpatialCrop
 
     keep = {"liver": mask > 0, "tumor": mask == TUMOR, "none": np.ones(mask.shape, bool)}[cfg.mask]
     vol = image * keep[None]
+    if unmasked:
+        vol[-unmasked:] = image[-unmasked:]
     region = mask == TUMOR if cfg.crop == "tumor" else mask > 0
     if not region.any():
         region = mask > 0
@@ -79,3 +88,16 @@ def patient_volumes(patient: Patient, channels: list[str], cfg: VolumeConfig) ->
     ``source``: (T,) 1 when the mask of the time point holds tumor voxels."""
     return stack_timepoints(patient, channels, cfg,
                             lambda image, mask: (masked_volume(image, mask, cfg), (mask == TUMOR).any()))
+
+
+def patient_volume_geometry(patient: Patient, channels: list[str], cfg: VolumeConfig) -> dict[str, np.ndarray]:
+    """``geometry`` (T, 6, size, size, size): world coordinates (mm), validity, liver and tumor share
+    of every voxel of the ``patient_volumes`` input, made by the same crop and resize
+    (:data:`~hccprog.preprocessing.slices.GEOMETRY_CHANNELS`); ``observed`` as there."""
+    n = len(GEOMETRY_CHANNELS)
+
+    def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        return masked_volume(with_mask_channels(image, mask), mask, cfg, unmasked=n)[-n:], (mask == TUMOR).any()
+
+    out = stack_timepoints(patient, channels, cfg, make, coords=True, dtype=np.float32)
+    return {"geometry": out["x"], "observed": out["observed"]}

@@ -19,11 +19,13 @@ class BreslowSurvival:
         deaths = np.array([np.sum(e & (t == u)) for u in times])
         self.times_ = times
         self.cumhaz_ = np.cumsum(deaths / at_risk)
+        self.var_ = np.cumsum(deaths / at_risk**2)  # the baseline's variance (Breslow), the risk score held fixed
         return self
 
     def state(self) -> dict:
         """Plain JSON (``from_state`` rebuilds the baseline)."""
-        return {"shift": float(self.shift_), "times": self.times_.tolist(), "cumhaz": self.cumhaz_.tolist()}
+        return {"shift": float(self.shift_), "times": self.times_.tolist(), "cumhaz": self.cumhaz_.tolist(),
+                "var": self.var_.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> BreslowSurvival:
@@ -31,7 +33,23 @@ class BreslowSurvival:
         base.shift_ = float(state["shift"])
         base.times_ = np.asarray(state["times"], float)
         base.cumhaz_ = np.asarray(state["cumhaz"], float)
+        base.var_ = np.asarray(state["var"], float) if "var" in state else None  # runs before hccprog 0.1.1
         return base
+
+    def band(self, risk: float, times, *, z: float = 1.96) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """S(t | risk) at ``times`` with a pointwise 95% band from the variance of the baseline
+        hazard (log transform of the cumulative hazard); the uncertainty of the risk score itself is
+        not in it. None for a baseline saved without its variance."""
+        if getattr(self, "var_", None) is None:
+            return None
+        idx = np.searchsorted(self.times_, np.asarray(times, float), side="right") - 1
+        h0 = np.where(idx >= 0, self.cumhaz_[np.clip(idx, 0, None)], 0.0)
+        v0 = np.where(idx >= 0, self.var_[np.clip(idx, 0, None)], 0.0)
+        w = float(np.exp(risk - self.shift_))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se_log = np.where(h0 > 0, np.sqrt(v0) / h0, 0.0)
+        s = np.exp(-w * h0)
+        return s, np.exp(-w * h0 * np.exp(z * se_log)), np.exp(-w * h0 * np.exp(-z * se_log))
 
     def predict(self, risk, times) -> np.ndarray:
         """(n, len(times)) survival probabilities."""

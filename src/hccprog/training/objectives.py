@@ -50,6 +50,11 @@ class CoxObjective:
     def risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float).reshape(len(out))
 
+    @staticmethod
+    def torch_risk(out: torch.Tensor) -> torch.Tensor:
+        """:meth:`risk` on tensors, differentiable (what saliency maps explain)."""
+        return out.reshape(len(out))
+
     def survival(self, out: np.ndarray, times) -> np.ndarray | None:
         return None
 
@@ -97,6 +102,15 @@ class DiscreteTimeObjective:
     def risk(self, out: np.ndarray) -> np.ndarray:
         return 1.0 - self.survival(out, [self.horizon])[:, 0]
 
+    def torch_risk(self, out: torch.Tensor) -> torch.Tensor:
+        """:meth:`risk` on tensors, differentiable: 1 - S(horizon), constant hazard inside the interval."""
+        edges = [0.0, *self.cuts]
+        j = min(int(np.searchsorted(np.array(self.cuts), self.horizon, side="left")), len(self.cuts) - 1)
+        log_s = torch.nn.functional.logsigmoid(-out)  # log(1 - h) per interval
+        start = log_s[:, :j].sum(dim=1)
+        frac = (self.horizon - edges[j]) / (edges[j + 1] - edges[j])
+        return 1.0 - torch.exp(start + log_s[:, j].clamp(min=np.log(1e-12)) * frac)
+
     def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
         return _harrell(time, event, risk)
 
@@ -114,6 +128,11 @@ class BinaryObjective:
 
     def risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float).reshape(len(out))
+
+    @staticmethod
+    def torch_risk(out: torch.Tensor) -> torch.Tensor:
+        """:meth:`risk` on tensors (the logit of PD)."""
+        return out.reshape(len(out))
 
     def survival(self, out: np.ndarray, times) -> None:
         return None
@@ -169,6 +188,12 @@ class RiskClassObjective:
         p = self.probabilities(out)
         return p @ np.arange(p.shape[1], dtype=float)
 
+    @staticmethod
+    def torch_risk(out: torch.Tensor) -> torch.Tensor:
+        """:meth:`risk` on tensors, differentiable."""
+        p = torch.softmax(out, dim=1)
+        return p @ torch.arange(p.shape[1], dtype=p.dtype, device=p.device)
+
     def survival(self, out: np.ndarray, times) -> None:
         return None
 
@@ -212,6 +237,11 @@ class CoxProgressionObjective:
 
     def risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float)[:, 0]
+
+    @staticmethod
+    def torch_risk(out: torch.Tensor) -> torch.Tensor:
+        """:meth:`risk` on tensors (the log-hazard)."""
+        return out[:, 0]
 
     @staticmethod
     def probabilities(out: np.ndarray) -> np.ndarray:
