@@ -105,6 +105,34 @@ def test_explain_a_patient(trained, small_cohort, tmp_path):
     assert result.exit_code != 0 and "NOBODY" in result.output
 
 
+@pytest.mark.slow
+def test_screenshots_of_a_report_and_a_card(trained, small_cohort, tmp_path):
+    """What users see, rendered by headless Chromium: the report and a patient card render to
+    non-blank pages, and the card prints on one A4 page."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("screenshots", Path(__file__).parents[1] / "scripts" /
+                                                  "screenshots.py")
+    shots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shots)
+    if shots.chromium() is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    from PIL import Image
+
+    run, cache, _ = trained
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", "SYN0005", "--out",
+                                 str(tmp_path / "x"), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    tiles = shots.screenshot(run / "report.html", tmp_path / "shots")
+    tiles += shots.screenshot(tmp_path / "x" / "SYN0005" / "card.html", tmp_path / "shots")
+    assert len(tiles) >= 3
+    for tile in tiles:
+        image = np.asarray(Image.open(tile).convert("L"))
+        assert image.shape[1] == 1200 and image.std() > 10  # text and figures, not a blank page
+    assert shots.pdf_pages(tmp_path / "shots" / "SYN0005_card.pdf") == 1
+
+
 def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
     from hccprog.cohort import load_cohort
     from hccprog.preprocessing import SliceConfig, preprocess_cohort

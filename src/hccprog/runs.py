@@ -60,7 +60,7 @@ def save_figure(fig, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=150)
+    fig.savefig(tmp, dpi=150, bbox_inches="tight", pad_inches=0.1)  # nothing drawn outside the axes is cut
     plt.close(fig)
     os.replace(tmp, path)
 

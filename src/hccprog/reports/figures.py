@@ -98,22 +98,38 @@ def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
 
 def td_roc(first: dict[str, pd.DataFrame], outcomes: pd.DataFrame, horizons: list[float], metrics: dict,
            unit: str) -> Figure:
-    """Cumulative/dynamic ROC curves at each horizon, all models overlaid."""
-    fig, axes = _grid(len(horizons), 4.2, 4.0)
+    """Cumulative/dynamic ROC curves at each horizon, all models overlaid. With more than five
+    models each panel's legend goes below it, where it hides no curve."""
+    many = len(first) > 5
+    rows = int(np.ceil(len(first) / 2))
+    fig, axes = _grid(len(horizons), 4.2, 4.0 + (0.17 * rows + 0.3 if many else 0))
+    colors = model_colors(list(first))
     for ax, h in zip(axes, horizons, strict=False):
-        for k, (model, f) in enumerate(first.items()):
+        for model, f in first.items():
             o = outcomes.loc[f.index]
             fpr, tpr = S.cumulative_dynamic_roc(o["time"], o["event"], f["risk"], h)
             auc = metrics["models"].get(model, {}).get("td_auc", {}).get(f"{h:g}", {}).get("value")
             lab = f"{model} ({auc:.2f})" if auc is not None else model
-            ax.plot(fpr, tpr, color=COLORS[k % len(COLORS)], lw=1.4, label=lab)
+            ax.plot(fpr, tpr, color=colors[model], lw=1.4, label=lab)
         ax.plot([0, 1], [0, 1], ls=":", color="grey")
         ax.set_title(f"time-dependent ROC at {format_horizon(h, unit)}", fontsize=10)
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_box_aspect(1)
+        if many:
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        else:
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    """One distinct colour per model (the qualitative palette, then tab20 beyond ten models)."""
+    if len(models) <= len(COLORS):
+        return {m: COLORS[k] for k, m in enumerate(models)}
+    cmap = plt.get_cmap("tab20")
+    return {m: matplotlib.colors.to_hex(cmap(k % 20)) for k, m in enumerate(models)}
 
 
 def response_roc(first: dict[str, pd.DataFrame], labels: pd.Series, metrics: dict) -> Figure:
