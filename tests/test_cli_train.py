@@ -103,6 +103,16 @@ def test_explain_a_patient(trained, small_cohort, tmp_path):
     result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", "NOBODY", "--out",
                                  str(tmp_path / "none"), "--cache", str(cache)])
     assert result.exit_code != 0 and "NOBODY" in result.output
+    # another layer of the encoder (a finer map); a module outside the per-slice path is refused
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", pid, "--out",
+                                 str(tmp_path / "fine"), "--cache", str(cache), "--layer",
+                                 "encoders.0.backbone._blocks.5"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "fine" / pid / "explanation.json").read_text())["saliency"]["layers"] == [
+        "encoders.0.backbone._blocks.5"]
+    result = runner.invoke(app, ["explain", str(run), str(small_cohort / "cohort.yaml"), "-p", pid, "--out",
+                                 str(tmp_path / "bad"), "--cache", str(cache), "--layer", "head"])
+    assert result.exit_code != 0 and "--layer head" in result.output and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow

@@ -909,6 +909,9 @@ def explain(
     with_occlusion: Annotated[bool, typer.Option("--occlusion", help="Also occlusion sensitivity (model-agnostic, "
                                                    "slower: one forward pass per patch).")] = False,
     nifti: Annotated[bool, typer.Option(help="Write the maps on the original scans as NIfTI.")] = True,
+    layer: Annotated[list[str] | None, typer.Option(
+        "--layer", help="Explain this module (a name of the network's modules, or a glob) instead of the model's "
+                        "default last feature map, e.g. an earlier encoder stage for a finer map; repeatable.")] = None,
     cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     series_alias: Annotated[list[str] | None, typer.Option(
@@ -935,7 +938,7 @@ def explain(
     with _progress() as bar:
         task = bar.add_task("explaining", total=None)
         summary = explain_run(run, c, list(patients), dest, methods=methods, with_occlusion=with_occlusion,
-                              nifti=nifti, overwrite=overwrite, cache_dir=cache,
+                              nifti=nifti, overwrite=overwrite, cache_dir=cache, layers=list(layer or []) or None,
                               progress=lambda label, d, n: bar.update(task, description=label, completed=d, total=n))
     for pid, secs in summary["seconds_per_patient"].items():
         out.print(f"{pid}: maps in {secs['maps']:.1f} s, {secs['total']:.1f} s with rendering")

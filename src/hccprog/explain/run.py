@@ -21,7 +21,7 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
-from hccprog.errors import InputError
+from hccprog.errors import ConfigError, InputError
 from hccprog.explain.saliency import CamMethod, grad_cam, occlusion
 from hccprog.models.registry import get_model
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
@@ -72,14 +72,23 @@ def clinical_contributions(desc: dict, cohort: Cohort, ids: list[str], image_ris
 
 
 def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | None, objective, *,
-                  methods: tuple[CamMethod, ...], with_occlusion: bool) -> dict[str, np.ndarray]:
+                  methods: tuple[CamMethod, ...], with_occlusion: bool,
+                  layers: list[str] | None = None) -> dict[str, np.ndarray]:
     def risk(v: torch.Tensor) -> torch.Tensor:
         out = net(v) if clin is None else net(v, clin.expand(v.shape[0], -1))
         return objective.torch_risk(out)
 
-    layers = spec.saliency_layers(net)
     index = spec.saliency_index(net, tuple(x.shape))
-    maps = {m: grad_cam(net, x, risk, layers=layers, index=index, method=m)[0] for m in methods}
+    if layers:  # the user's: any module inside the network's per-slice path (the same rows)
+        try:
+            maps = {m: grad_cam(net, x, risk, layers=layers, index=index, method=m)[0] for m in methods}
+        except ValueError as exc:
+            raise ConfigError(f"--layer {', '.join(layers)}: {exc}",
+                              hint=f"the default layers are {', '.join(spec.saliency_layers(net))}; pick a module "
+                                   "inside the same encoder (e.g. an earlier stage for a finer map)") from None
+    else:
+        maps = {m: grad_cam(net, x, risk, layers=spec.saliency_layers(net), index=index, method=m)[0]
+                for m in methods}
     if with_occlusion:
         dims = 3 if desc["preprocessing"].get("kind") == "volume" else 2
         occ, _ = occlusion(risk, x, spatial_dims=dims, mask_size=max(4, x.shape[-1] // 8))
@@ -90,6 +99,7 @@ def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | N
 
 def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods: tuple[CamMethod, ...] = METHODS,
                 with_occlusion: bool = False, nifti: bool = True, overwrite: bool = False,
+                layers: list[str] | None = None,
                 cache_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Explain the final model of ``run`` for the patients ``ids`` of ``cohort`` into ``out``
     (one folder per patient); returns timings and what was written."""
@@ -107,7 +117,7 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
         else:
             per_patient = _explain_network(desc, net, spec, sub, ids, tmp, scores, methods=methods,
                                            with_occlusion=with_occlusion, nifti=nifti, cache_dir=cache_dir,
-                                           progress=progress, summary=summary)
+                                           progress=progress, summary=summary, layers=layers)
         if desc.get("fusion"):
             risk = {p: float(r) for p, r in scores[scores["model"] == desc["model"]].set_index("patient_id")["risk"]
                     .items()}
@@ -201,7 +211,7 @@ def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
 
 
 def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *, methods, with_occlusion, nifti,
-                     cache_dir, progress, summary) -> dict:
+                     cache_dir, progress, summary, layers=None) -> dict:
     from hccprog.explain.geometry import slices_to_scan, volume_to_scan
     from hccprog.explain.render import slice_overlays, volume_overlays
     from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
@@ -233,7 +243,8 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         i = data.ids.index(pid)
         x = torch.as_tensor(data.x[i:i + 1].astype(np.float32))
         clin = clin_all[i:i + 1] if clin_all is not None else None
-        maps = _network_maps(net, spec, desc, x, clin, objective, methods=methods, with_occlusion=with_occlusion)
+        maps = _network_maps(net, spec, desc, x, clin, objective, methods=methods, with_occlusion=with_occlusion,
+                             layers=layers)
         seconds_maps = time.perf_counter() - t0
         patient = cohort[pid]
         geo = (patient_volume_geometry if volume else patient_slice_geometry)(patient, channels, geo_cfg)
@@ -262,7 +273,7 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         seconds = time.perf_counter() - t0
         summary["seconds_per_patient"][pid] = {"maps": round(seconds_maps, 3), "total": round(seconds, 3)}
         out[pid] = {"files": files, "saliency": {
-            "methods": list(maps), "layers": spec.saliency_layers(net),
+            "methods": list(maps), "layers": layers or spec.saliency_layers(net),
             "explained": "the model's risk (objective.torch_risk)",
             "observed_timepoints": [bool(v) for v in data.observed[i]]}, "seconds": round(seconds, 3)}
     return out

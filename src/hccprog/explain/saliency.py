@@ -31,7 +31,7 @@ RiskFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class _Recorder:
-    """Forward hooks on ``layers`` keeping every call's output and, after backward, its gradient."""
+    """Forward hooks on ``layers`` keeping the output of every call, in call order."""
 
     def __init__(self, net: nn.Module, layers: list[str]) -> None:
         modules = dict(net.named_modules())
@@ -39,15 +39,10 @@ class _Recorder:
         if not names:
             raise ValueError(f"no module of {type(net).__name__} matches {layers}")
         self.acts: list[torch.Tensor] = []
-        self.grads: dict[int, torch.Tensor] = {}
         self.handles = [modules[n].register_forward_hook(self._hook) for n in dict.fromkeys(names)]
 
     def _hook(self, _module, _inputs, output) -> None:
-        out = output[0] if isinstance(output, (tuple, list)) else output
-        k = len(self.acts)
-        self.acts.append(out)
-        if out.requires_grad:
-            out.register_hook(lambda g, k=k: self.grads.__setitem__(k, g))
+        self.acts.append(output[0] if isinstance(output, (tuple, list)) else output)
 
     def close(self) -> None:
         for h in self.handles:
@@ -99,14 +94,16 @@ def grad_cam(net: nn.Module, x: torch.Tensor, risk: RiskFn, *, layers: list[str]
         with torch.enable_grad():
             xin = x.detach().float().requires_grad_(True)  # a graph even where the encoder is frozen
             score = risk(xin).reshape(-1)[0]
-            net.zero_grad(set_to_none=True)
-            score.backward()
+            # gradients of the risk with respect to the explained maps only: the backward pass stops
+            # there (for ProgSwin's decoder output it is the pooling head alone), parameters untouched
+            tracked = [a for a in rec.acts if a.requires_grad]
+            got = iter(torch.autograd.grad(score, tracked, allow_unused=True) if tracked else [])
+            grads = [next(got) if a.requires_grad else None for a in rec.acts]
     finally:
         rec.close()
         net.train(was_training)
     rows = []
-    for k, act in enumerate(rec.acts):
-        grad = rec.grads.get(k)
+    for act, grad in zip(rec.acts, grads, strict=True):
         if grad is None:  # a call whose output does not reach the risk
             grad = torch.zeros_like(act)
         rows.append(cam_maps(act.detach().float(), grad.detach().float(), method))
