@@ -98,12 +98,14 @@ def _masks(geo: np.ndarray, volume: bool, k_dims: int) -> tuple[np.ndarray, np.n
     return binary_dilation(tumor, structure=struct), liver, valid
 
 
-def _faithfulness(net, spec, x: torch.Tensor, objective, geo: np.ndarray, volume: bool, rng) -> dict | None:
+def _faithfulness(net, spec, x: torch.Tensor, objective, geo: np.ndarray, volume: bool, rng,
+                  layers: list[str] | None = None) -> dict | None:
     def risk(v):
         return objective.torch_risk(net(v))
 
     t0 = time.perf_counter()
-    cam, base = grad_cam(net, x, risk, layers=spec.saliency_layers(net), index=spec.saliency_index(net, x.shape))
+    cam, base = grad_cam(net, x, risk, layers=layers or spec.saliency_layers(net),
+                         index=spec.saliency_index(net, x.shape))
     seconds = time.perf_counter() - t0
     if volume:  # (T, C, D, H, W): one map for all time points; the masks of each time point
         heat = np.nanmean(cam, axis=1)  # (T, D, H, W)
@@ -181,7 +183,8 @@ def _paper_seconds(model: str) -> float:
     return round(statistics.median(times), 2)
 
 
-def run_one(kind: str, seed: int, model: str, work: Path, n_explain: int, patients: int = 200) -> dict:
+def run_one(kind: str, seed: int, model: str, work: Path, n_explain: int, patients: int = 200,
+            layers: list[str] | None = None) -> dict:
     path = _cohort(kind, seed, patients, work)
     cohort = load_cohort(path).cohort
     held_out = cohort.ids[:n_explain]
@@ -209,7 +212,7 @@ def run_one(kind: str, seed: int, model: str, work: Path, n_explain: int, patien
         g0 = time.perf_counter()
         geo = (patient_volume_geometry if volume else patient_slice_geometry)(cohort[pid], channels, geo_cfg)
         geo_s = time.perf_counter() - g0
-        res = _faithfulness(net, spec, x, objective, geo["geometry"], volume, rng)
+        res = _faithfulness(net, spec, x, objective, geo["geometry"], volume, rng, layers)
         if res is not None:
             res["patient_id"] = pid
             res["seconds_with_geometry"] = res["seconds"] + geo_s
@@ -217,7 +220,8 @@ def run_one(kind: str, seed: int, model: str, work: Path, n_explain: int, patien
     n = len(rows)
     ratio = [r["tumor_mass_ratio"] for r in rows if r["tumor_mass_ratio"] is not None]
     summary = {
-        "cohort": kind, "seed": seed, "model": model, "patients_explained": n, "fit_seconds": round(fit_s, 1),
+        "cohort": kind, "seed": seed, "model": model, "layers": layers or spec.saliency_layers(net),
+        "patients_explained": n, "fit_seconds": round(fit_s, 1),
         "held_out_c": round(c_held, 4),
         "tumor_mass_share_median": round(float(np.median([r["tumor_share"] for r in rows])), 4),
         "tumor_area_share_median": round(float(np.median([r["tumor_area_share"] for r in rows])), 4),
@@ -250,6 +254,14 @@ def _markdown(result: dict) -> str:
                      f"{r['tumor_mass_ratio_median']:.2f} | {r['liver_mass_share_median']:.3f} | "
                      f"{r['pointing_game']:.2f} | {r['deletion_beats_random']:.2f} | "
                      f"{r['seconds_per_patient_median']:.2f} |")
+    before = result.get("before_tuning", {})
+    if before.get("runs"):
+        lines += ["", f"Before the tuning round ({before.get('what', '')}):", "",
+                  "| cohort | model | layer | ratio | pointing game | deletion beats random |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['cohort']} seed {r['seed']} | {r['model']} | {', '.join(r.get('layers', []))} | "
+                  f"{r['tumor_mass_ratio_median']:.2f} | {r['pointing_game']:.2f} | {r['deletion_beats_random']:.2f} |"
+                  for r in before["runs"]]
     lines += ["", "Goals: " + "; ".join(f"{k} {v}" for k, v in GOALS.items()) + ".", "",
               "Paper-size networks, random weights, one Grad-CAM++ map on this CPU (median of 3): "
               + ", ".join(f"{k} {v} s" for k, v in result.get("paper_seconds", {}).items()) + "."]
@@ -262,7 +274,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["crnn", "progswin"])
     ap.add_argument("--explain", type=int, default=40)
     ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--layers", nargs="+", default=None, help="explain these modules instead of the defaults")
     ap.add_argument("--paper", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--update", action="store_true", help="replace only the rows measured now in --out")
     ap.add_argument("--only-paper", action="store_true",
                     help="re-measure the paper-size timings only, into the existing results file")
     ap.add_argument("--work", type=Path, default=None)
@@ -279,15 +293,23 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="hccprog-explain-"))
     result = {"benchmark": "explain", "hccprog_version": __version__, "machine": platform.machine(),
               "torch_threads": torch.get_num_threads(), "goals": GOALS, "runs": []}
+    if args.update and args.out.exists():  # re-measure some (cohort, model) rows, keep the others
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        redo = {(c.split(":")[0], int(c.split(":")[1]), m) for c in args.cohorts for m in args.models}
+        result["runs"] = [r for r in old["runs"] if (r["cohort"], r["seed"], r["model"]) not in redo]
+        result["paper_seconds"] = old.get("paper_seconds", {})
+        if "before_tuning" in old:
+            result["before_tuning"] = old["before_tuning"]
     for spec in args.cohorts:
         kind, seed = spec.split(":")
         for model in args.models:
-            result["runs"].append(run_one(kind, int(seed), model, work, args.explain, args.patients))
+            result["runs"].append(run_one(kind, int(seed), model, work, args.explain, args.patients, args.layers))
             result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
             args.out.with_suffix(".md").write_text(_markdown(result), encoding="utf-8")
+    result["runs"].sort(key=lambda r: (r["cohort"] != "hccprog-ct", r["cohort"], r["seed"], r["model"]))
     if args.paper:
-        result["paper_seconds"] = {m: _paper_seconds(m) for m in args.models}
+        result["paper_seconds"] = {**result.get("paper_seconds", {}), **{m: _paper_seconds(m) for m in args.models}}
         print(json.dumps(result["paper_seconds"]), flush=True)
     args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     args.out.with_suffix(".md").write_text(_markdown(result), encoding="utf-8")

@@ -52,8 +52,13 @@ class Encoder(nn.Module):
 
     @property
     def cam_layer(self) -> str:
-        """The last spatial feature map of the backbone (relative to this module): the layer that
-        Grad-CAM explains (MONAI ResNet: ``layer4``; EfficientNet: the head's batch norm)."""
+        """The feature map Grad-CAM explains (relative to this module): the backbone's last one
+        (MONAI ResNet ``layer4``, 7 x 7 on a 224 input; EfficientNet's head batch norm), but
+        ``layer3`` for ``resnet-compact``, whose last map is 4 x 4 on the CPU presets' 32-pixel
+        crops (one cell per 8 x 8 pixels: too coarse to tell the tumor from its rim; layer3 gives
+        8 x 8 and was chosen on a development cohort, docs/explain.md)."""
+        if getattr(self, "kind", "") == "resnet-compact":
+            return "backbone.layer3"
         return "backbone.layer4" if hasattr(self.backbone, "layer4") else "backbone._bn1"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,6 +136,7 @@ def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3
     else:
         raise ValueError(f"unknown encoder '{name}'; known: efficientnet-b0, efficientnet-lite0, "
                          f"{', '.join(RESNET_FEATURES)}, resnet-compact")
+    enc.kind = name
     if weights is not None:
         load_state(enc.backbone, weights)
     # Both ports keep TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics
