@@ -155,6 +155,10 @@ def test_a_saved_pipeline_scores_as_the_fitted_one(learner, task):
     Xn = X.copy()
     Xn.iloc[0, 2] = np.nan  # a missing value takes the training median in both
     assert np.allclose(again.risk(Xn), pipe.risk(Xn), atol=1e-4)
+    # each selected feature's contribution (coefficient x z, or TreeSHAP) and the baseline add up to the risk
+    parts = again.contributions(Xn)
+    assert list(parts.columns) == [*again.selected_, "baseline"]
+    assert np.allclose(parts.sum(axis=1), again.risk(Xn), atol=1e-4)
 
 
 def test_tree_classifiers_are_not_saved_as_json():

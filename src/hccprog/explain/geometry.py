@@ -21,7 +21,8 @@ WORLD, VALID, LIVER, TUMOR = slice(0, 3), 3, 4, 5
 def fit_pixel_to_world(geometry: np.ndarray) -> tuple[np.ndarray, float]:
     """The affine map (3, n + 1) from the pixel indices of one input slice (n = 2) or volume (n = 3)
     to world millimetres, fitted on the valid pixels of ``geometry`` (6, *spatial), and the largest
-    residual (mm): zero but for rounding when the input was made by resampling and cropping."""
+    residual (mm): zero but for rounding after resampling, cropping and a linear resize; up to half a
+    resampled pixel after the piecewise-constant `area` resize of a small crop."""
     spatial = geometry.shape[1:]
     valid = geometry[VALID] > 0.999
     if valid.sum() < len(spatial) + 1:
