@@ -128,6 +128,11 @@ def test_a_new_model_is_one_module_and_one_preset(tiny_cohort, tmp_path):
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(out / "predictions.csv")
     assert set(scored["model"]) == {name, f"{name}+clinical"} and scored["risk"].notna().all()
+    pid = str(scored["patient_id"].iloc[0])
+    result = runner.invoke(app, ["explain", str(run), str(tiny_cohort / "cohort.yaml"), "-p", pid, "--out",
+                                 str(tmp_path / "why"), "--cache", str(tmp_path / "c"), "--no-nifti"])
+    assert result.exit_code == 0, result.output  # its own cam_layers and saliency_index: explained too
+    assert (tmp_path / "why" / pid / "overlay_gradcampp.png").exists()
 
 
 @pytest.mark.parametrize("name", model_names())

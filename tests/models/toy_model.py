@@ -24,6 +24,17 @@ class ToyNet(nn.Module):
         self.conv = nn.Conv2d(channels, cfg.width, 3, padding=1)
         self.head = nn.Linear(cfg.width, 1)
 
+    @staticmethod
+    def cam_layers() -> list[str]:
+        """What ``hccprog explain`` reads: the convolution's output."""
+        return ["conv"]
+
+    @staticmethod
+    def saliency_index(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The convolution runs once on every (time point, stream, slice) of a patient, in that order."""
+        _, t, s, k = shape[:4]
+        return [(ti, si, ki) for ti in range(t) for si in range(s) for ki in range(k)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, S, K, C, H, W)
         b = x.shape[0]
         f = torch.relu(self.conv(x.flatten(0, 3))).mean(dim=(2, 3))
@@ -41,6 +52,5 @@ def register_toy() -> str:
 
     get_model("crnn")  # the built-in models first
     if name not in _REGISTRY:
-        register(ModelSpec(name, "A toy Cox network on representative slices", ToyConfig, ToyNet, presets=PRESETS,
-                           saliency_layer="conv"))
+        register(ModelSpec(name, "A toy Cox network on representative slices", ToyConfig, ToyNet, presets=PRESETS))
     return name
