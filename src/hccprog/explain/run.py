@@ -23,6 +23,7 @@ from hccprog import __version__
 from hccprog.cohort.model import Cohort
 from hccprog.errors import ConfigError, InputError
 from hccprog.explain.saliency import CamMethod, grad_cam, occlusion
+from hccprog.fills import split_fills
 from hccprog.models.registry import get_model
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 
@@ -79,16 +80,15 @@ def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | N
         return objective.torch_risk(out)
 
     index = spec.saliency_index(net, tuple(x.shape))
-    if layers:  # the user's: any module inside the network's per-slice path (the same rows)
-        try:
-            maps = {m: grad_cam(net, x, risk, layers=layers, index=index, method=m)[0] for m in methods}
-        except ValueError as exc:
-            raise ConfigError(f"--layer {', '.join(layers)}: {exc}",
-                              hint=f"the default layers are {', '.join(spec.saliency_layers(net))}; pick a module "
-                                   "inside the same encoder (e.g. an earlier stage for a finer map)") from None
-    else:
-        maps = {m: grad_cam(net, x, risk, layers=spec.saliency_layers(net), index=index, method=m)[0]
+    try:  # the user's layers: any module inside the network's per-slice path (the same rows)
+        maps = {m: grad_cam(net, x, risk, layers=layers or spec.saliency_layers(net), index=index, method=m)[0]
                 for m in methods}
+    except ValueError as exc:
+        if not layers:
+            raise
+        raise ConfigError(f"--layer {', '.join(layers)}: {exc}",
+                          hint=f"the default layers are {', '.join(spec.saliency_layers(net))}; pick a module "
+                               "inside the same encoder (e.g. an earlier stage for a finer map)") from None
     if with_occlusion:
         dims = 3 if desc["preprocessing"].get("kind") == "volume" else 2
         occ, _ = occlusion(risk, x, spatial_dims=dims, mask_size=max(4, x.shape[-1] // 8))
@@ -109,11 +109,11 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
     desc, net = load_trained(run)
     spec = get_model(desc["model"])
     sub = _subset(cohort, ids)
-    scores, stats = predict_cohort(run, sub, cache_dir=cache_dir)
+    scores, stats = predict_cohort(run, sub, cache_dir=cache_dir, trained=(desc, net))
     summary: dict = {"patients": {}, "seconds_per_patient": {}, "notes": list(stats.get("notes", []))}
     with staged_run(out, overwrite=overwrite) as tmp:
         if net is None:
-            per_patient = _explain_features(desc, sub, ids, tmp, scores)
+            per_patient = _explain_features(desc, sub, ids, tmp, cache_dir)
         else:
             per_patient = _explain_network(desc, net, spec, sub, ids, tmp, scores, methods=methods,
                                            with_occlusion=with_occlusion, nifti=nifti, cache_dir=cache_dir,
@@ -172,10 +172,8 @@ def _curves(desc: dict, entry: dict, factor: float) -> dict[str, dict]:
         score = entry["scores"].get(name)
         if score is None:
             continue
-        band = BreslowSurvival.from_state(state).band(score["risk"], grid)
-        if band is None:
-            s = BreslowSurvival.from_state(state).predict([score["risk"]], grid)[0]
-            band = (s, None, None)
+        base = BreslowSurvival.from_state(state)
+        band = base.band(score["risk"], grid) or (base.predict([score["risk"]], grid)[0], None, None)
         s, lo, hi = band
         out[name] = {"time": (grid * factor).tolist(), "survival": np.asarray(s).tolist(),
                      "lower": None if lo is None else np.asarray(lo).tolist(),
@@ -203,7 +201,7 @@ def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
                  "cutoffs": [float(c) for c in cut if c is not None],
                  "survival": {c[5:]: float(row[c]) for c in scores.columns if c.startswith("surv_")
                               and pd.notna(row.get(c))},
-                 "imputed": [e for e in str(row.get("imputed", "") or "").split("; ") if e and e != "nan"]}
+                 "imputed": split_fills(row.get("imputed"))}
         if "p_PD" in row and pd.notna(row["p_PD"]):
             entry["p_PD"] = float(row["p_PD"])
         out["scores"][name] = entry
@@ -212,10 +210,9 @@ def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
 
 def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *, methods, with_occlusion, nifti,
                      cache_dir, progress, summary, layers=None) -> dict:
-    from hccprog.explain.geometry import slices_to_scan, volume_to_scan
     from hccprog.explain.render import slice_overlays, volume_overlays
     from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
-    from hccprog.preprocessing.slices import _mask_series, patient_slice_geometry
+    from hccprog.preprocessing.slices import patient_slice_geometry
     from hccprog.preprocessing.volumes import patient_volume_geometry
     from hccprog.training.clinical import ClinicalEncoder, clinical_frame
     from hccprog.training.objectives import objective_from_state
@@ -265,9 +262,7 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
             files[f"overlay {what}"] = name
             if nifti and method != "occlusion":
                 files.update(_write_nifti(patient, channels, heat, geo, data.observed[i], labels, folder, method,
-                                          volume=volume, thickness=float(pre_cfg.spacing_mm[2]),
-                                          slices_to_scan=slices_to_scan, volume_to_scan=volume_to_scan,
-                                          mask_series=_mask_series))
+                                          volume=volume, thickness=float(pre_cfg.spacing_mm[2])))
         np.savez_compressed(folder / "saliency.npz", **{m.replace("++", "pp"): v for m, v in maps.items()})
         files["maps (model input grid)"] = "saliency.npz"
         seconds = time.perf_counter() - t0
@@ -280,8 +275,13 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
 
 
 def _write_nifti(patient, channels, heat, geo, observed, labels, folder: Path, method: str, *, volume: bool,
-                 thickness: float, slices_to_scan, volume_to_scan, mask_series) -> dict[str, str]:
+                 thickness: float) -> dict[str, str]:
     """The map on each observed time point's original scan (the series that carries its mask)."""
+    import nibabel as nib
+
+    from hccprog.explain.geometry import slices_to_scan, volume_to_scan
+    from hccprog.preprocessing.slices import _mask_series as mask_series
+
     files = {}
     for ti, tp in enumerate(list(patient.timepoints)[: len(observed)]):
         if not observed[ti]:
@@ -299,39 +299,32 @@ def _write_nifti(patient, channels, heat, geo, observed, labels, folder: Path, m
             g = geo["geometry"][ti].reshape(s * k, *geo["geometry"].shape[-3:])
             back = slices_to_scan(h, g, image.affine, image.shape, thickness_mm=thickness)
         name = f"saliency_{method.replace('++', 'pp')}_{_folder(labels[ti])}.nii.gz"
-        import nibabel as nib
-
         nib.save(nib.Nifti1Image(np.clip(back, 0, None).astype(np.float32), image.affine), str(folder / name))
         files[f"NIfTI {method} on {labels[ti]} ({ref})"] = name
     return files
 
 
-def _explain_features(desc: dict, cohort: Cohort, ids: list[str], tmp: Path, scores: pd.DataFrame) -> dict:
+def _explain_features(desc: dict, cohort: Cohort, ids: list[str], tmp: Path, cache_dir: Path | None) -> dict:
     """Radiomics: each selected feature's contribution to the risk, its value and the training
     mean, per patient (``feature_contributions.csv``, a bar chart)."""
     from hccprog.explain.render import contribution_bars
-    from hccprog.models.radiomics import saved_contributions
     from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
 
     spec = get_model(desc["model"])
     net_cfg = spec.config(**desc["network"])
+    pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(net_cfg, desc["pipeline"])
     cfg = FeatureConfig(**{**desc["preprocessing"], "series": desc["channels"]})
-    state = desc["pipeline"]
-    features = extract_features(cohort, cfg)
-    X = feature_matrix(features, delta=spec.reads_followups(net_cfg))
-    cols = list(state["selected"])
-    med = pd.Series(state["median"], index=cols)
-    Z = (X.reindex(columns=cols).fillna(med) - pd.Series(state["mean"], index=cols)) / pd.Series(state["sd"],
-                                                                                                   index=cols)
-    parts = saved_contributions(state, Z)
+    X = feature_matrix(extract_features(cohort, cfg, cache_dir=cache_dir), delta=spec.reads_followups(net_cfg))
+    cols = pipe.selected_
+    Z, parts = pipe.standardize(X), pipe.contributions(X)
     out = {}
     for pid in ids:
         if pid not in parts.index:
             continue
         folder = tmp / _folder(pid)
         folder.mkdir(parents=True, exist_ok=True)
-        frame = pd.DataFrame({"label": cols, "value": [X.at[pid, c] if c in X else np.nan for c in cols],
-                              "training_mean": state["mean"], "z": Z.loc[pid].to_numpy(),
+        frame = pd.DataFrame({"label": cols, "value": X.reindex(columns=cols).loc[pid].to_numpy(),
+                              "training_mean": pipe.mean_[cols].to_numpy(), "z": Z.loc[pid].to_numpy(),
                               "contribution": parts.loc[pid, cols].to_numpy()})
         frame = frame.reindex(frame["contribution"].abs().sort_values(ascending=False).index)
         write_csv(folder / "feature_contributions.csv", frame, index=False, float_format="%.6g")

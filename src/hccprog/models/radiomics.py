@@ -189,7 +189,7 @@ class RadiomicsPipeline:
         self.selected_ = [str(Xf.columns[passed[j]]) for j in reps]
         steps["after correlation clustering"] = len(self.selected_)
         self.steps_ = steps
-        Zs = self._z(X)
+        Zs = self.standardize(X)
         self._fit_learner(Zs, np.asarray(time, float), np.asarray(event, int))
         self.train_risk_ = None
         if cfg.train_risk == "inner-cv" and self.task != "classes":
@@ -209,7 +209,8 @@ class RadiomicsPipeline:
             out.iloc[te] = pipe.risk(X.iloc[te])
         return out
 
-    def _z(self, X: pd.DataFrame) -> pd.DataFrame:
+    def standardize(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The selected features, missing values at the training median, z-scored on the training patients."""
         cols = self.selected_
         return (X.reindex(columns=cols).fillna(self.medians_[cols]) - self.mean_[cols]) / self.sd_[cols]
 
@@ -244,13 +245,13 @@ class RadiomicsPipeline:
         """Risk-class probabilities (n, ``classes``) of the classes task; a class that no training
         patient had gets 0."""
         out = np.zeros((len(X), classes))
-        out[:, self.classes_.astype(int)] = self.model_.predict_proba(self._z(X).to_numpy())
+        out[:, self.classes_.astype(int)] = self.model_.predict_proba(self.standardize(X).to_numpy())
         return out
 
     def risk(self, X: pd.DataFrame) -> np.ndarray:
         """Log-hazard (survival), logit of PD (response) or the expected risk class (classes), higher
         = worse."""
-        Z = self._z(X)
+        Z = self.standardize(X)
         if self.task == "classes":
             return self.model_.predict_proba(Z.to_numpy()) @ self.classes_.astype(float)
         if self.saved_ is not None:
@@ -271,8 +272,8 @@ class RadiomicsPipeline:
         """Per patient, each selected feature's additive part of :meth:`risk` and the ``baseline``
         (a saved pipeline, as ``predict`` and ``explain`` load it)."""
         if self.saved_ is None:
-            return saved_contributions(self.state(), self._z(X))
-        return saved_contributions(self.saved_, self._z(X))
+            return saved_contributions(self.state(), self.standardize(X))
+        return saved_contributions(self.saved_, self.standardize(X))
 
     @property
     def saveable(self) -> bool:

@@ -315,11 +315,9 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
     for z in idx:
         sl = image[..., z]  # (C, X, Y)
         if spec.mask != "none":
-            keep = (mask[..., z] > 0 if spec.mask == "liver" else mask[..., z] == TUMOR).astype(sl.dtype)
-            if unmasked:
-                keep = np.concatenate([np.repeat(keep[None], sl.shape[0] - unmasked, 0),
-                                       np.ones((unmasked, *keep.shape), keep.dtype)])
-            sl = sl * (keep if unmasked else keep[None])
+            keep = mask[..., z] > 0 if spec.mask == "liver" else mask[..., z] == TUMOR
+            sl = sl.copy()
+            sl[: sl.shape[0] - unmasked] *= keep
         # pad first so that the window never leaves the image (padding = 0 = below the window)
         pad = int(side.max())
         padded = SpatialPad(spatial_size=(sl.shape[1] + 2 * pad, sl.shape[2] + 2 * pad), mode="constant")(sl)

@@ -158,13 +158,14 @@ def match_covariates(covariates: pd.DataFrame, wanted: list[str]) -> tuple[pd.Da
 
 
 def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, dict]:
+                   progress: Callable[[int, int], None] | None = None,
+                   trained: tuple[dict, torch.nn.Module | None] | None = None) -> tuple[pd.DataFrame, dict]:
     """Predictions of the run's final model for every patient of ``cohort`` with images.
 
     Survival columns are labelled in the cohort's time unit (``surv_<t>``, the run's horizons converted);
     ``imputed`` lists per patient what was filled in; ``stats['notes']`` says whatever could not be
-    scored, and why."""
-    desc, net = load_trained(run)
+    scored, and why. ``trained``: the run's ``load_trained`` result, where the caller has it already."""
+    desc, net = trained or load_trained(run)
     conf = run_config(run)
     factor = unit_factor(conf.get("time_unit") or cohort.time_unit, cohort.time_unit)
     t0 = time.perf_counter()
