@@ -6,6 +6,8 @@ import json
 import logging
 import math
 import os
+import re
+import signal
 import time
 from enum import Enum
 from pathlib import Path
@@ -34,15 +36,16 @@ class _Group(typer.core.TyperGroup):
     traceback only with ``--debug``. Ctrl-C says how to resume, exit 130."""
 
     def invoke(self, ctx):
+        previous = _on_sigterm()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _DEBUG["on"]:
                 raise
-            _interrupted(ctx)
-            raise typer.Exit(130) from None
+            _interrupted(ctx, signal_name="SIGTERM" if isinstance(exc, _Terminated) else None)
+            raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
         except Exception as exc:
             if _DEBUG["on"]:
                 raise
@@ -51,9 +54,29 @@ class _Group(typer.core.TyperGroup):
             if hint:
                 err.print(f"[dim]hint[/]: {escape(hint)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupted(ctx) -> None:
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster's scheduler, ``kill``): unwinds like Ctrl-C, so that staging folders are
+    removed and finished folds kept, and says so."""
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs; returns the handler it replaced
+    (None where no handler can be set: outside the main thread)."""
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding host): leave signals alone
+        return None
+
+
+def _interrupted(ctx, *, signal_name: str | None = None) -> None:
     sub = ctx.invoked_subcommand or ""
     if sub in ("train", "ablation"):
         what = ("finished folds are kept: run the same command again to resume at the fold it stopped in "
@@ -62,7 +85,8 @@ def _interrupted(ctx) -> None:
         what = "nothing was written under --out: run the same command again to start over"
     else:
         what = "nothing was written"
-    err.print(f"[yellow]interrupted[/]: {what}", highlight=False, soft_wrap=True)
+    head = f"terminated ({signal_name})" if signal_name else "interrupted"
+    err.print(f"[yellow]{head}[/]: {what}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
@@ -107,7 +131,11 @@ def _main(
     log.propagate = False
 
 
-def _progress() -> Progress:
+def _progress(*, lines: bool = True):
+    """A progress bar on a terminal; off a terminal (a log file, a cluster job) plain timestamped lines
+    (:class:`_LineProgress`), or nothing when ``lines`` is False (output meant for a program)."""
+    if not err.is_terminal:
+        return _LineProgress(err, enabled=lines)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -116,6 +144,66 @@ def _progress() -> Progress:
         console=err,
         transient=True,
     )
+
+
+class _LineProgress:
+    """Progress as plain lines for logs: ``YYYY-mm-dd HH:MM:SS progress: <what>``. A line when the stage
+    changes (a fold, a model, preprocessing), an epoch summary every ``HCCPROG_LOG_EPOCHS`` epochs (10),
+    and otherwise at most one line per ``HCCPROG_LOG_SECONDS`` (30 s) and one when a stage completes.
+    The same calls as a rich ``Progress`` (``add_task``, ``update``, a context manager)."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.every = float(os.environ.get("HCCPROG_LOG_SECONDS", "30") or 30)
+        self.epochs = max(1, int(os.environ.get("HCCPROG_LOG_EPOCHS", "10") or 10))
+        self.tasks: dict[int, dict] = {}
+        self.last_line = 0.0
+        self.last_stage: str | None = None
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, **_) -> int:
+        task = len(self.tasks)
+        self.tasks[task] = {"description": description, "completed": 0.0, "total": total}
+        return task
+
+    def update(self, task: int, *, description: str | None = None, completed: float | None = None,
+               total: float | None = None, **_) -> None:
+        t = self.tasks[task]
+        if description is not None:
+            t["description"] = description
+        if completed is not None:
+            t["completed"] = completed
+        if total is not None:
+            t["total"] = total
+        self._maybe_print(t)
+
+    def _maybe_print(self, t: dict) -> None:
+        if not self.enabled:
+            return
+        text = str(t["description"])
+        stage = text.split(":")[0] if ":" in text else " ".join(w for w in text.split() if not w[:1].isdigit())
+        now = time.monotonic()
+        done = t["total"] is not None and t["completed"] is not None and t["completed"] >= t["total"] > 0
+        epoch = _EPOCH.search(text)
+        due = (stage != self.last_stage or done or now - self.last_line >= self.every
+               or (epoch is not None and int(epoch.group(1)) % self.epochs == 0))
+        if not due:
+            return
+        count = "" if ":" in text or t["total"] in (None, 0) or _COUNT.search(text) else \
+            f" ({t['completed']:g}/{t['total']:g})"
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.console.print(f"{stamp} progress: {escape(text)}{count}", highlight=False, soft_wrap=True, markup=True)
+        self.last_line, self.last_stage = now, stage
+
+
+_EPOCH = re.compile(r"epoch (\d+)/\d+")
+_COUNT = re.compile(r"\d+/\d+")
 
 
 def _triple(text: str, cast, what: str):
@@ -167,7 +255,7 @@ def validate(
     from hccprog.training.cv import CVConfig, check_cv_size
 
     started = time.perf_counter()
-    with _progress() as bar:
+    with _progress(lines=format is OutputFormat.text) as bar:
         task = bar.add_task("checking images", total=None)
 
         def tick(done: int, total: int) -> None:
@@ -189,6 +277,15 @@ def validate(
             except InputError as exc:
                 (report.error if folds else report.warning)("cohort-too-small", c.spec.clinical, exc.message,
                                                             column=column)
+        known = [p.response for p in c.patients.values() if p.response is not None] if c.spec.response else []
+        if known:  # the response endpoint: PD vs disease control, the same rule as baselines and train
+            try:
+                for w in check_cv_size(len(known), sum(r == "PD" for r in known), CVConfig(folds=max(folds or 5, 2)),
+                                       what="endpoint 'response'", classification=True):
+                    report.warning("cohort-small", c.spec.clinical, w, column=c.spec.response)
+            except InputError as exc:
+                (report.error if folds else report.warning)("cohort-too-small", c.spec.clinical, exc.message,
+                                                            column=c.spec.response)
     failed = bool(report.errors) or (strict and bool(report.warnings))
     summary = summarize(result.cohort) if result.cohort is not None else None
 
@@ -315,7 +412,8 @@ def _cohort_path(path: Path) -> Path:
 
 
 def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv=None):
-    """Load a cohort for a command that writes a run: print its errors (then exit 1) and its
+    """Load a cohort for a command that writes a run, with the checks of `validate` (every voxel decoded once):
+    print its errors (then exit 1) and its
     warnings (what the run will fill in or leave out); with ``endpoint`` and ``cv``, stop when the
     endpoint has no event or too few patients for the folds."""
     from hccprog.cohort import load_cohort
@@ -324,7 +422,7 @@ def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv
     from hccprog.training.cv import check_cv_size
 
     cohort = cohort_file(cohort)
-    result = load_cohort(cohort, check_images=images, check_pixels=False)
+    result = load_cohort(cohort, check_images=images, check_pixels=True)
     for issue in result.report.errors:
         err.print(f"[bold red]error[/]  {escape(issue.location())}: {escape(issue.message)} [dim]\\[{issue.code}][/]",
                   highlight=False, soft_wrap=True)
@@ -351,7 +449,7 @@ def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv
             raise InputError(f"endpoint {endpoint!r} is not in the cohort (it has {', '.join(c.endpoints) or 'none'}"
                              + (", or `response`)" if c.spec.response else ")"), file=cohort)
         for w in check_cv_size(len(o), events, cv, what=f"endpoint '{endpoint}'", file=c.spec.clinical,
-                               column=column):
+                               column=column, classification=endpoint == "response"):
             err.print(f"[yellow]warning[/] {escape(w)}", highlight=False, soft_wrap=True)
     return c
 
@@ -387,7 +485,7 @@ def _horizons(text: str | None) -> list[float] | None:
     return values
 
 
-def _metrics_table(metrics: dict, title: str) -> Table:
+def _metrics_table(metrics: dict, title: str, absent: dict[str, str] | None = None) -> Table:
     from rich import box
 
     from hccprog.evaluation.metrics import estimate_text, hr_text
@@ -406,6 +504,8 @@ def _metrics_table(metrics: dict, title: str) -> Table:
         hr_txt = hr_text(rg.get("hr_high_vs_low", {})) + (" !" if rg.get("degenerate") else "")
         table.add_row(name + (" *" if m["kind"] == "fixed score" else ""), str(m["n"]), str(m["events"]),
                       estimate_text(m["harrell_c"]).replace(" to ", "-"), hr_txt)
+    for name, why in (absent or {}).items():  # scores the cohort has or computes, not evaluated: why
+        table.add_row(f"[dim]{escape(name)} *[/]", "-", "-", f"[dim]not evaluated: {escape(why)}[/]", "")
     return table
 
 
@@ -474,7 +574,7 @@ def evaluate(
         if not (run / name).exists():
             raise RunFolderError(f"{run / name} is missing: not a run folder")
     metrics = evaluate_run(run)
-    _print_metrics(metrics, str(run), metrics.get("endpoint"))
+    _print_metrics(metrics, str(run), metrics.get("endpoint"), absent=_absent_scores(run))
     out.print(f"report: {run / 'report.html'}")
 
 
@@ -604,19 +704,32 @@ def _run_and_summarise(run: Path, first_label: str, cohort_name: str, endpoint: 
             bar.update(task, description=label, completed=done, total=total)
 
         report, metrics = job(tick)
-    _print_metrics(metrics, cohort_name, endpoint)
+    _print_metrics(metrics, cohort_name, endpoint, absent=_absent_scores(run))
     out.print(f"run folder: {run} ({time.perf_counter() - started:.0f} s)")
     out.print(f"report: {report}")
 
 
-def _print_metrics(metrics: dict, name: str, endpoint: str | None) -> None:
-    """The metrics table of a run: AUCs for the response, C-indices for a survival endpoint."""
+def _absent_scores(run: Path) -> dict[str, str]:
+    """The run's ``scores_absent`` (score -> why it was not evaluated), from its config.yaml."""
+    from hccprog.safe_yaml import load_yaml
+
+    try:
+        conf = load_yaml(run / "config.yaml") or {}
+    except (OSError, ValueError):
+        return {}
+    absent = conf.get("scores_absent") if isinstance(conf, dict) else None
+    return {str(k): str(v) for k, v in absent.items()} if isinstance(absent, dict) else {}
+
+
+def _print_metrics(metrics: dict, name: str, endpoint: str | None, *, absent: dict[str, str] | None = None) -> None:
+    """The metrics table of a run: AUCs for the response, C-indices for a survival endpoint; ``absent``:
+    scores not evaluated, and why."""
     if metrics.get("task") == "response":
         out.print(_response_table(metrics, f"{name}: response, PD vs disease control ({metrics['n_patients']} "
                                            f"patients, {metrics['n_positive']} PD)"))
     else:
         out.print(_metrics_table(metrics, f"{name}: {endpoint} ({metrics['n_patients']} patients, "
-                                          f"{metrics['n_events']} events)"))
+                                          f"{metrics['n_events']} events)", absent))
 
 
 def _response_table(metrics: dict, title: str):
@@ -782,8 +895,8 @@ def features(
     if dest.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--out {dest}: the table is written as .parquet or .csv")
     if dest.exists() and not overwrite:
-        raise OutputExistsError(f"{dest} exists; pass --overwrite to replace it", file=dest)
-    check_writable(dest.parent if str(dest.parent) else Path("."))
+        raise OutputExistsError("exists; give --overwrite to replace it", file=dest)
+    check_writable(dest, what="output table", file=True)
     cfg = _validated(FeatureConfig, _read_config(config, "features"), config)
     c = _load_for_run(cohort, images=True)
     started = time.perf_counter()

@@ -9,6 +9,7 @@ class is also the built-in exception that code written before it caught (``Value
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -67,11 +68,19 @@ class OutputExistsError(OutputError, FileExistsError):
     """The output exists and ``--overwrite`` was not given, or it is not ours to replace."""
 
 
-def check_writable(out: str | os.PathLike, *, what: str = "output folder") -> None:
+def check_writable(out: str | os.PathLike, *, what: str = "output folder", file: bool = False) -> None:
     """Raise :class:`OutputError` when ``out`` could not be created or written, before any work
     starts: a file where the folder (or one of its parents) should be, or a parent folder that is not
-    writable."""
+    writable. ``file``: ``out`` is a file to write (a table), not a folder."""
     out = Path(out)
+    if file:
+        try:
+            check_writable(out.parent if str(out.parent) else Path("."), what=f"folder of the {what}")
+        except OutputError as exc:  # named by the user's --out, not its folder
+            raise OutputError(exc.message, file=out) from None
+        if out.exists() and out.is_dir():
+            raise OutputError(f"the {what} is a folder, not a file: give another --out", file=out)
+        return
     if out.exists() and not out.is_dir():
         raise OutputError(f"the {what} is a file, not a folder: give another --out", file=out)
     parent = out if out.exists() else out.parent
@@ -83,6 +92,14 @@ def check_writable(out: str | os.PathLike, *, what: str = "output folder") -> No
         raise OutputError(f"the {what} cannot be written: no write permission in {parent}", file=out)
     if out.exists() and not os.access(out.parent, os.W_OK | os.X_OK):
         raise OutputError(f"the {what} cannot be replaced: no write permission in {out.parent}", file=out)
+    # permissions do not tell everything (root, read-only or virtual file systems like /proc, /sys):
+    # try, as the run will, to make a folder where it goes
+    probe_in = parent if not out.exists() else out
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hccprog-probe.", dir=probe_in))
+    except OSError as exc:
+        raise OutputError(f"the {what} cannot be written: {probe_in} refuses new files "
+                          f"({exc.strerror or exc}); give an --out in a folder you can write to", file=out) from None
 
 
 def describe(exc: BaseException) -> tuple[str, str | None]:

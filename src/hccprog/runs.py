@@ -114,7 +114,7 @@ def staged_output(out: Path, *, overwrite: bool, replaceable: Callable[[Path], b
     check_writable(out)
     if out.exists():
         if not overwrite:
-            raise OutputExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError("exists; give --overwrite to replace it", file=out)
         if not replaceable(out):
             raise OutputExistsError(f"{out} exists and is not {what}: not replacing it")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -120,3 +120,67 @@ def test_import_validate_train_predict(imported, tcia, tmp_path):
     assert set(new["model"]) == {"crnn", "crnn+clinical"} and set(new["patient_id"]) == set(PATIENTS)
     assert np.isfinite(new["risk"]).all()
     assert "mask-propagated" in scored.output
+
+
+def _retag(folder, modality: str) -> None:
+    """Rewrite every image file below ``folder`` (not the DICOM-SEGs) with another Modality tag."""
+    import pydicom
+
+    for f in sorted(folder.rglob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        if ds.Modality != "SEG":
+            ds.Modality = modality
+            ds.save_as(f)
+
+
+@pytest.fixture(scope="module")
+def two_patients(tmp_path_factory):
+    """HCC_001 (CT) and HCC_002 (every image series retagged MR) side by side with where cohorts go."""
+    real = shared_data("hcc-tace-seg", "HCC_048-portal-venous")
+    work = tmp_path_factory.mktemp("moved") / "project"
+    root = work / "HCC-TACE-Seg"
+    build_tree(root, real, ["HCC_001", "HCC_002"])
+    _retag(root / "HCC_002", "MR")
+    return work, root
+
+
+def test_other_modality_listed_not_used_and_paths_move_with_the_folder(two_patients, tmp_path):
+    import shutil
+
+    work, root = two_patients
+    xlsx = shared_data("hcc-tace-seg", "HCC-TACE-Seg_clinical_data-V2.xlsx")
+    out = work / "cohort"
+    res = runner.invoke(app, ["import", "hcc-tace-seg", str(root), "--clinical", str(xlsx), "--out", str(out),
+                              "--overwrite"])
+    assert res.exit_code == 0, res.output
+    images = pd.read_csv(out / "images.csv", dtype=str, keep_default_na=False)
+    series = pd.read_csv(out / "import" / "series.csv", dtype=str, keep_default_na=False)
+    assert set(images["patient_id"]) == {"HCC_001"} and not images["series"].str.startswith("MR").any()
+    mr = series[(series["patient_id"] == "HCC_002") & (series["modality"] == "MR")]
+    assert len(mr) >= 2 and (mr["used"] == "no: modality MR: this collection is CT").all()
+    assert "HCC_002: no usable image series" in res.output
+    # every path in the cohort is relative to its folder: move the project and it still validates
+    assert not any(p.startswith("/") for p in images["image"]) and images["image"].str.startswith("../").all()
+    spec = yaml.safe_load((out / "cohort.yaml").read_text())
+    assert not spec["clinical"].startswith("/")
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(work, moved)
+    shutil.copy(xlsx, moved / "clinical.xlsx")
+    spec["clinical"] = "../clinical.xlsx"  # the table was outside the project: bring it along
+    (moved / "cohort" / "cohort.yaml").write_text(yaml.safe_dump(spec))
+    checked = runner.invoke(app, ["validate", str(moved / "cohort" / "cohort.yaml"), "--quick"])
+    assert checked.exit_code == 0, checked.output
+
+
+def test_import_of_no_patient_exits_non_zero_with_each_reason(two_patients, tmp_path):
+    _, root = two_patients
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"TCIA_ID": ["HCC_002", "HCC_105"], "OS": [10, 20]}).to_csv(table, index=False)
+    out = tmp_path / "cohort"
+    res = runner.invoke(app, ["import", "hcc-tace-seg", str(root), "--clinical", str(table), "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "no patient could be imported (2 found)" in text
+    assert "HCC_001: images found but the patient is not in the clinical table" in text
+    assert "HCC_002: no usable image series" in text and "modality MR: this collection is CT" in text
+    assert "bug" not in text and not out.exists()

@@ -52,6 +52,7 @@ def test_layout_masks_and_clinical_mapping(waw, imported):
     images = pd.read_csv(out / "images.csv", dtype=str, keep_default_na=False)
     assert set(images["patient_id"]) == set(ids) and len(images) == 4 * len(ids)
     assert set(images["series"]) == {"CT_NC", "CT_ART", "CT_PV", "CT_DEL"}
+    assert images["image"].str.startswith("../").all()  # relative to the cohort folder: it can be moved
     first = sorted(ids, key=int)[0]
     assert "no TotalSegmentator liver" in output and first in output
     # the lesions merged into the tumor label on every phase, the delayed one (another grid) included
@@ -61,7 +62,7 @@ def test_layout_masks_and_clinical_mapping(waw, imported):
         truth = read_mask(synthetic / truth_rel.iloc[0]).array
         for series in ("CT_ART", "CT_DEL"):
             row = images[(images["patient_id"] == wid) & (images["series"] == series)].iloc[0]
-            mask = read_mask(out / row["mask"], reference=read_geometry(row["image"])).array
+            mask = read_mask(out / row["mask"], reference=read_geometry(out / row["image"])).array
             assert "2 lesion" in row["mask_source"] or "lesion file" in row["mask_source"]
             if series == "CT_ART":
                 np.testing.assert_array_equal(mask == 2, truth == 2)

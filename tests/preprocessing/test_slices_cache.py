@@ -66,9 +66,9 @@ def test_series_alternatives_and_a_series_the_cohort_lacks():
 
 def test_ct_window_width_400_level_40():
     cfg = SliceConfig()
-    values = _intensity(np.array([-1000.0, -160.0, 40.0, 240.0, 1000.0]), "CT_PV", np.ones(5, bool), cfg)
+    values = _intensity(np.array([-1000.0, -160.0, 40.0, 240.0, 1000.0]), "CT_PV", np.ones(5, bool), cfg, ct=True)
     np.testing.assert_allclose(values, [0, 0, 0.5, 1, 1], atol=1e-6)
-    mri = _intensity(np.array([10.0, 20.0, 30.0, 40.0, 50.0]), "MR_T2", np.ones(5, bool), cfg)
+    mri = _intensity(np.array([10.0, 20.0, 30.0, 40.0, 50.0]), "MR_T2", np.ones(5, bool), cfg, ct=False)
     assert mri[2] == pytest.approx(0.5)  # the liver median maps to the centre of the range
 
 

@@ -63,6 +63,7 @@ def write_run_files(run: Path, cohort: Cohort, cohort_path: Path, cfg: Baselines
         "evaluation": {"horizons": res.horizons, "reference": res.reference, "n_boot": cfg.n_boot, "seed": cfg.seed,
                        "survival_times": res.survival_times},
         "score_sources": res.score_sources,
+        **({"scores_absent": res.absent_scores} if res.absent_scores else {}),
         "notes": res.notes,
         "baselines": resolved.model_dump(mode="json"),
     }

@@ -32,8 +32,9 @@ class TabularPreprocessor:
                 self.levels_[c] = [lv for lv in sorted(counts.index) if lv != mode]
             else:
                 self.kinds_[c] = "numeric"
-                med = pd.to_numeric(col, errors="coerce").median()
-                self.fill_[c] = 0.0 if pd.isna(med) else float(med)
+                values = pd.to_numeric(col, errors="coerce").dropna()
+                # no value in these rows: a constant 0, dropped below as constant (median() would warn)
+                self.fill_[c] = float(values.median()) if len(values) else 0.0
         raw = self._encode(frame)
         std = raw.std(ddof=0)
         self.keep_ = [c for c in raw.columns if std[c] > 1e-12]

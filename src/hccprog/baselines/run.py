@@ -14,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.baselines.cox import CoxModel
 from hccprog.baselines.logistic import LogisticLearner
-from hccprog.baselines.scores import compute_scores
+from hccprog.baselines.scores import compute_scores, score_gap
 from hccprog.cohort.model import Cohort
-from hccprog.errors import InputError
 from hccprog.evaluation.groups import CutoffMethod
 from hccprog.fills import covariate_fills
 from hccprog.training.cv import CVConfig, Split, check_cv_size
@@ -80,6 +79,8 @@ class BaselinesResult:
     covariates: pd.DataFrame
     cutoffs: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: scores the cohort has or computes that were not evaluated -> why (shown in the terminal table)
+    absent_scores: dict[str, str] = field(default_factory=dict)
     task: str = "survival"  # or "response"
     reference: str | None = None  # the clinical model the others are compared with
 
@@ -129,8 +130,14 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     cfg = cfg.model_copy(update={"horizons": horizons})
     task = SurvivalTask(ids, t, e, horizons=horizons, risk_groups=cfg.risk_groups)
     X_all = cohort.covariates().loc[ids]
+    empty = [c for c in cohort.empty_covariates() if c in X_all.columns]
+    if empty:  # nothing to impute from: left out, as validate warned (covariate-empty)
+        X_all = X_all.drop(columns=empty)
+        notes.append(f"covariate(s) {', '.join(empty)} have no value for any patient: left out of the clinical "
+                     "models")
     scores, sources = compute_scores(cohort)
     scores = scores.loc[ids]
+    absent: dict[str, str] = {}
     wanted = cfg.scores if cfg.scores is not None else list(scores.columns)
     if extra_scores is not None:
         scores = scores.join(extra_scores.reindex(ids).astype(float))
@@ -143,7 +150,10 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
             continue
         cover = scores[name].notna().mean()
         if cover < cfg.min_score_coverage:
-            notes.append(f"score '{name}' known for {cover:.0%} of patients (< {cfg.min_score_coverage:.0%}): skipped")
+            gap = score_gap(cohort, name, ids)
+            absent[name] = gap or f"known for {cover:.0%} of patients (< {cfg.min_score_coverage:.0%})"
+            notes.append(f"score '{name}' known for {cover:.0%} of patients (< {cfg.min_score_coverage:.0%})"
+                         + (f": {gap}" if gap else "") + ": skipped")
             continue
         if scores[name].nunique() < 2:
             notes.append(f"score '{name}' takes a single value: skipped")
@@ -155,10 +165,10 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
 
     cox: dict[str, CoxLearner] = {}
     for name, cspec in cfg.cox_models.items():
-        covs = cspec.covariates or list(X_all.columns)
-        absent = [c for c in covs if c not in X_all.columns]
-        if absent:
-            raise ValueError(f"Cox model '{name}': covariates {absent} are not declared in the cohort")
+        covs = [c for c in cspec.covariates if c not in empty] if cspec.covariates else list(X_all.columns)
+        undeclared = [c for c in covs if c not in X_all.columns]
+        if undeclared:
+            raise ValueError(f"Cox model '{name}': covariates {undeclared} are not declared in the cohort")
         if not covs:
             notes.append(f"Cox model '{name}' has no covariates: skipped")
             continue
@@ -177,7 +187,8 @@ def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, L
     models = set(res.predictions["model"])
     return BaselinesResult(res.predictions, res.folds, task.outcomes, horizons, task.grid,
                            {k: sources.get(k, "") for k in usable}, full_models, X_all, res.cutoffs,
-                           notes + res.notes, reference=cfg.reference if cfg.reference in models else None)
+                           notes + res.notes, absent_scores=absent,
+                           reference=cfg.reference if cfg.reference in models else None)
 
 
 def _response_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, Learner],
@@ -191,17 +202,19 @@ def _response_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[
     column = cohort.spec.response
     notes = check_cv_size(len(ids), int(y.sum()), cfg.cv, what="endpoint 'response'", file=cohort.spec.clinical,
                           column=column, classification=True)
-    if y.sum() < cfg.cv.folds or (1 - y).sum() < cfg.cv.folds:
-        raise InputError(f"response: {int(y.sum())} PD and {int((1 - y).sum())} disease-control patients; each "
-                         f"class needs at least {cfg.cv.folds} for {cfg.cv.folds}-fold CV",
-                         file=cohort.spec.clinical, column=column)
     if cfg.fusions or extra_fusions:
         raise ValueError("fusions are defined for survival endpoints (a bivariate Cox model); the response "
                          "endpoint has none")
     X_all = cohort.covariates().loc[ids]
+    empty = [c for c in cohort.empty_covariates() if c in X_all.columns]
+    if empty:
+        X_all = X_all.drop(columns=empty)
+        notes.append(f"covariate(s) {', '.join(empty)} have no value for any patient: left out of the clinical "
+                     "models")
     own: dict[str, Learner] = {}
     for name, lspec in cfg.logistic_models.items():
-        covs = lspec.covariates if lspec.covariates is not None else list(X_all.columns)
+        covs = ([c for c in lspec.covariates if c not in empty] if lspec.covariates is not None
+                else list(X_all.columns))
         absent = [c for c in covs if c not in X_all.columns]
         if absent:
             raise ValueError(f"logistic model '{name}': covariates {absent} are not declared in the cohort")

@@ -256,6 +256,46 @@ def compute_scores(cohort: Cohort) -> tuple[pd.DataFrame, dict[str, str]]:
     return out.astype(float), {k: sources[k] for k in out.columns if k in sources}
 
 
+#: The table inputs (roles of :data:`ALIASES`) each computed score reads, for saying why one is absent.
+SCORE_INPUTS: dict[str, tuple[str, ...]] = {
+    "child_pugh": ("bilirubin", "albumin", "inr", "ascites", "encephalopathy"),
+    "albi": ("albumin", "bilirubin"),
+    "clip": ("bilirubin", "albumin", "inr", "ascites", "encephalopathy", "afp", "pvtt", "tumor_extent",
+             "tumor_count"),  # Child-Pugh's inputs first
+    "okuda": ("tumor_extent", "ascites", "albumin", "bilirubin"),
+    "hap": ("albumin", "afp", "bilirubin", "tumor_size_cm"),
+    "bclc": ("ecog", "pvtt", "tumor_count", "tumor_size_cm"),
+    "six_and_twelve": ("tumor_size_cm", "tumor_count"),
+    "up_to_seven": ("tumor_size_cm", "tumor_count"),
+    "seven_eleven": ("tumor_size_cm", "tumor_count"),
+    "mhap2": ("albumin", "afp", "bilirubin", "tumor_size_cm", "tumor_count"),
+    "art": ("ast", "ast_after", "child_pugh_after"),
+    "abcr": ("afp", "child_pugh_after"),
+}
+_ROLE_COLUMN = {"albumin": "albumin_gl", "bilirubin": "bilirubin_umol", "tumor_extent": "extent_over_half"}
+
+
+def score_gap(cohort: Cohort, name: str, ids: list[str] | None = None) -> str:
+    """Why a computed score is known for few patients: its inputs with no value (or few values) in the
+    table, e.g. ``"albumin (column 'ALB') has no value"``; empty when no input explains it."""
+    found = _find_inputs(cohort)
+    x = _inputs_frame(cohort)
+    if ids is not None:
+        x = x.reindex(ids)
+    parts = []
+    for role in SCORE_INPUTS.get(name, ()):
+        col = _ROLE_COLUMN.get(role, role)
+        if role not in found or col not in x:
+            continue
+        known = float(x[col].notna().mean()) if len(x) else 0.0
+        what = role if found[role] == role else f"{role} (column '{found[role]}')"
+        if known == 0:
+            parts.append(f"{what} has no value")
+        elif known < 0.5:
+            parts.append(f"{what} is known for {known:.0%} of patients")
+    return "; ".join(parts)
+
+
 def score_inputs_missing(cohort: Cohort, name: str) -> list[str]:
     """What a TACE score (``tace_scores.TACE_SCORE_INPUTS``) needs that the cohort's table lacks
     (empty when every input is there)."""

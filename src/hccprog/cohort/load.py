@@ -36,9 +36,11 @@ from hccprog.cohort.tables import (
     read_table,
 )
 from hccprog.imaging import LIVER, TUMOR, Geometry, ImageReadError, image_format, read_geometry
+from hccprog.imaging.modality import resolve_modality, settle_hint
 from hccprog.imaging.readers import (
     implausible_geometry,
     label_map_problem,
+    nifti_orientation_problem,
     pixel_stats,
     read_raw_mask,
     remap_labels,
@@ -117,6 +119,7 @@ class _Loader:
         self.progress = progress
         self.report = Report()
         self.yaml_name = path.name
+        self.modality_notes: dict[tuple[str, str], list[tuple[int, Path]]] = {}
 
     # ------------------------------------------------------------------------ helpers
     def rel(self, p: Path) -> str:
@@ -372,7 +375,12 @@ class _Loader:
         n = len(patients)
         for name in names:
             missing = sum(p.covariates.get(name) is None for p in patients.values())
-            if missing:
+            if missing and missing == n:
+                self.report.warning("covariate-empty", cfile,
+                                    f"no value for any of the {n} patients: left out of every model (there is "
+                                    "nothing to impute it from), and so are the scores computed from it "
+                                    "(the baselines table says which)", column=name)
+            elif missing:
                 code = "covariate-many-missing" if missing / n > MANY_MISSING else "covariate-missing"
                 self.report.warning(code, cfile,
                                     f"{missing} of {n} values missing ({100 * missing / n:.0f}%): imputed by "
@@ -440,8 +448,9 @@ class _Loader:
                     ok = False
             if not ok:
                 continue
-            tp, series = rec["timepoint"].strip(), rec["series"].strip()
-            series = spec.series_aliases.get(series, series)
+            tp, given_series = rec["timepoint"].strip(), rec["series"].strip()
+            series = spec.series_aliases.get(given_series, given_series)
+            declared = spec.declared_modality(given_series, series)
             key = (pid, tp, series)
             if key in seen_series:
                 self.report.error("duplicate-series", ifile,
@@ -456,11 +465,11 @@ class _Loader:
                 entry["days"].setdefault(day, row)
             entry["series"][series] = Series(
                 name=series,
-                image=ImageRef(image),
+                image=ImageRef(image, series=given_series, modality=declared),
                 mask=MaskRef(mask, labels, spec.resample_masks) if mask else None,
                 source_row=row,
             )
-            checks.append((row, rec["image"], image, mask))
+            checks.append((row, rec["image"], image, mask, given_series, declared))
 
         for pid, tps in found.items():
             ordered = []
@@ -498,10 +507,14 @@ class _Loader:
             return
         unmasked: dict[str, list[str]] = defaultdict(list)
         lacking: dict[tuple[str, str], list[str]] = defaultdict(list)
+        maskless: list[str] = []  # no mask at any time point: nothing to propagate from
         all_series = list(dict.fromkeys(n for p in with_images for t in p.timepoints for n in t.series))
         for p in with_images:
-            for t in p.timepoints:
-                if all(s.mask is None for s in t.series.values()):
+            masked = [any(s.mask is not None for s in t.series.values()) for t in p.timepoints]
+            if not any(masked):
+                maskless.append(p.id)
+            for t, has_mask in zip(p.timepoints, masked, strict=True):
+                if not has_mask and any(masked):
                     unmasked[t.label].append(p.id)
                 for name in all_series:
                     if name not in t.series:
@@ -514,6 +527,11 @@ class _Loader:
             self.report.warning("timepoint-without-mask", ifile,
                                 f"time point '{label}' has no mask for {len(ids)} patient(s) ({listed(ids)}): "
                                 f"{what}", column="mask")
+        if maskless:
+            self.report.warning("patient-without-mask", ifile,
+                                f"{len(maskless)} patient(s) have no mask at any time point ({listed(maskless)}): "
+                                "there is no mask to propagate from, so models that read masks (image networks, "
+                                "radiomics) leave them out; clinical models still use them", column="mask")
         for (label, name), ids in lacking.items():
             self.report.warning("series-missing", ifile,
                                 f"{len(ids)} patient(s) lack series '{name}' at time point '{label}' ({listed(ids)}): "
@@ -534,7 +552,7 @@ class _Loader:
         # voxels are decoded by a small thread pool (zlib and numpy release the GIL), ahead of the
         # in-order pass that reports on them; each file is read once
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            for _row, _given, image, mask in checks:
+            for _row, _given, image, mask, *_ in checks:
                 if image.exists() and image not in self.voxels:
                     self.voxels[image] = pool.submit(_image_facts, image)
                 if mask is not None and mask.exists() and mask not in self.voxels and mask != image:
@@ -563,7 +581,7 @@ class _Loader:
                     geometry_cache[p] = exc.reason
             return geometry_cache[p]
 
-        for n, (row, _given, image, mask) in enumerate(checks):
+        for n, (row, _given, image, mask, series, declared) in enumerate(checks):
             if self.progress:
                 self.progress(n, len(checks))
             if not image.exists():
@@ -574,7 +592,7 @@ class _Loader:
                 g = geometry_of(image)
                 if isinstance(g, str):
                     self.report.error("image-unreadable", ifile,
-                                      f"image {self.rel(image)} cannot be read: {g}", row, "image")
+                                      _unreadable(f"image {self.rel(image)}", g), row, "image")
                     image_geo = None
                 else:
                     image_geo = g
@@ -585,10 +603,14 @@ class _Loader:
                         image_geo = None
                     elif self.check_pixels and image not in pixels_done:
                         pixels_done.add(image)
-                        self.check_image_pixels(image, ifile, row)
+                        self.check_image_pixels(image, ifile, row, series, declared)
                 if image_geo is not None:
-                    if image_format(image) == "dicom_series":
-                        self.dicom_warnings(image, ifile, row)
+                    orientation = nifti_orientation_problem(image)
+                    if orientation:
+                        self.report.warning("nifti-no-orientation", ifile, f"image {self.rel(image)}: {orientation}",
+                                            row, "image")
+                    if image_format(image) in ("dicom_series", "dicom_file"):
+                        self.dicom_warnings(image, ifile, row, series, declared)
                     if g.shape[2] == 1:
                         self.report.warning("single-slice", ifile,
                                             f"image {self.rel(image)} holds a single axial slice: models that "
@@ -608,12 +630,17 @@ class _Loader:
             mg = geometry_of(mask)
             if isinstance(mg, str):
                 self.report.error("mask-unreadable", ifile,
-                                  f"mask {self.rel(mask)} cannot be read: {mg}", row, "mask")
+                                  _unreadable(f"mask {self.rel(mask)}", mg), row, "mask")
                 continue
             implausible = implausible_geometry(mg)
             if implausible:
                 self.report.error("spacing-implausible", ifile, f"mask {self.rel(mask)}: {implausible}", row, "mask")
                 continue
+            if mask not in mask_done:
+                orientation = nifti_orientation_problem(mask)
+                if orientation:
+                    self.report.warning("nifti-no-orientation", ifile, f"mask {self.rel(mask)}: {orientation}",
+                                        row, "mask")
             if image_geo is None:
                 continue
             if fmt == "dicom_seg":
@@ -638,21 +665,42 @@ class _Loader:
             if self.check_pixels and mask not in mask_done:
                 mask_done.add(mask)
                 self.check_mask_content(mask, ifile, row)
+        self.flush_modality(ifile)
         if self.progress:
             self.progress(len(checks), len(checks))
 
-    def dicom_warnings(self, folder: Path, ifile: str, row: int) -> None:
-        from hccprog.imaging.dicom import scan_series
+    def dicom_warnings(self, folder: Path, ifile: str, row: int, series: str, declared: str | None) -> None:
+        from hccprog.imaging.dicom import is_multiframe, scan_series
 
+        if folder.is_file() and is_multiframe(folder):
+            return
         try:
             scan = scan_series(folder)
         except ValueError:
             return
         for w in scan.warnings:
             self.report.warning("dicom-series", ifile, f"{self.rel(folder)}: {w}", row, "image")
+        if not self.check_pixels:  # no voxels read: the tag against the name and the declaration
+            self.modality_warnings(resolve_modality(series, declared=declared, tag=scan.modality), folder, ifile,
+                                   row, series)
 
-    def check_image_pixels(self, image: Path, ifile: str, row: int) -> None:
-        """Every voxel decoded once: truncated or corrupt data, and non-finite values, are errors."""
+    def modality_warnings(self, decision, image: Path, ifile: str, row: int, series: str) -> None:
+        """Collect the disagreements of one image; :meth:`flush_modality` reports one warning per series."""
+        for note in decision.notes:
+            self.modality_notes.setdefault((series, note), []).append((row, image))
+
+    def flush_modality(self, ifile: str) -> None:
+        for (series, note), hits in self.modality_notes.items():
+            row, image = hits[0]
+            more = f" and {len(hits) - 1} more image(s) of it" if len(hits) > 1 else ""
+            self.report.warning("modality-mismatch", ifile, f"series '{series}' ({self.rel(image)}{more}): {note}; "
+                                                            f"{settle_hint(series)}", row, "series")
+        self.modality_notes.clear()
+
+    def check_image_pixels(self, image: Path, ifile: str, row: int, series: str = "",
+                           declared: str | None = None) -> None:
+        """Every voxel decoded once: truncated or corrupt data, and non-finite values, are errors; the
+        modality the data show is checked against the series name and any declaration."""
         facts = self.voxels[image].result()
         if isinstance(facts, ImageReadError):
             self.report.error("image-unreadable", ifile, f"image {self.rel(image)}: voxel data cannot be read: "
@@ -661,6 +709,9 @@ class _Loader:
         if facts.nonfinite:
             self.report.error("image-nonfinite", ifile, f"image {self.rel(image)} holds {facts.nonfinite} NaN or "
                                                         "infinite voxel(s)", row, "image")
+            return
+        decision = resolve_modality(series, declared=declared, tag=facts.tag, intensities=facts.intensities)
+        self.modality_warnings(decision, image, ifile, row, series)
 
     def check_mask_content(self, mask: Path, ifile: str, row: int) -> None:
         """A mask's voxels (read once, whatever number of series share it): a label map with labels."""
@@ -690,6 +741,12 @@ class _Loader:
             self.report.warning("mask-unmapped-labels", ifile,
                                 f"mask {self.rel(mask)} holds values not in `labels` "
                                 f"({shown}): read as background", row, "mask")
+
+
+def _unreadable(what: str, reason: str) -> str:
+    """``<what> cannot be read: <reason>``, without saying it twice when the reason says it already."""
+    reason = str(reason)
+    return f"{what} {reason}" if reason.startswith("cannot be read") else f"{what} cannot be read: {reason}"
 
 
 def _image_facts(image: Path):

@@ -16,19 +16,37 @@ import pandas as pd
 
 from hccprog.cohort.spec import DAYS_PER_UNIT, CohortSpec
 from hccprog.imaging import Geometry, Volume, read_geometry, read_image, read_mask
+from hccprog.imaging.modality import ModalityDecision, intensity_modality, resolve_modality
 
 
 @dataclass(frozen=True)
 class ImageRef:
-    """An image file or DICOM folder, read when asked."""
+    """An image file or DICOM folder, read when asked.
+
+    ``series`` is the name the cohort gives it and ``modality`` the modality declared for that series in
+    cohort.yaml (None: from the data, see :mod:`hccprog.imaging.modality`)."""
 
     path: Path
+    series: str = ""
+    modality: str | None = None
 
     def geometry(self) -> Geometry:
         return read_geometry(self.path)
 
     def load(self) -> Volume:
-        return read_image(self.path)
+        """The canonical volume; ``meta['modality']`` is the modality it is read as ('CT' or 'MR'),
+        decided from the declaration, the DICOM tag and the intensities, never from the name alone."""
+        volume = read_image(self.path)
+        decision = self.modality_of(volume)
+        volume.meta["modality"] = decision.modality
+        volume.meta["modality_source"] = decision.source
+        return volume
+
+    def modality_of(self, volume: Volume) -> ModalityDecision:
+        """How this image's modality is decided for ``volume`` (its voxels as read)."""
+        tag = volume.meta.get("modality") if volume.meta.get("modality_source") is None else None
+        return resolve_modality(self.series, declared=self.modality, tag=tag,
+                                intensities=intensity_modality(volume.array))
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,12 @@ class Cohort:
             else:
                 frame[name] = pd.to_numeric(frame[name])
         return frame.rename(columns=self.spec.covariate_aliases)
+
+    def empty_covariates(self) -> list[str]:
+        """Covariates (as :meth:`covariates` names them) without a value for any patient: nothing to
+        impute them from, so the models leave them out (``validate`` warns: ``covariate-empty``)."""
+        frame = self.covariates()
+        return [str(c) for c in frame.columns if len(frame) and frame[c].isna().all()]
 
     def with_aliases(self, *, series: dict[str, str] | None = None, covariates: dict[str, str] | None = None) -> Cohort:
         """The same cohort with series and covariates renamed (cohort's name -> the name a model knows),

@@ -45,6 +45,21 @@ class CovariateSpec(BaseModel):
         return self
 
 
+class SeriesSpec(BaseModel):
+    """What the cohort declares of one series (hccprog extension): its modality, which otherwise comes
+    from the DICOM Modality tag or the intensities (never from the series name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    modality: Literal["CT", "MR"] | None = None
+
+    @field_validator("modality", mode="before")
+    @classmethod
+    def _modality(cls, value):
+        if isinstance(value, str):
+            value = {"MRI": "MR", "MR": "MR", "CT": "CT"}.get(value.strip().upper(), value)
+        return value
+
+
 class CohortSpec(BaseModel):
     """``cohort.yaml``. Unknown keys are kept and reported as warnings."""
 
@@ -72,6 +87,16 @@ class CohortSpec(BaseModel):
     #: ``series_aliases: {PORTAL_VENOUS: CT_PV}``, ``covariate_aliases: {AFP: afp}``.
     series_aliases: dict[str, str] = Field(default_factory=dict)
     covariate_aliases: dict[str, str] = Field(default_factory=dict)
+    #: hccprog extension: per series name, what the cohort declares of it, e.g. ``series: {PV: {modality: MR}}``.
+    series: dict[str, SeriesSpec] = Field(default_factory=dict)
+
+    def declared_modality(self, *names: str) -> str | None:
+        """The modality declared for the first of ``names`` (a series' own name, its alias) that has one."""
+        for name in names:
+            spec = self.series.get(name)
+            if spec is not None and spec.modality:
+                return spec.modality
+        return None
 
     @field_validator("labels")
     @classmethod

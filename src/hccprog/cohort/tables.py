@@ -65,11 +65,34 @@ def _sniff_delimiter(sample: str) -> str:
         return ","
 
 
+#: File signatures of binary formats a table is sometimes saved as under a .csv name.
+_MAGIC = ((b"PK\x03\x04", "a ZIP archive (an XLSX workbook?)"), (b"\xd0\xcf\x11\xe0", "an old Excel (XLS) workbook"),
+          (b"\x1f\x8b", "a gzip file"), (b"PAR1", "a Parquet file"), (b"%PDF", "a PDF document"),
+          (b"\x7fELF", "a program"), (b"SQLite format 3", "an SQLite database"), (b"\x89HDF", "an HDF5 file"))
+
+
+def binary_kind(raw: bytes) -> str | None:
+    """What a file that should be a text table is instead (``'a ZIP archive ...'``, ``'binary data'``),
+    from its first bytes; None for text."""
+    for magic, what in _MAGIC:
+        if raw.startswith(magic):
+            return what
+    head = raw[:8192]
+    if b"\x00" in head:
+        return "binary data (it holds NUL bytes)"
+    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    return "binary data" if head and control / len(head) > 0.05 else None
+
+
 def read_table(path: Path, sheet: str | int | None = None) -> Table:
     """Read a CSV/TSV, XLSX/XLS or Parquet table with every cell as text."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
         raw = path.read_bytes()
+        kind = binary_kind(raw)
+        if kind:
+            raise TableError(f"it is not text but {kind}: save the table as {suffix[1:].upper()} (comma- or "
+                             "tab-separated text), or give the file its real extension")
         for encoding in ("utf-8-sig", "latin-1"):
             try:
                 text = raw.decode(encoding)

@@ -19,7 +19,11 @@ view on several vendors' scanners, stored as -2000, -2048 or -3024) are set to -
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from hccprog.errors import InputError
+from hccprog.imaging.modality import dicom_image_problem
 from hccprog.imaging.volume import LPS_TO_RAS, Geometry, Volume
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -76,6 +81,17 @@ def _read_header(path: Path):
         return None
 
 
+def read_header(path: str | os.PathLike):
+    """A DICOM file's header (no pixels), or None when it is not a readable DICOM file."""
+    return _read_header(Path(path))
+
+
+def is_multiframe(path: str | os.PathLike) -> bool:
+    """True for a DICOM file of more than one frame (enhanced CT/MR, a multi-frame export)."""
+    ds = _read_header(Path(path))
+    return ds is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1
+
+
 def _floats(value) -> np.ndarray:
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
@@ -93,13 +109,20 @@ def _no_images_reason(folder: Path) -> str:
 
 
 def scan_series(folder: str | os.PathLike) -> SeriesScan:
-    """Scan the DICOM files of ``folder`` (not its sub-folders) without decoding pixels."""
+    """Scan the DICOM files of ``folder`` (not its sub-folders) without decoding pixels. ``folder`` may
+    also be a single single-frame DICOM file, read as a series of one slice (like its folder)."""
     folder = Path(folder)
+    if folder.is_file() and (is_dicom_file(folder) or folder.suffix.lower() == ".dcm"):
+        return _scan_files(folder, [folder], single=True)
     if not folder.is_dir():
         raise DicomSeriesError(folder, ["not a folder"])
+    return _scan_files(folder, sorted(p for p in folder.iterdir() if p.is_file()))
+
+
+def _scan_files(folder: Path, files: list[Path], *, single: bool = False) -> SeriesScan:
     headers = []
     skipped: list[Path] = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    for path in files:
         ds = _read_header(path) if (is_dicom_file(path) or path.suffix.lower() == ".dcm") else None
         if ds is None or "SOPClassUID" not in ds or ds.SOPClassUID == SEG_SOP_CLASS_UID:
             skipped.append(path)
@@ -109,7 +132,14 @@ def scan_series(folder: str | os.PathLike) -> SeriesScan:
             continue
         headers.append((path, ds))
     if not headers:
+        if single:
+            raise DicomSeriesError(folder, ["not a DICOM image (no readable header with a SOP class)"])
         raise DicomSeriesError(folder, [_no_images_reason(folder)])
+    for path, ds in headers:  # not a CT or MR scan: say what it is, before any geometry question
+        problem = dicom_image_problem(ds)
+        if problem:
+            where = "" if single else f"{path.name} "
+            raise DicomSeriesError(folder, [f"{where}{problem}"])
 
     problems: list[str] = []
     series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in headers}
@@ -121,7 +151,8 @@ def scan_series(folder: str | os.PathLike) -> SeriesScan:
     multi = [p for p, ds in headers if int(ds.get("NumberOfFrames", 1) or 1) > 1]
     if multi:
         if len(headers) == 1:
-            raise DicomSeriesError(folder, ["multi-frame file: give its path, not its folder"])
+            raise DicomSeriesError(folder, ["multi-frame file: give its path, not its folder"] if not single
+                                   else ["multi-frame file read as a single slice"])
         problems.append(f"{len(multi)} multi-frame file(s) mixed with single-frame slices")
     missing = [p.name for p, ds in headers if "ImagePositionPatient" not in ds
                or "ImageOrientationPatient" not in ds or "PixelSpacing" not in ds]
@@ -202,18 +233,118 @@ def scan_series(folder: str | os.PathLike) -> SeriesScan:
     )
 
 
+#: Transfer syntaxes whose pixel data need a codec, and the packages that provide one for pydicom.
+CODEC_PACKAGES = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg with pylibjpeg-libjpeg, or Pillow",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg with pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg with pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg with pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pyjpegls, or pylibjpeg with pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.81": "pyjpegls, or pylibjpeg with pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg with pylibjpeg-openjpeg, or Pillow",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg with pylibjpeg-openjpeg, or Pillow",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg with pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg with pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg with pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.5": "pylibjpeg with pylibjpeg-rle (pydicom's own RLE decoder needs numpy only)",
+}
+
+
+class DicomDecodeError(DicomSeriesError):
+    """The pixel data of a DICOM file cannot be decoded; the message names the file, its transfer
+    syntax, the first reader's error and, for a missing codec, the package that provides one."""
+
+
+def _transfer_syntax(ds) -> tuple[str, str]:
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None:
+        return "", "not given"
+    return str(uid), f"{uid.name} ({uid})" if getattr(uid, "name", "") and uid.name != str(uid) else str(uid)
+
+
+def _codec_missing(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, NotImplementedError) or any(w in text for w in ("plugin", "dependenc", "decoder"))
+
+
+_QUIET = threading.Lock()
+_quiet_state = {"depth": 0, "saved": None, "level": 0, "propagate": True}
+
+
+@contextlib.contextmanager
+def _quiet_codecs():
+    """Keep codec chatter off the terminal while slices decode: pydicom logs a traceback for every
+    plug-in that fails, and the C libraries behind ITK and Pillow (libjpeg) print on file descriptor 2.
+    Re-entrant across threads: the first decoder in silences, the last one out restores."""
+    with _QUIET:
+        if _quiet_state["depth"] == 0:
+            log = logging.getLogger("pydicom")
+            _quiet_state.update(level=log.level, propagate=log.propagate, saved=None)
+            log.setLevel(logging.CRITICAL + 1)
+            log.propagate = False
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 2)
+                _quiet_state["saved"] = saved
+            except (OSError, ValueError):  # no real descriptor 2 (an embedding host): nothing to silence
+                pass
+        _quiet_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet_state["depth"] -= 1
+            if _quiet_state["depth"] == 0:
+                saved = _quiet_state["saved"]
+                if saved is not None:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                log = logging.getLogger("pydicom")
+                log.setLevel(_quiet_state["level"])
+                log.propagate = _quiet_state["propagate"]
+
+
+def _gdcm_decode(path: Path) -> np.ndarray | None:
+    """Stored values of a one-frame file decoded by ITK's GDCM (it has codecs pydicom may lack), or None;
+    ITK's own warnings are kept off stderr."""
+    import SimpleITK as sitk
+
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetImageIO("GDCMImageIO")
+        reader.SetFileName(str(path))
+        return sitk.GetArrayFromImage(reader.Execute())[0]
+    except RuntimeError:
+        return None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
 def _decode_slice(path: Path, modality: str) -> np.ndarray:
     """Pixels of one slice in output units (HU on CT), as float32 (rows x columns)."""
+    import warnings
+
     from pydicom.pixels import apply_modality_lut
 
-    ds = pydicom.dcmread(path)
-    try:
-        stored = ds.pixel_array
-    except Exception:  # compressed without a pydicom decoder: let ITK's GDCM decode it
-        import SimpleITK as sitk
-
-        stored = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))[0]
-        return _apply_padding(np.asarray(stored, np.float32), None, modality)
+    with warnings.catch_warnings(), _quiet_codecs():  # codecs talk on stderr; what matters is raised below
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+        try:
+            stored = ds.pixel_array
+        except Exception as first:  # a codec pydicom lacks: ITK's GDCM may have it; else say why
+            stored = _gdcm_decode(path)
+            if stored is None:
+                uid, syntax = _transfer_syntax(ds)
+                why = str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__
+                text = f"the pixel data cannot be decoded (transfer syntax {syntax}): {why}"
+                if _codec_missing(first) and uid in CODEC_PACKAGES:
+                    text += f"; install {CODEC_PACKAGES[uid]} to decode it"
+                raise DicomDecodeError(path, [text]) from first
+            return _apply_padding(np.asarray(stored, np.float32), None, modality)
     values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
     pad = None
     if "PixelPaddingValue" in ds:
@@ -245,7 +376,13 @@ def _apply_padding(values: np.ndarray, pad: np.ndarray | None, modality: str) ->
 def read_series(folder: str | os.PathLike, scan: SeriesScan | None = None) -> Volume:
     """Decode a series folder into a (native-orientation) :class:`Volume` in RAS world."""
     scan = scan or scan_series(folder)
-    slices = [_decode_slice(p, scan.modality).T for p in scan.files]  # -> (columns, rows)
+    slices = []
+    for p in scan.files:
+        try:
+            slices.append(_decode_slice(p, scan.modality).T)  # -> (columns, rows)
+        except DicomDecodeError as exc:
+            where = f"{p.name}: " if scan.path.is_dir() else ""
+            raise DicomDecodeError(scan.path, [where + "; ".join(exc.problems)]) from exc
     array = np.stack(slices, axis=-1)
     if scan.interpolated:
         target = scan.positions[0] + np.arange(scan.geometry.shape[2]) * scan.geometry.spacing[2]

@@ -26,6 +26,7 @@ import numpy as np
 
 from hccprog.errors import InputError
 from hccprog.imaging import dicom
+from hccprog.imaging.modality import AIR_HU, FAT_HU, modality_of_shares
 from hccprog.imaging.volume import LPS_TO_RAS, Geometry, GeometryTolerance, Volume, resample_to
 
 #: Canonical label values inside hccprog, whatever the cohort's mask files use.
@@ -102,9 +103,36 @@ def _native_geometry(path: Path, fmt: str) -> Geometry:
     if fmt == "dicom_seg":
         return dicom.seg_geometry(path)
     if fmt == "dicom_file":
+        if not dicom.is_multiframe(path):  # one slice: read like its folder
+            return dicom.scan_series(path).geometry
         return _multiframe_geometry(path)
     raise ImageReadError(path, "unknown image format (NIfTI, NRRD, MHA, a DICOM series folder "
                                "or a DICOM file expected)")
+
+
+def check_affine(affine: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``affine`` when it maps voxels to the world (finite, invertible); else :class:`ImageReadError`."""
+    affine = np.asarray(affine, float)
+    if not np.isfinite(affine).all() or np.linalg.matrix_rank(affine[:3, :3], tol=1e-6) < 3:
+        raise ImageReadError(path, "the header's voxel-to-world matrix (NIfTI sform/qform, or spacing and "
+                                   "direction) is singular or not finite: neither orientation nor voxel size can "
+                                   "be read from it; rewrite the file with its scanner geometry")
+    return affine
+
+
+def nifti_orientation_problem(path: str | os.PathLike) -> str | None:
+    """Why a NIfTI header gives no orientation (qform_code and sform_code both 0), or None; such a file is
+    read with nibabel's fallback (voxel size from pixdim, no rotation, the first axis flipped), so left and
+    right cannot be trusted."""
+    path = Path(path)
+    if image_format(path) != "nifti":
+        return None
+    header = nib.load(str(path)).header
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        return ("the NIfTI header has no orientation (qform_code and sform_code are both 0): it is read with "
+                "nibabel's fallback (voxel size from pixdim, no rotation, the first axis flipped), so left/right "
+                "and the position in the scanner are guesses; rewrite it from the original scan (e.g. dcm2niix)")
+    return None
 
 
 def read_geometry(path: str | os.PathLike) -> Geometry:
@@ -113,7 +141,9 @@ def read_geometry(path: str | os.PathLike) -> Geometry:
     if not path.exists():
         raise ImageReadError(path, "does not exist")
     try:
-        return _native_geometry(path, image_format(path)).canonical()
+        native = _native_geometry(path, image_format(path))
+        check_affine(native.affine, path)
+        return native.canonical()
     except ImageReadError:
         raise
     except dicom.DicomSeriesError as exc:
@@ -125,9 +155,17 @@ def read_geometry(path: str | os.PathLike) -> Geometry:
 # ------------------------------------------------------------------------------ voxels
 
 
+def _refuse_non_scan(path: Path) -> None:
+    ds = dicom.read_header(path)
+    problem = dicom.dicom_image_problem(ds) if ds is not None else None
+    if problem:
+        raise ImageReadError(path, problem)
+
+
 def _multiframe_geometry(path: Path) -> Geometry:
     import highdicom as hd
 
+    _refuse_non_scan(path)
     vg = hd.imread(str(path), lazy_frame_retrieval=True).get_volume_geometry()
     if vg is None:
         raise ImageReadError(path, "DICOM frames do not form a regular 3D volume")
@@ -137,6 +175,7 @@ def _multiframe_geometry(path: Path) -> Geometry:
 def _multiframe_volume(path: Path) -> Volume:
     import highdicom as hd
 
+    _refuse_non_scan(path)
     image = hd.imread(str(path))
     vol = image.get_volume()
     modality = str(image.get("Modality", ""))
@@ -169,6 +208,8 @@ def _native_volume(path: Path, fmt: str) -> Volume:
     if fmt == "dicom_seg":
         return dicom.read_seg(path)
     if fmt == "dicom_file":
+        if not dicom.is_multiframe(path):  # one slice: read like its folder
+            return dicom.read_series(path)
         return _multiframe_volume(path)
     raise ImageReadError(path, "unknown image format")
 
@@ -183,6 +224,7 @@ def read_image(path: str | os.PathLike) -> Volume:
         raise ImageReadError(path, "is a DICOM-SEG: give it as a mask, not an image")
     try:
         vol = _native_volume(path, fmt)
+        check_affine(vol.affine, path)
     except ImageReadError:
         raise
     except dicom.DicomSeriesError as exc:
@@ -190,7 +232,19 @@ def read_image(path: str | os.PathLike) -> Volume:
     except Exception as exc:
         raise ImageReadError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
     vol = vol.with_array(np.asarray(vol.array, dtype=np.float32))
+    bad = image_content_problem(vol.array)
+    if bad:  # the check validate makes, wherever an image is read
+        raise ImageReadError(path, bad)
     return vol.to_canonical()
+
+
+def image_content_problem(array: np.ndarray) -> str | None:
+    """Why an image's voxels cannot be used (NaN or infinite values), or None."""
+    if np.issubdtype(array.dtype, np.floating):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            return f"holds {bad} NaN or infinite voxel(s)"
+    return None
 
 
 # ------------------------------------------------------------------------- plausibility
@@ -224,12 +278,24 @@ class PixelStats:
     def __init__(self) -> None:
         self.voxels = 0
         self.nonfinite = 0
+        self.air = 0  # voxels at or below modality.AIR_HU (air or lung in HU)
+        self.fat = 0  # voxels at or below modality.FAT_HU (fat or air in HU)
+        self.tag: str | None = None  # the DICOM Modality tag, for DICOM
         self.geometry: Geometry | None = None  # canonical, when the pass read the header too (NIfTI)
 
     def add(self, block: np.ndarray) -> None:
         self.voxels += block.size
         if block.dtype.kind == "f":
             self.nonfinite += int(block.size - np.count_nonzero(np.isfinite(block)))
+        self.air += int(np.count_nonzero(block <= AIR_HU))
+        self.fat += int(np.count_nonzero(block <= FAT_HU))
+
+    @property
+    def intensities(self) -> str:
+        """What the intensities say of the modality (see :func:`hccprog.imaging.modality.intensity_modality`)."""
+        if not self.voxels:
+            return "MR"
+        return modality_of_shares(self.air / self.voxels, self.fat / self.voxels)
 
 
 def _byte_stream(path: Path, chunk: int = 1 << 20):
@@ -338,9 +404,12 @@ def pixel_stats(path: str | os.PathLike) -> PixelStats:
                 stats.add(block)
             shape = _nifti_shape(header)
             if len(shape) == 3:  # the header's geometry, as read_geometry gives it
-                stats.geometry = Geometry(shape=shape, affine=np.asarray(header.get_best_affine(), float)).canonical()
+                affine = check_affine(header.get_best_affine(), path)
+                stats.geometry = Geometry(shape=shape, affine=affine).canonical()
         else:
-            stats.add(np.asarray(_native_volume(path, fmt).array))
+            vol = _native_volume(path, fmt)
+            stats.add(np.asarray(vol.array))
+            stats.tag = str(vol.meta.get("modality", "") or "") or None
     except ImageReadError:
         raise
     except dicom.DicomSeriesError as exc:
@@ -470,11 +539,10 @@ def read_raw_mask(path: str | os.PathLike) -> Volume:
         raise ImageReadError(path, "does not exist")
     try:
         fmt = image_format(path)
-        if fmt == "nifti":
-            vol = _nifti_volume(path)
-            if vol is not None:
-                return vol
-        return _native_volume(path, fmt)
+        vol = _nifti_volume(path) if fmt == "nifti" else None
+        vol = vol if vol is not None else _native_volume(path, fmt)
+        check_affine(vol.affine, path)
+        return vol
     except ImageReadError:
         raise
     except Exception as exc:
@@ -503,6 +571,9 @@ def read_mask(
     fmt = image_format(path)
     spec = seg_label_spec(path, labels) if fmt == "dicom_seg" else labels
     array = np.asarray(raw.array)
+    problem = label_map_problem(array)  # the check validate makes, wherever a mask is read
+    if problem:
+        raise ImageReadError(path, f"mask {problem[1]}")
     if np.issubdtype(array.dtype, np.floating):
         array = np.rint(array).astype(np.int32)
     vol = Volume(remap_labels(array, spec), raw.affine, raw.meta).to_canonical()

@@ -202,12 +202,12 @@ def _words(info: SeriesInfo) -> set[str]:
 
 
 def classify_study(series: list[SeriesInfo], overrides: dict[str, str] | None = None,
-                   root: Path | None = None) -> dict[str, PhaseCall]:
+                   root: Path | None = None, *, modalities: tuple[str, ...] = ("CT", "MR")) -> dict[str, PhaseCall]:
     """Phase of each image series of one study, keyed by SeriesInstanceUID.
 
     1. ``overrides`` (SeriesInstanceUID or folder relative to ``root`` -> phase or ``skip``) win;
-    2. non-image objects (DICOM-SEG, reports, scouts, localizers) and series of fewer than 10 slices
-       are not used;
+    2. non-image objects (DICOM-SEG, reports, scouts, localizers), series of a modality outside
+       ``modalities`` (an MR series in a CT collection) and series of fewer than 10 slices are not used;
     3. one phase named in the description: that phase (high);
     4. a contrast series covering chest, abdomen and pelvis without a phase word: PV (medium);
     5. otherwise, by contrast: no ContrastBolusAgent and no contrast word -> NC when other series of
@@ -227,6 +227,10 @@ def classify_study(series: list[SeriesInfo], overrides: dict[str, str] | None = 
             continue
         if s.is_seg or s.modality not in ("CT", "MR"):
             calls[s.series_uid] = PhaseCall(None, "skipped", f"not an image series ({s.modality or s.sop_class})")
+            continue
+        if s.modality not in modalities:
+            calls[s.series_uid] = PhaseCall(None, "skipped", f"modality {s.modality}: this collection is "
+                                                             f"{'/'.join(modalities)}")
             continue
         if NOT_A_VOLUME.search(s.description) or "LOCALIZER" in s.image_type.upper():
             calls[s.series_uid] = PhaseCall(None, "skipped", f"not a diagnostic volume ({s.description!r})")

@@ -23,13 +23,15 @@ What the importer does (input files are only read):
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from hccprog.errors import InputError
+from hccprog.importers.common import cohort_path, nothing_imported
 from hccprog.importers.dicom_tree import PhaseCall, SeriesInfo, classify_study, scan_tree, series_name
 from hccprog.runs import staged_output, write_csv, write_yaml
 from hccprog.safe_yaml import load_yaml
@@ -56,6 +58,8 @@ TABLE_SPEC: dict = {
     },
 }
 SHEET = "data table"
+#: HCC-TACE-Seg is a CT collection: a series of another modality found in a download is listed, not used.
+MODALITIES = ("CT",)
 
 
 @dataclass
@@ -69,11 +73,6 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _path_for(p: Path) -> str:
-    """How a file outside the cohort folder is written in its tables: absolute."""
-    return str(Path(os.path.abspath(p)))
-
-
 def read_overrides(path: Path | None) -> dict[str, str]:
     """A phases mapping file: ``{series: {UID or folder: NC|ART|PV|DEL|skip}}`` (or the mapping alone)."""
     if path is None:
@@ -81,16 +80,19 @@ def read_overrides(path: Path | None) -> dict[str, str]:
     data = load_yaml(path) or {}
     data = data.get("series", data)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of series (UID or folder) to NC, ART, PV, DEL or skip")
+        raise InputError(f"{path}: expected a mapping of series (UID or folder) to NC, ART, PV, DEL or skip")
     bad = {k: v for k, v in data.items() if str(v).upper() not in ("NC", "ART", "PV", "DEL", "SKIP")}
     if bad:
         first = next(iter(bad))
-        raise ValueError(f"{path}: series {first!r}: {bad[first]!r} is not NC, ART, PV, DEL or skip")
+        raise InputError(f"{path}: series {first!r}: {bad[first]!r} is not NC, ART, PV, DEL or skip")
     return {str(k): str(v) for k, v in data.items()}
 
 
-def plan_patient(series: list[SeriesInfo], overrides: dict[str, str], root: Path) -> tuple[list[dict], list[dict]]:
-    """images.csv rows of one patient and the series.csv rows of all its series."""
+def plan_patient(series: list[SeriesInfo], overrides: dict[str, str], root: Path,
+                 out: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """images.csv rows of one patient and the series.csv rows of all its series; file paths are written
+    relative to the cohort folder ``out`` (relative to the working folder when ``out`` is None)."""
+    out = out if out is not None else Path.cwd()
     by_study: dict[str, list[SeriesInfo]] = defaultdict(list)
     for s in series:
         by_study[s.study_uid].append(s)
@@ -110,7 +112,7 @@ def plan_patient(series: list[SeriesInfo], overrides: dict[str, str], root: Path
         if not before:
             k += uid != base
             label = "baseline" if uid == base else f"fu{k}"
-        calls: dict[str, PhaseCall] = classify_study(members, overrides, root)
+        calls: dict[str, PhaseCall] = classify_study(members, overrides, root, modalities=MODALITIES)
         chosen: dict[str, SeriesInfo] = {}
         for s in members:
             c = calls[s.series_uid]
@@ -127,8 +129,9 @@ def plan_patient(series: list[SeriesInfo], overrides: dict[str, str], root: Path
                 day = (members[0].study_date - base_date).days
             for name, s in chosen.items():
                 seg = seg_for.get(s.series_uid)
-                images.append({"timepoint": label, "day": day, "series": name, "image": _path_for(s.folder),
-                               "mask": _path_for(seg.seg_file) if seg else "",
+                images.append({"timepoint": label, "day": day, "series": name,
+                               "image": cohort_path(s.folder, out),
+                               "mask": cohort_path(seg.seg_file, out) if seg else "",
                                "mask_source": "given" if seg else ""})
         for s in members:
             c = calls[s.series_uid]
@@ -151,39 +154,51 @@ def plan_patient(series: list[SeriesInfo], overrides: dict[str, str], root: Path
     return images, log
 
 
+def _reasons(plog: list[dict]) -> str:
+    """One patient's series.csv verdicts, counted: '3 x not an image series (SEG); 1 x ...'."""
+    counts = Counter(r["used"].removeprefix("no: ") for r in plog)
+    return "; ".join(f"{n} x {why}" if n > 1 else why for why, n in counts.most_common())
+
+
 def import_hcc_tace_seg(download: str | os.PathLike, clinical: str | os.PathLike, out: str | os.PathLike, *,
                         phases: str | os.PathLike | None = None, overwrite: bool = False,
                         progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Write the cohort folder ``out`` from a TCIA download tree and the clinical XLSX (or CSV)."""
     download, clinical, out = Path(download), Path(clinical), Path(out)
     if not download.is_dir():
-        raise ValueError(f"{download}: not a folder (the TCIA download folder expected)")
+        raise InputError(f"{download}: not a folder (the TCIA download folder expected)")
     if not clinical.is_file():
-        raise ValueError(f"{clinical}: the clinical table does not exist")
+        raise InputError(f"{clinical}: the clinical table does not exist")
     overrides = read_overrides(Path(phases) if phases else None)
     infos, notes = scan_tree(download, progress)
     if not infos:
-        raise ValueError(f"{download}: no DICOM series found in <patient>/<study>/<series> folders")
+        raise InputError(f"{download}: no DICOM series found in <patient>/<study>/<series> folders")
     table = pd.read_excel(clinical, sheet_name=SHEET, dtype=str) if clinical.suffix.lower() in (
         ".xlsx", ".xls") else pd.read_csv(clinical, dtype=str)
     known = {str(v).strip() for v in table.get(TABLE_SPEC["id_column"], pd.Series(dtype=str)).dropna()}
     if not known:
-        raise ValueError(f"{clinical}: no '{TABLE_SPEC['id_column']}' column (is this the HCC-TACE-Seg table?)")
+        raise InputError(f"{clinical}: no '{TABLE_SPEC['id_column']}' column (is this the HCC-TACE-Seg table?)")
     by_patient: dict[str, list[SeriesInfo]] = defaultdict(list)
     for s in infos:
         by_patient[s.patient].append(s)
     images, log = [], []
+    why_not: dict[str, str] = {}  # patient -> why it is left out
     for pid in sorted(by_patient):
-        rows, plog = plan_patient(by_patient[pid], overrides, download)
+        rows, plog = plan_patient(by_patient[pid], overrides, download, out)
         log += plog
         if pid not in known:
-            notes.append(f"{pid}: images found but the patient is not in the clinical table; left out")
+            why_not[pid] = "images found but the patient is not in the clinical table"
+            notes.append(f"{pid}: {why_not[pid]}; left out")
             continue
         if not rows:
-            notes.append(f"{pid}: no usable image series; left out of images.csv")
+            why_not[pid] = "no usable image series (" + _reasons(plog) + ")"
+            notes.append(f"{pid}: {why_not[pid]}; left out of images.csv")
         images += [{"patient_id": pid, **r} for r in rows]
+    if not images:
+        raise nothing_imported(download, why_not, log="every series and what was done with it is listed when "
+                                                      "at least one patient imports; nothing was written")
     uncertain = [r for r in log if r["confidence"] == "low"]
-    spec = {"name": "hcc-tace-seg", "clinical": _path_for(clinical)}
+    spec = {"name": "hcc-tace-seg", "clinical": cohort_path(clinical, out)}
     if clinical.suffix.lower() in (".xlsx", ".xls"):
         spec["clinical_sheet"] = SHEET
     spec.update({"images": "images.csv", **TABLE_SPEC, "labels": {"liver": 1, "tumor": 2},
@@ -200,7 +215,7 @@ def import_hcc_tace_seg(download: str | os.PathLike, clinical: str | os.PathLike
                 "series": {r["series_uid"]: r["phase"] or "skip" for r in uncertain},
                 "_help": "Edit the phase (NC, ART, PV, DEL or skip) of each series and pass this file back with "
                          "--phases; keys are SeriesInstanceUIDs (folders relative to the download also work)."})
-        write_yaml(tmp / "import" / "notes.yaml", {"source": _path_for(download), "notes": notes})
+        write_yaml(tmp / "import" / "notes.yaml", {"source": cohort_path(download, out), "notes": notes})
     return ImportResult(out=out, patients=int(frame["patient_id"].nunique()),
                         timepoints=int(frame[["patient_id", "timepoint"]].drop_duplicates().shape[0]),
                         images=len(frame), masks=int((frame["mask"] != "").sum()), uncertain=uncertain, notes=notes)

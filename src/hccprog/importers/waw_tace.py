@@ -38,9 +38,11 @@ import numpy as np
 import pandas as pd
 
 from hccprog.cohort.tables import normalize_category
+from hccprog.errors import InputError
 from hccprog.imaging import read_geometry
 from hccprog.imaging.readers import read_raw_mask
 from hccprog.imaging.volume import Volume, resample_to
+from hccprog.importers.common import cohort_path, nothing_imported
 from hccprog.runs import staged_output, write_csv, write_yaml
 
 PHASE_OF = {"0": "CT_NC", "1": "CT_ART", "2": "CT_PV", "3": "CT_DEL"}
@@ -146,7 +148,7 @@ def read_clinical(xlsx: Path, ids: set[str], *, event: str | None, time: str | N
         if frame is not None:
             break
     if frame is None:
-        raise ValueError(f"{xlsx}: no sheet has a column holding the patients' ids (e.g. {sorted(ids)[:3]})")
+        raise InputError(f"{xlsx}: no sheet has a column holding the patients' ids (e.g. {sorted(ids)[:3]})")
     defs = _definitions(book, sheet_name)
     frame = frame.rename(columns={id_col: "patient_id"})
     frame["patient_id"] = frame["patient_id"].map(_id_text)
@@ -156,7 +158,7 @@ def read_clinical(xlsx: Path, ids: set[str], *, event: str | None, time: str | N
     def pick(given, test, what):
         if given is not None:
             if given not in frame.columns:
-                raise ValueError(f"{xlsx}: no column {given!r} for the {what} "
+                raise InputError(f"{xlsx}: no column {given!r} for the {what} "
                                  f"(columns: {', '.join(map(str, frame.columns))})")
             return given
         hits = [c for c in frame.columns if c != "patient_id" and test(c)]
@@ -212,22 +214,24 @@ def import_waw_tace(root: str | os.PathLike, out: str | os.PathLike, *, clinical
     """Write the cohort folder ``out`` from a WAW-TACE download folder."""
     root, out = Path(root), Path(out)
     if not root.is_dir():
-        raise ValueError(f"{root}: not a folder (the WAW-TACE dataset folder expected)")
+        raise InputError(f"{root}: not a folder (the WAW-TACE dataset folder expected)")
     scans = find_scans(root)
     if not scans:
-        raise ValueError(f"{root}: no <id>_<k>_scan.nii.gz files (k = 0..3) found below it")
+        raise InputError(f"{root}: no <id>_<k>_scan.nii.gz files (k = 0..3) found below it")
     notes: list[str] = []
     books = [Path(clinical)] if clinical else sorted(root.glob("*.xlsx")) + sorted(root.glob("*/*.xlsx"))
     if not books:
-        raise ValueError(f"{root}: no clinical .xlsx found; give it with --clinical")
+        raise InputError(f"{root}: no clinical .xlsx found; give it with --clinical")
     frame, spec, matched = read_clinical(books[0], set(scans), event=event, time=time, unit=unit, notes=notes)
     known = set(frame["patient_id"])
     rows, masks = [], {}
+    why_not: dict[str, str] = {}
     for n, pid in enumerate(sorted(scans)):
         if progress:
             progress(n, len(scans))
         if pid not in known:
-            notes.append(f"{pid}: scans found but the patient is not in the clinical table; left out")
+            why_not[pid] = "scans found but the patient is not in the clinical table"
+            notes.append(f"{pid}: {why_not[pid]}; left out")
             continue
         phases = scans[pid]
         missing = [s for s in PHASE_OF.values() if s not in phases]
@@ -257,12 +261,14 @@ def import_waw_tace(root: str | os.PathLike, out: str | os.PathLike, *, clinical
                 mask_rel = f"masks/{pid}_{name}_mask.nii.gz"
                 masks[mask_rel] = Volume(label, ref.affine)
             rows.append({"patient_id": pid, "timepoint": "baseline", "day": 0, "series": name,
-                         "image": str(Path(os.path.abspath(scan))), "mask": mask_rel,
+                         "image": cohort_path(scan, out), "mask": mask_rel,
                          "mask_source": "; ".join(source)})
     if progress:
         progress(len(scans), len(scans))
     if not spec.get("endpoints"):
-        raise ValueError(f"{books[0]}: " + next(n for n in notes if n.startswith("no endpoint")))
+        raise InputError(f"{books[0]}: " + next(n for n in notes if n.startswith("no endpoint")))
+    if not rows:
+        raise nothing_imported(root, why_not, log="nothing was written")
     images = pd.DataFrame(rows, columns=["patient_id", "timepoint", "day", "series", "image", "mask", "mask_source"])
     cohort = {"name": "waw-tace", "clinical": "clinical.csv", "images": "images.csv", "id_column": "patient_id",
               "time_unit": spec.get("time_unit", "months"), "endpoints": spec.get("endpoints", {}),
@@ -276,8 +282,8 @@ def import_waw_tace(root: str | os.PathLike, out: str | os.PathLike, *, clinical
         write_csv(tmp / "clinical.csv", frame, index=False)
         write_csv(tmp / "images.csv", images, index=False)
         write_yaml(tmp / "cohort.yaml", cohort)
-        write_yaml(tmp / "import" / "notes.yaml", {"source": str(Path(os.path.abspath(root))),
-                                                   "clinical": str(Path(os.path.abspath(books[0]))),
+        write_yaml(tmp / "import" / "notes.yaml", {"source": cohort_path(root, out),
+                                                   "clinical": cohort_path(books[0], out),
                                                    "matched": matched, "notes": notes})
     n_patients = int(images["patient_id"].nunique())
     return WawResult(out=out, patients=n_patients, timepoints=n_patients, images=len(images), masks=len(masks),

@@ -20,11 +20,14 @@ loaded with ``torch.load(weights_only=True)`` after construction.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
+
+from hccprog.errors import ConfigError
 
 EncoderName = Literal["efficientnet-b0", "efficientnet-lite0", "resnet18", "resnet50", "resnet101", "resnet-compact"]
 COMPACT_WIDTHS = (16, 32, 64, 128)
@@ -80,7 +83,15 @@ def lite0_weights_path() -> Path:
 
 def load_state(module: nn.Module, path: str | Path) -> None:
     """Load a state dict saved with ``torch.save`` (tensors only: ``weights_only=True``)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError("encoder weights file does not exist", file=path) from None
+    except pickle.UnpicklingError:
+        raise ConfigError("not a weights file: it holds objects other than tensors (loaded with weights_only=True, "
+                          "which refuses them)", file=path) from None
+    except Exception as exc:  # not a torch file, truncated
+        raise ConfigError(f"not a weights file ({type(exc).__name__})", file=path) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     missing, unexpected = module.load_state_dict(state, strict=False)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from hccprog.errors import InputError
 from hccprog.preprocessing.features import FeatureConfig
 
 Learner = Literal["lasso", "xgb", "logistic", "nb", "rf", "svm", "dt"]
@@ -166,7 +167,9 @@ class RadiomicsPipeline:
                 Xf = Xf.drop(columns=unstable)
         steps["after stability (ICC)"] = Xf.shape[1]
         if Xf.shape[1] == 0:
-            raise ValueError("radiomics: no feature is left after the missing-value, variance and stability filters")
+            raise InputError("radiomics: no feature is left after the missing-value, variance and stability filters "
+                             "(too few patients, or features that do not vary between them)",
+                             hint="lower the stability threshold (icc_min) or use a larger cohort")
         self.mean_, self.sd_ = Xf.mean(), Xf.std(ddof=0)
         Z = ((Xf - self.mean_) / self.sd_).to_numpy()
         from scipy import stats
@@ -357,7 +360,9 @@ def _classifier(kind: str, cfg: RadiomicsModelConfig, seed: int, smaller_class: 
     if kind in ("lasso", "logistic"):
         from sklearn.linear_model import LogisticRegressionCV
 
-        return LogisticRegressionCV(Cs=10, cv=max(2, min(cfg.inner_folds, smaller_class)), scoring="roc_auc",
+        # more than two classes (ProgSwin's risk classes): one-vs-rest AUC, the binary AUC otherwise
+        return LogisticRegressionCV(Cs=10, cv=max(2, min(cfg.inner_folds, smaller_class)),
+                                    scoring="roc_auc_ovr" if probability else "roc_auc",
                                     l1_ratios=(1.0,) if kind == "lasso" else (0.0,),
                                     solver="liblinear" if kind == "lasso" else "lbfgs", max_iter=5000,
                                     use_legacy_attributes=False, random_state=seed)

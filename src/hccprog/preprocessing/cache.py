@@ -30,7 +30,7 @@ from hccprog.preprocessing.volumes import VolumeConfig, patient_volumes
 
 PreprocessConfig = SliceConfig | VolumeConfig
 
-PREPROCESS_VERSION = 2  # 2: entries carry `imputed` (what was filled in)
+PREPROCESS_VERSION = 3  # 2: entries carry `imputed` (what was filled in); 3: the modality from the data
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +83,8 @@ def hash_series(h, tp, name: str) -> None:
     s = tp.series[name]
     h.update(f"{tp.label}/{name}".encode())
     h.update(file_digest(s.image.path).encode())
+    if s.image.modality:  # declared in cohort.yaml: it decides the normalisation
+        h.update(f"modality={s.image.modality}".encode())
     if s.mask is not None:
         h.update(file_digest(s.mask.path).encode())
         h.update(json.dumps(s.mask.label_spec, sort_keys=True).encode())

@@ -44,13 +44,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Cohort, Patient
+from hccprog.errors import InputError
+from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.cache import default_cache_dir, hash_series
 from hccprog.preprocessing.register import RegistrationConfig
 from hccprog.runs import atomic_write_text
 
-FEATURES_VERSION = 2  # 2: one isotropic resampling per time point
+FEATURES_VERSION = 3  # 2: one isotropic resampling per time point; 3: the modality from the data
 Region = Literal["tumor", "liver", "ring"]
 FEATURE_CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
@@ -78,12 +80,13 @@ class FeatureConfig(BaseModel):
             return list(cohort_series)
         absent = [s for s in self.series if s not in cohort_series]
         if absent:
-            raise ValueError(f"radiomics series {absent} are not in the cohort (series: {', '.join(cohort_series)})")
+            raise InputError(f"radiomics series {absent} are not in the cohort (series: {', '.join(cohort_series)})")
         return list(self.series)
 
 
-def is_ct(series: str) -> bool:
-    return not series.upper().startswith("MR")
+def is_ct(volume: Volume, series: str = "") -> bool:
+    """Whether a series' volume is CT, from its data (see :mod:`hccprog.imaging.modality`), not its name."""
+    return volume_modality(volume, series) == "CT"
 
 
 def _settings(cfg: FeatureConfig, ct: bool) -> dict:
@@ -228,7 +231,8 @@ def _timepoint_features(images: dict[str, Volume], labels: Volume, cfg: FeatureC
     masks = region_masks(lab, spacing, cfg.regions, cfg.ring_mm)
     rows: list[dict] = []
     shape_ex = _extractor(cfg, True, shape=True)
-    extractors = {ct: _extractor(cfg, ct, shape=False) for ct in {is_ct(s) for s in iso}}
+    cts = {name: is_ct(images[name], name) for name in iso}
+    extractors = {ct: _extractor(cfg, ct, shape=False) for ct in set(cts.values())}
     sitk_images = {name: _sitk(a, spacing) for name, a in iso.items()}
     first = next(iter(sitk_images.values()))
     for region, mask in masks.items():
@@ -242,7 +246,7 @@ def _timepoint_features(images: dict[str, Volume], labels: Volume, cfg: FeatureC
             for k, v in _features(shape_ex.execute(first, m, label=1)).items():
                 rows.append({"series": "shape", "region": region, "perturbation": pert, "feature": k, "value": v})
             for series, img in sitk_images.items():
-                for k, v in _features(extractors[is_ct(series)].execute(img, m, label=1)).items():
+                for k, v in _features(extractors[cts[series]].execute(img, m, label=1)).items():
                     rows.append({"series": series, "region": region, "perturbation": pert, "feature": k, "value": v})
     return rows
 

@@ -19,6 +19,7 @@ import nibabel as nib
 import pandas as pd
 
 from hccprog.cohort.model import Cohort
+from hccprog.imaging.modality import volume_modality
 from hccprog.preprocessing.register import RegistrationConfig, qc_figure
 from hccprog.preprocessing.slices import _mask_series, propagate_to
 from hccprog.runs import save_figure, staged_output, write_csv, write_yaml
@@ -68,7 +69,7 @@ def propagate_cohort(cohort: Cohort, cohort_path: Path, out: Path, *, cfg: Regis
                             title=f"{patient.id}: mask propagated {got.source} -> {got.target} "
                                   f"(liver NCC {result.ncc_before:.2f} -> {result.ncc_after:.2f})",
                             source_label=f"{got.source} (given)", target_label=f"{got.target} (propagated)",
-                            window=(400.0, 40.0) if not tgt_name.upper().startswith("MR") else None)
+                            window=(400.0, 40.0) if volume_modality(got.image, tgt_name) == "CT" else None)
             save_figure(fig, tmp / "qc" / f"{patient.id}_{tgt_label}.png")
             rows.append({"patient_id": patient.id, "timepoint": tgt_label, "series": tgt_name,
                          "source": got.source, "status": "propagated", **result.quality()})

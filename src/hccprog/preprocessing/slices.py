@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
 from hccprog.errors import InputError
+from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.register import Propagation, RegistrationConfig, propagate_mask
 
@@ -95,22 +96,19 @@ def resolve_series(wanted: list[str], cohort_series: list[str]) -> list[str]:
         hit = next((o for o in options if o in have), None)
         (out if hit else missing).append(hit or entry)
     if missing:
-        raise ValueError(f"series {missing} not in the cohort (it has {', '.join(have) or 'none'}); map the "
+        raise InputError(f"series {missing} not in the cohort (it has {', '.join(have) or 'none'}); map the "
                          "cohort's names with `series_aliases` in cohort.yaml (e.g. {PORTAL_VENOUS: CT_PV}) or "
                          "`hccprog predict --series-alias PORTAL_VENOUS=CT_PV`, or set preprocessing.series "
                          "when training")
     return out
 
 
-def _is_ct(series: str) -> bool:
-    return not series.upper().startswith("MR")
-
-
-def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConfig) -> np.ndarray:
-    """CT: window to [0, 1]; MRI: (x - median) / IQR inside the liver, clipped, mapped to [0, 1]."""
+def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConfig, *, ct: bool) -> np.ndarray:
+    """CT: window to [0, 1]; MRI: (x - median) / IQR inside the liver, clipped, mapped to [0, 1]. ``ct`` comes
+    from the data (:func:`hccprog.imaging.modality.volume_modality`), never from the series name."""
     from monai.transforms import ScaleIntensityRange
 
-    if _is_ct(series):
+    if ct:
         width, level = cfg.ct_windows.get(series, cfg.ct_window)
         return np.asarray(ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0,
                                               clip=True)(array), np.float32)
@@ -182,10 +180,11 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
             continue
         vol = ref_img if name == ref_name else tp.series[name].image.load().to_canonical()
         fills += _check_depth(vol, f"{who}{tp.label}/{name}", cfg)
+        ct = volume_modality(vol, name) == "CT"
         if not vol.geometry.same_grid(ref_img.geometry):
             vol = resample_to(vol.with_array(vol.array.astype(np.float32)), ref_img.geometry, order=1,
                               cval=float(vol.array.min()))
-        arrays[name] = _intensity(np.asarray(vol.array, np.float32), name, liver, cfg)
+        arrays[name] = _intensity(np.asarray(vol.array, np.float32), name, liver, cfg, ct=ct)
     if not arrays:
         raise ValueError(f"{who}time point '{tp.label}' has none of the series {channels}")
     first_name = next(iter(arrays))

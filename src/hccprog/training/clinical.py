@@ -43,6 +43,8 @@ def clinical_frame(cohort: Cohort, ids: list[str], cfg: ClinicalInputConfig) -> 
     absent = [c for c in cols if c not in x.columns]
     if absent:
         raise ValueError(f"clinical inputs {absent} are not declared covariates of the cohort")
+    empty = set(cohort.empty_covariates())  # no value for anyone: nothing to learn or impute from
+    cols = [c for c in cols if c not in empty]
     frame = x.loc[ids, cols].copy()
     if cfg.include_response:
         resp = cohort.responses().reindex(ids)

@@ -77,15 +77,18 @@ def inner_splits(n: int, strata: np.ndarray | None, n_splits: int,
 
 def check_cv_size(n: int, events: int | None, cfg: CVConfig, *, what: str, file: str | None = None,
                   column: str | None = None, classification: bool = False) -> list[str]:
-    """Raise :class:`~hccprog.errors.InputError` when ``n`` patients (``events`` of them with the
+    """The one minimum cohort size of hccprog (``validate``, ``baselines``, ``train`` all call it).
+
+    Raise :class:`~hccprog.errors.InputError` when ``n`` patients (``events`` of them with the
     event, or in the positive class with ``classification``) cannot be cross-validated with
-    ``cfg.folds`` folds; return warnings for a split that works but is thin. ``what`` names the
-    endpoint in messages."""
+    ``cfg.folds`` folds: every test fold needs a patient (and, for a classification, each class
+    needs one patient per fold); return warnings for a split that works but is thin. ``what``
+    names the endpoint in messages."""
     from hccprog.errors import InputError
 
     if n < 2:
         raise InputError(f"{what}: {n} patient(s) with a known outcome; cross-validation needs at least "
-                         f"{max(2 * cfg.folds, 4)}", file=file, column=column)
+                         f"{max(cfg.folds, 2)} (one per test fold)", file=file, column=column)
     if n < cfg.folds:
         raise InputError(f"{what}: {n} patients cannot be split into {cfg.folds} folds (each test fold needs a "
                          f"patient): use --folds {max(2, min(n // 2, 5))} or fewer", file=file, column=column)
@@ -96,6 +99,9 @@ def check_cv_size(n: int, events: int | None, cfg: CVConfig, *, what: str, file:
     if classification and events is not None and events == n:
         raise InputError(f"{what}: every one of the {n} patients is in the same class: there is nothing to "
                          "discriminate", file=file, column=column)
+    if classification and events is not None and min(events, n - events) < cfg.folds:
+        raise InputError(f"{what}: {events} PD and {n - events} disease-control patients; each class needs at "
+                         f"least {cfg.folds} for {cfg.folds}-fold CV", file=file, column=column)
     warnings = []
     if n < 2 * cfg.folds:
         warnings.append(f"{what}: {n} patients in {cfg.folds} folds leaves fewer than 2 per test fold")

@@ -88,6 +88,25 @@ def load_weights(path: Path) -> dict:
     return state
 
 
+def confined_network(network, run: Path, desc_path: Path) -> dict:
+    """A model description's network settings, with any file it names (``encoder_weights``) resolved inside
+    the run folder: a path that leads outside it is refused (a run folder names no file outside itself).
+    The checkpoint holds every weight, so the encoder file is not read again when the model is loaded."""
+    if not isinstance(network, dict):
+        raise _damaged(desc_path, "the model description's `network` is not a mapping")
+    network = dict(network)
+    named = network.get("encoder_weights")
+    if named:
+        root = Path(run).resolve()
+        target = (Path(run) / "models" / str(named)).resolve() if not Path(str(named)).is_absolute() \
+            else Path(str(named)).resolve()
+        if root != target and root not in target.parents:
+            raise _damaged(desc_path, f"`network.encoder_weights` names {named!r}, a file outside the run folder; "
+                                      "a run folder refers to no file outside itself, so it was not read")
+        network["encoder_weights"] = None  # the weights are in the checkpoint
+    return network
+
+
 def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
     """The final model of a ``train`` run: (its JSON description, the network in eval mode).
     A damaged run folder raises :class:`RunFolderError` naming the file."""
@@ -115,10 +134,11 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
     if absent:
         raise _damaged(desc_path, f"the model description lacks {', '.join(absent)}")
     state = load_weights(weights)
+    network = confined_network(desc.get("network"), run, desc_path)
     try:
         spec = get_model(name)
         kwargs = {"clinical_features": len(desc["clinical"]["selected"])} if desc.get("clinical") else {}
-        net = spec.build(spec.config(**desc["network"]), streams=desc["streams"], channels=len(desc["channels"]),
+        net = spec.build(spec.config(**network), streams=desc["streams"], channels=len(desc["channels"]),
                          **kwargs)
     except (KeyError, TypeError, ValueError) as exc:
         raise _damaged(desc_path, f"the model description is incomplete or altered ({type(exc).__name__}: "

@@ -28,6 +28,7 @@ from hccprog.baselines.command import write_run_files
 from hccprog.baselines.cox import BivariateCoxFusion
 from hccprog.baselines.run import BaselinesConfig, LogisticSpec, run_baselines
 from hccprog.cohort.model import Cohort
+from hccprog.errors import OutputExistsError
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.fills import fill_notes
@@ -365,7 +366,8 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     the true log-hazard of a synthetic cohort as the oracle."""
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError("exists; give --overwrite to replace it (an interrupted run resumes without it)",
+                                file=out)
     response = cfg.endpoint == "response"
     clin_cfg = cfg.clinical
     if response:
