@@ -318,7 +318,8 @@ def test_baselines_print_the_cohort_warnings(tiny_cohort, tmp_path):
     code, output = invoke("baselines", path, "--out", tmp_path / "b", "--folds", "2", "--repeats", "1",
                           "--n-boot", "10")
     assert code == 0, output
-    assert "column 'albumin'" in output and "6 of 6 values missing (100%)" in output
+    assert "column 'albumin'" in output and "no value for any of the 6 patients" in output
+    assert "[covariate-empty]" in output
 
 
 def test_run_staging_left_by_a_killed_run_is_cleaned(tiny_cohort, tmp_path):
@@ -423,8 +424,14 @@ def test_train_names_a_patient_it_cannot_use(tiny_cohort, tmp_path):
     victim = images.loc[0, "patient_id"]
     image = tiny_cohort / images.loc[0, "image"]
     data = image.read_bytes()
-    image.write_bytes(data[: len(data) // 2])  # header intact, voxels cut (passes the header checks of train)
+    image.write_bytes(data[: len(data) // 2])  # header intact, voxels cut: validate's check refuses it in train too
     out = tmp_path / "run"
+    code, output = invoke("train", tiny_cohort / "cohort.yaml", "--preset", "tiny", "--folds", "2", "--n-boot", "10",
+                          "--out", out, "--cache", tmp_path / "cache")
+    assert code == 1 and image.name in output and not out.exists(), output
+    image.write_bytes(data)
+    images.loc[images["patient_id"] == victim, "mask"] = ""  # valid, but no mask at any time point to crop with
+    images.to_csv(tiny_cohort / "images.csv", index=False)
     code, output = invoke("train", tiny_cohort / "cohort.yaml", "--preset", "tiny", "--folds", "2", "--n-boot", "10",
                           "--out", out, "--cache", tmp_path / "cache")
     assert code == 0, output
