@@ -41,15 +41,15 @@ import numpy as np
 import pandas as pd
 
 from hccprog import __version__
-from hccprog.baselines.run import BaselinesConfig, CoxSpec, run_baselines
 from hccprog.cohort import load_cohort
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.bootstrap import bootstrap_ci, paired_bootstrap_difference
 from hccprog.evaluation.classification import delong_auc_ci, delong_test
 from hccprog.evaluation.survival import harrell_c
+from hccprog.experiment.baselines import BaselinesConfig, CoxSpec, run_baselines
+from hccprog.survival.cv import CVConfig
 from hccprog.synth import SynthConfig, synthesize
 from hccprog.synth.generate import OS_IMAGING
-from hccprog.training.cv import CVConfig
 
 HERE = Path(__file__).parent
 SCORES_SURV = ["true_pre_tace", "true_pre_tace_plus_expected_change", "true_change", "true_imaging"]
@@ -132,8 +132,8 @@ def response_ceiling(cohort: Cohort, terms: pd.DataFrame, repeats: int) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
     from hccprog.baselines.logistic import fit_logistic
-    from hccprog.baselines.preprocess import TabularPreprocessor
-    from hccprog.training.engine import response_labels
+    from hccprog.experiment.engine import response_labels
+    from hccprog.survival.preprocess import TabularPreprocessor
 
     labels = response_labels(cohort)
     ids = list(labels.index)

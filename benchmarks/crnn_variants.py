@@ -67,7 +67,7 @@ def _dihedral(x: np.ndarray):
 def _job(args: tuple) -> dict:
     from hccprog.evaluation.survival import harrell_c
     from hccprog.models.registry import get_model
-    from hccprog.training.cv import CVConfig, make_splits
+    from hccprog.survival.cv import CVConfig, make_splits
     from hccprog.training.deep import SurvivalNetTrainer
     from hccprog.training.train import resolve_config
 

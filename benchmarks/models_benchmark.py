@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from hccprog import __version__
-from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.cohort import load_cohort
 from hccprog.models import get_model
 from hccprog.preprocessing import preprocess_cohort
+from hccprog.survival.preprocess import TabularPreprocessor
 from hccprog.synth import SynthConfig, synthesize
 from hccprog.training.clinical import clinical_frame
 from hccprog.training.train import resolve_config, train_run

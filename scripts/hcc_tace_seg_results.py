@@ -19,12 +19,12 @@ from pathlib import Path
 import yaml
 
 from hccprog import __version__
-from hccprog.baselines.command import write_baselines_run
-from hccprog.baselines.run import BaselinesConfig, CoxSpec
 from hccprog.cohort import load_cohort
+from hccprog.experiment.baselines import BaselinesConfig, CoxSpec
+from hccprog.experiment.runfolder import write_baselines_run
 from hccprog.reports.report import comparison_table, summary_table
 from hccprog.runs import atomic_write_text
-from hccprog.training.cv import CVConfig
+from hccprog.survival.cv import CVConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CLINICAL = ["age", "Sex", "AFP", "Evidence_of_cirh", "Vascular invasion", "Portal Vein Thrombosis", "Metastasis",

@@ -92,8 +92,8 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 def test_no_import_cycle_in_the_package():
     graph = _import_graph()
-    assert "hccprog.training.engine" in graph["hccprog.training.train"] or any(
-        "hccprog.training.engine" in graph[m] for m in graph)  # the graph sees imports at all
+    assert "hccprog.experiment.engine" in graph["hccprog.training.train"] or any(
+        "hccprog.experiment.engine" in graph[m] for m in graph)  # the graph sees imports at all
     assert _cycles(graph) == []
 
 
@@ -131,3 +131,68 @@ def test_training_reports_and_cli_name_no_model():
     files = [*sorted((ROOT / "training").glob("*.py")), *sorted((ROOT / "reports").glob("*.py")), ROOT / "cli.py"]
     named = {str(f.relative_to(ROOT)): sorted({s for s in _code_strings(f) if pattern.search(s)}) for f in files}
     assert {k: v for k, v in named.items() if v} == {}
+
+
+_LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+
+
+def test_the_layers_contract_holds():
+    """import-linter's layers contract of pyproject.toml: every package imports only from the packages
+    below it (imports inside functions included)."""
+    import subprocess
+    import sys
+
+    pyproject = ROOT.parents[1] / "pyproject.toml"
+    assert '"hccprog.survival",' in pyproject.read_text()
+    done = subprocess.run([sys.executable, "-c", _LINT, "--config", str(pyproject), "--no-cache"],
+                          capture_output=True, text=True, cwd=pyproject.parent)
+    assert done.returncode == 0 and "1 kept, 0 broken" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_layer_violation_is_caught(tmp_path):
+    """The contract is not vacuous: a module of a low layer that imports a higher one breaks it."""
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "pkgx"
+    for name, body in {"__init__.py": "", "low.py": "def f():\n    from pkgx import high\n    return high\n",
+                       "high.py": "from pkgx import low\n"}.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(body)
+    cfg = tmp_path / "setup.cfg"
+    cfg.write_text("[importlinter]\nroot_package = pkgx\n\n[importlinter:contract:1]\nname = layers\n"
+                   "type = layers\nlayers =\n    pkgx.high\n    pkgx.low\n")
+    done = subprocess.run([sys.executable, "-c", _LINT, "--config", str(cfg), "--no-cache"],
+                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert done.returncode != 0 and "BROKEN" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_in_function_import_of_hccprog_outside_the_cli():
+    """Imports of hccprog modules sit at the top of a module, where the layers are visible; the only
+    exceptions carry a ``# lazy: <reason>`` comment (a heavy optional dependency)."""
+    found = []
+    for f in sorted(ROOT.rglob("*.py")):
+        if f.name == "cli.py":
+            continue
+        lines = f.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                module = (inner.module if isinstance(inner, ast.ImportFrom) else
+                          next((a.name for a in inner.names), "") if isinstance(inner, ast.Import) else None)
+                if module and module.startswith("hccprog") and "# lazy:" not in lines[inner.lineno - 1]:
+                    found.append(f"{f.relative_to(ROOT)}:{inner.lineno}")
+    assert found == []
+
+
+def test_a_plugin_registered_first_does_not_hide_the_built_in_models(monkeypatch):
+    from hccprog.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False})
+    builtin = registry.get_model("crnn")  # a fresh registry
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False})
+    registry.register(registry.ModelSpec("my-plugin", "a plugin", builtin.config, builtin.build))
+    assert "crnn" in registry.model_names() and "my-plugin" in registry.model_names()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -153,11 +152,11 @@ def test_spacing_times_1000(tiny_cohort, tmp_path):
     code, output = invoke("validate", tiny_cohort / "cohort.yaml", "--quick")
     refused(code, output, "images.csv, row 4, column 'image'", "implausible", "[spacing-implausible]")
     out = tmp_path / "run"
-    started = time.perf_counter()
     code, output = invoke("train", tiny_cohort / "cohort.yaml", "--preset", "tiny", "--folds", "2", "--out", out,
                           "--cache", tmp_path / "cache")
     refused(code, output, "images.csv, row 4, column 'image'", "[spacing-implausible]", out=out)
-    assert time.perf_counter() - started < 60  # stopped before preprocessing, not after allocating
+    cache = tmp_path / "cache"  # stopped before preprocessing: nothing was resampled or cached
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
 
 
 def test_latin1_byte_in_cohort_yaml(tiny_cohort):
@@ -184,9 +183,7 @@ def test_alias_bomb_is_rejected_fast(tiny_cohort):
     bomb += [f"lol{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 12)]
     path.write_text(path.read_text() + "\n".join(bomb) + "\n")
     assert path.stat().st_size < 3000
-    started = time.perf_counter()
-    code, output = invoke("validate", path, "--quick")
-    assert time.perf_counter() - started < 2.0
+    code, output = invoke("validate", path, "--quick")  # refused by counting aliases, never expanded
     refused(code, output, "cohort.yaml", "aliases", "[yaml-aliases]")
 
 

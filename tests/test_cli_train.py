@@ -173,8 +173,8 @@ def test_predict_new_patients(trained, small_cohort, tmp_path):
         assert ((surv >= 0) & (surv <= 1)).all() and (surv[:, :-1] >= surv[:, 1:] - 1e-12).all()
     # RadCLN on new patients: the bivariate Cox model of the image risk and the clinical Cox score,
     # both learned on the training cohort (recomputed here by hand from the saved coefficients)
-    from hccprog.baselines.cox import CoxScore
     from hccprog.cohort import load_cohort
+    from hccprog.survival.cox import CoxScore
 
     fusion = desc["fusion"]
     assert fusion["name"] == "crnn+clinical" and fusion["clinical_model"] == "clinical_cox"
@@ -393,7 +393,7 @@ def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_p
     probability in predictions.csv, its metrics and report section, predict, and a two-row
     ablation table whose rows are reused when the command runs again."""
     from hccprog.cohort import load_cohort
-    from hccprog.training.objectives import horizon_labels
+    from hccprog.survival.endpoints import horizon_labels
 
     run, cache = tmp_path / "dm", tmp_path / "cache"
     result = runner.invoke(app, ["train", str(mri_cohort / "cohort.yaml"), "--model", "dmmgnet", "--endpoint", "pfs",

@@ -252,7 +252,7 @@ def validate(
     """
     from hccprog.cohort import load_cohort, summarize
     from hccprog.errors import InputError
-    from hccprog.training.cv import CVConfig, check_cv_size
+    from hccprog.survival.cv import CVConfig, check_cv_size
 
     started = time.perf_counter()
     with _progress(lines=format is OutputFormat.text) as bar:
@@ -419,7 +419,7 @@ def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv
     from hccprog.cohort import load_cohort
     from hccprog.cohort.load import cohort_file
     from hccprog.errors import InputError
-    from hccprog.training.cv import check_cv_size
+    from hccprog.survival.cv import check_cv_size
 
     cohort = cohort_file(cohort)
     result = load_cohort(cohort, check_images=images, check_pixels=True)
@@ -532,8 +532,8 @@ def baselines(
 ) -> None:
     """Cross-validate the clinical baselines (HCC scores, penalised Cox, their fusion) and report them."""
     cohort = _cohort_path(cohort)
-    from hccprog.baselines.command import write_baselines_run
-    from hccprog.baselines.run import BaselinesConfig
+    from hccprog.experiment.baselines import BaselinesConfig
+    from hccprog.experiment.runfolder import write_baselines_run
 
     settings = _read_config(config, "baselines")
     settings.setdefault("endpoint", endpoint)

@@ -46,7 +46,7 @@ def covariate_fills(X: pd.DataFrame, covariates: list[str]) -> dict[str, list[st
 
 def unseen_level_fills(prep, X: pd.DataFrame, model: str) -> tuple[dict[str, list[str]], list[str]]:
     """``covariate-imputed`` entries and notes for categorical values that ``model``'s training never
-    saw (a :class:`~hccprog.baselines.preprocess.TabularPreprocessor` reads them as its reference level)."""
+    saw (a :class:`~hccprog.survival.preprocess.TabularPreprocessor` reads them as its reference level)."""
     fills: dict[str, list[str]] = {}
     notes = []
     for column, hits in prep.unseen_levels(X).items():

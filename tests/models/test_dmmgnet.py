@@ -11,8 +11,9 @@ import torch
 
 from hccprog.models import get_model
 from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
+from hccprog.survival.endpoints import horizon_labels
 from hccprog.training.losses import cox_loss
-from hccprog.training.objectives import CoxProgressionObjective, horizon_labels, objective_from_state
+from hccprog.training.objectives import CoxProgressionObjective, objective_from_state
 from hccprog.training.train import resolve_config
 
 SMALL = {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8, "dropout": 0.0}

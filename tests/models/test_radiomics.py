@@ -111,10 +111,10 @@ def test_shuffled_outcomes_give_chance_c(tmp_path):
     """Radiomics cross-validated on outcomes shuffled across patients: no C-index beyond chance."""
     from hccprog.cohort import load_cohort
     from hccprog.evaluation.survival import harrell_c
+    from hccprog.experiment.engine import SurvivalTask, cross_validate
     from hccprog.models.registry import get_model
+    from hccprog.survival.cv import CVConfig
     from hccprog.synth import SynthConfig, synthesize
-    from hccprog.training.cv import CVConfig
-    from hccprog.training.engine import SurvivalTask, cross_validate
     from hccprog.training.features import FeatureLearner, prepare_features
     from hccprog.training.train import resolve_config
 
@@ -203,3 +203,14 @@ def test_inner_cv_training_scores_are_out_of_fold():
     assert harrell_c(time, event, pipe.risk(X)) > harrell_c(time, event, oof) > 0.55
     assert RadiomicsPipeline(cfg.model_copy(update={"train_risk": "in-sample"}), "survival").fit(
         X, time, event).train_risk_ is None
+
+
+def test_logistic_on_risk_classes_of_a_survival_endpoint():
+    """``radiomics-logistic --endpoint os`` learns the ordered risk classes (four of them): the inner CV
+    scores them one-vs-rest (was: "multi_class must be in ('ovo', 'ovr')", reported as a bug)."""
+    X, rng = _frame(120, 10, 5)
+    signal = X["t0|CT|tumor|f3"].to_numpy() + rng.normal(0, 0.5, 120)
+    classes = np.digitize(signal, np.quantile(signal, [0.25, 0.5, 0.75]))
+    pipe = RadiomicsPipeline(RadiomicsModelConfig(learner="logistic", icc_min=0), "classes", seed=1)
+    risk = pipe.fit(X, np.ones(120), classes).risk(X)
+    assert np.all(np.isfinite(risk)) and np.corrcoef(risk, classes)[0, 1] > 0.5

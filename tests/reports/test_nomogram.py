@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
 from hccprog.reports.nomogram import Nomogram, cox_nomogram, draw, fused_nomogram, tick_sets
-from hccprog.training.breslow import BreslowSurvival
+from hccprog.survival.breslow import BreslowSurvival
+from hccprog.survival.cox import BivariateCoxFusion, CoxModel
 
 INFO = {"afp": {"type": "numeric", "unit": "ng/mL", "transform": "log", "levels": None},
         "age": {"type": "numeric", "unit": "years", "transform": "none", "levels": None},

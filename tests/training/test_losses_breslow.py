@@ -10,7 +10,7 @@ import pytest
 import torch
 from lifelines import CoxPHFitter
 
-from hccprog.training.breslow import BreslowSurvival
+from hccprog.survival.breslow import BreslowSurvival
 from hccprog.training.losses import cox_loss
 
 

@@ -9,10 +9,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.fills import covariate_fills
-from hccprog.training.cv import Split
-from hccprog.training.engine import FoldPrediction
+from hccprog.survival.cv import FoldPrediction, Split
+from hccprog.survival.preprocess import TabularPreprocessor
 
 
 def fit_logistic(x_train: pd.DataFrame, y: np.ndarray, seed: int, *, max_folds: int = 5):

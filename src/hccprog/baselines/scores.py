@@ -31,9 +31,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from hccprog.baselines.tace_scores import compute_tace_scores
+from hccprog.baselines.tace_scores import TACE_SCORE_INPUTS, compute_tace_scores
 from hccprog.cohort.model import Cohort
-from hccprog.cohort.scores import parse_score
+from hccprog.cohort.scores import RESPONDERS, RESPONSE_CLASSES, RESPONSE_ORDER, parse_score
 from hccprog.cohort.tables import is_missing
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -237,7 +237,7 @@ def compute_scores(cohort: Cohort) -> tuple[pd.DataFrame, dict[str, str]]:
         given["bclc"] if "bclc" in given.columns else comp.get("bclc"))
     responded = None
     if cohort.spec.response:
-        responded = cohort.responses().map({"CR": 1.0, "PR": 1.0, "SD": 0.0, "PD": 0.0}).astype(float)
+        responded = cohort.responses().map({c: float(c in RESPONDERS) for c in RESPONSE_CLASSES}).astype(float)
     tace, tace_sources = compute_tace_scores(x, cp_points=cp_points, bclc=bclc, responded=responded)
     for name in tace.columns:
         comp[name] = tace[name]
@@ -250,7 +250,7 @@ def compute_scores(cohort: Cohort) -> tuple[pd.DataFrame, dict[str, str]]:
             out[name] = comp[name]
     if cohort.spec.response and "mrecist" not in out.columns:
         resp = cohort.responses()
-        out["mrecist"] = resp.map({"CR": 1.0, "PR": 2.0, "SD": 3.0, "PD": 4.0}).astype(float)
+        out["mrecist"] = resp.map({c: RESPONSE_ORDER[c] + 1.0 for c in RESPONSE_CLASSES}).astype(float)
         sources["mrecist"] = f"response column '{cohort.spec.response}' (CR 1 < PR < SD < PD 4)"
     out.index.name = "patient_id"
     return out.astype(float), {k: sources[k] for k in out.columns if k in sources}
@@ -299,7 +299,6 @@ def score_gap(cohort: Cohort, name: str, ids: list[str] | None = None) -> str:
 def score_inputs_missing(cohort: Cohort, name: str) -> list[str]:
     """What a TACE score (``tace_scores.TACE_SCORE_INPUTS``) needs that the cohort's table lacks
     (empty when every input is there)."""
-    from hccprog.baselines.tace_scores import TACE_SCORE_INPUTS
 
     found = _find_inputs(cohort)
     x = _inputs_frame(cohort)

@@ -36,6 +36,7 @@ from hccprog.cohort.tables import (
     read_table,
 )
 from hccprog.imaging import LIVER, TUMOR, Geometry, ImageReadError, image_format, read_geometry
+from hccprog.imaging.dicom import is_multiframe, scan_series
 from hccprog.imaging.modality import resolve_modality, settle_hint
 from hccprog.imaging.readers import (
     implausible_geometry,
@@ -670,7 +671,6 @@ class _Loader:
             self.progress(len(checks), len(checks))
 
     def dicom_warnings(self, folder: Path, ifile: str, row: int, series: str, declared: str | None) -> None:
-        from hccprog.imaging.dicom import is_multiframe, scan_series
 
         if folder.is_file() and is_multiframe(folder):
             return

@@ -34,7 +34,16 @@ KNOWN_SCORES: dict[str, str] = {
     "abcr": "ABCR points -3..6",
 }
 
+#: The one home of the mRECIST response classes, best to worst, and what is derived from them.
 RESPONSE_CLASSES = ("CR", "PR", "SD", "PD")
+#: class (or its number 1..4) -> ordinal 0 (CR) .. 3 (PD)
+RESPONSE_ORDER: dict[str, float] = {**{c: float(i) for i, c in enumerate(RESPONSE_CLASSES)},
+                                    **{str(i + 1): float(i) for i in range(len(RESPONSE_CLASSES))}}
+#: the response endpoint's positive class (PD) and disease control, as classes or numbers
+PD_VALUES = frozenset({"PD", "4"})
+CONTROL_VALUES = frozenset({"CR", "PR", "SD", "1", "2", "3"})
+#: radiological response (objective response: CR or PR)
+RESPONDERS = ("CR", "PR")
 _RESPONSE_WORDS = {
     "complete response": "CR",
     "partial response": "PR",

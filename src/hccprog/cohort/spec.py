@@ -16,6 +16,11 @@ DAYS_PER_UNIT: dict[str, float] = {
     "years": 365.25,
 }
 
+
+def unit_factor(unit_from: str, unit_to: str) -> float:
+    """Multiply a time in ``unit_from`` by this to get it in ``unit_to`` (days, weeks, months, years)."""
+    return DAYS_PER_UNIT[unit_from] / DAYS_PER_UNIT[unit_to]
+
 INTERNAL_TIME_UNIT = "days"
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
+from hccprog.evaluation.bootstrap import bootstrap_ci
 from hccprog.evaluation.groups import logrank
 from hccprog.evaluation.thresholds import youden_threshold as youden_threshold  # re-exported (it lived here)
 
@@ -135,7 +136,6 @@ def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 
     """Ordered risk classes: accuracy, macro F1 and one-vs-rest AUC (per class and macro) of the
     patients whose class is known, with percentile-bootstrap 95% CIs; the confusion matrix; the
     log-rank test of the predicted classes on every patient (censored ones included)."""
-    from hccprog.evaluation.bootstrap import bootstrap_ci
 
     y = np.asarray(labels).astype(int)
     p = np.asarray(proba, float)

@@ -15,88 +15,20 @@ cumulative/dynamic AUC handles ties differently (docs/evaluation.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-_CHUNK = 512
+from hccprog.survival.estimators import (
+    StepCurve,
+    censoring_survival,
+    check_scores,
+    concordance_sums,
+    harrell_c,
+    kaplan_meier,
+)
+from hccprog.survival.estimators import survival_arrays as _as_arrays
 
-
-@dataclass(frozen=True)
-class StepCurve:
-    """A right-continuous step function starting at 1: ``value(t)`` is the value at the
-    largest jump time <= t."""
-
-    times: np.ndarray
-    values: np.ndarray
-
-    def __call__(self, t: np.ndarray | float) -> np.ndarray:
-        t = np.asarray(t, dtype=float)
-        idx = np.searchsorted(self.times, t, side="right") - 1
-        out = np.where(idx >= 0, self.values[np.clip(idx, 0, None)], 1.0)
-        return out
-
-
-def _as_arrays(time, event, names: tuple[str, str] = ("time", "event")) -> tuple[np.ndarray, np.ndarray]:
-    """(time, event) checked as torchsurv does: equal length, times finite and non-negative, events
-    0/1 (or booleans); a ``ValueError`` names the argument."""
-    tname, ename = names
-    t = np.asarray(time, dtype=float).ravel()
-    raw = np.asarray(event).ravel()
-    if t.shape != raw.shape:
-        raise ValueError(f"{tname} ({t.shape[0]}) and {ename} ({raw.shape[0]}) differ in length")
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"{tname}: {int(np.sum(~np.isfinite(t)))} value(s) are NaN or infinite")
-    if np.any(t < 0):
-        raise ValueError(f"{tname}: negative times (e.g. {t[t < 0][0]:g})")
-    if raw.dtype != bool:
-        try:
-            values = raw.astype(float)
-        except (TypeError, ValueError):
-            raise ValueError(f"{ename}: expected 0 (censored) or 1 (event), got {raw.dtype} values") from None
-        bad = ~np.isin(values, (0.0, 1.0))
-        if bad.any():
-            raise ValueError(f"{ename}: expected 0 (censored) or 1 (event), got {values[bad][0]:g}")
-    return t, raw.astype(bool)
-
-
-def check_scores(values, n: int, name: str = "risk", *, ndim: int = 1) -> np.ndarray:
-    """A score array of ``n`` rows, every value finite; a ``ValueError`` names the argument."""
-    r = np.asarray(values, dtype=float)
-    r = r.ravel() if ndim == 1 else r
-    if r.shape[0] != n:
-        raise ValueError(f"{name} ({r.shape[0]}) and time ({n}) differ in length")
-    if not np.all(np.isfinite(r)):
-        raise ValueError(f"{name}: {int(np.sum(~np.isfinite(r)))} value(s) are NaN or infinite (drop the "
-                         "patients a model could not score first)")
-    return r
-
-
-def _counts(time, event) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct times, and at each: events, censorings, and patients at risk (time >= t)."""
-    t, e = _as_arrays(time, event)
-    uniq, inverse = np.unique(t, return_inverse=True)
-    deaths = np.bincount(inverse, weights=e.astype(float), minlength=len(uniq))
-    censored = np.bincount(inverse, weights=(~e).astype(float), minlength=len(uniq))
-    at_risk = len(t) - np.concatenate([[0.0], np.cumsum(deaths + censored)[:-1]])
-    return uniq, deaths, censored, at_risk
-
-
-def _product_limit(times: np.ndarray, drops: np.ndarray, at_risk: np.ndarray) -> StepCurve:
-    ratio = np.divide(drops, at_risk, out=np.zeros_like(drops), where=drops > 0)
-    return StepCurve(times, np.cumprod(1.0 - ratio))
-
-
-def kaplan_meier(time, event) -> StepCurve:
-    """Kaplan-Meier estimate of the event-free probability S(t)."""
-    uniq, deaths, _, at_risk = _counts(time, event)
-    return _product_limit(uniq, deaths, at_risk)
-
-
-def censoring_survival(time, event) -> StepCurve:
-    """Reverse Kaplan-Meier estimate G(t) = P(C > t) of the censoring distribution."""
-    uniq, deaths, censored, at_risk = _counts(time, event)
-    return _product_limit(uniq, censored, at_risk - deaths)
+__all__ = ["StepCurve", "brier_score", "censoring_survival", "check_scores", "cumulative_dynamic_auc",
+           "cumulative_dynamic_roc", "harrell_c", "integrated_brier_score", "kaplan_meier", "uno_c"]
 
 
 def _ipcw(train_time, train_event, time, event) -> np.ndarray:
@@ -110,34 +42,11 @@ def _ipcw(train_time, train_event, time, event) -> np.ndarray:
     return w
 
 
-def _concordance_sums(t, e, r, weights, tied_tol) -> tuple[float, float]:
-    num = den = 0.0
-    cases = np.flatnonzero(e & (weights > 0))
-    for start in range(0, len(cases), _CHUNK):
-        i = cases[start:start + _CHUNK]
-        ti, ri, wi = t[i, None], r[i, None], weights[i, None]
-        comparable = (t[None, :] > ti) | ((t[None, :] == ti) & ~e[None, :])
-        diff = ri - r[None, :]
-        tied = np.abs(diff) <= tied_tol
-        score = np.where(tied, 0.5, (diff > 0).astype(float))
-        num += float(np.sum(wi * comparable * score))
-        den += float(np.sum(wi * comparable))
-    return num, den
-
-
 def _check_times(times) -> np.ndarray:
     out = np.atleast_1d(np.asarray(times, dtype=float))
     if not np.all(np.isfinite(out)) or np.any(out < 0):
         raise ValueError("times: evaluation times must be finite and non-negative")
     return out
-
-
-def harrell_c(time, event, risk, *, tied_tol: float = 1e-8) -> float:
-    """Harrell's concordance index. NaN when no pair is comparable."""
-    t, e = _as_arrays(time, event)
-    r = check_scores(risk, len(t))
-    num, den = _concordance_sums(t, e, r, np.ones(len(t)), tied_tol)
-    return num / den if den > 0 else float("nan")
 
 
 def uno_c(time, event, risk, *, tau: float | None = None, train_time=None, train_event=None,
@@ -152,7 +61,7 @@ def uno_c(time, event, risk, *, tau: float | None = None, train_time=None, train
     keep = np.ones(len(t), bool) if tau is None else t < tau
     w = np.zeros(len(t))
     w[keep] = _ipcw(tt, te, t[keep], e[keep])
-    num, den = _concordance_sums(t, e, r, w ** 2, tied_tol)
+    num, den = concordance_sums(t, e, r, w ** 2, tied_tol)
     return num / den if den > 0 else float("nan")
 
 

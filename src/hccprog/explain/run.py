@@ -21,11 +21,26 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.spec import unit_factor
 from hccprog.errors import ConfigError, InputError
+from hccprog.evaluation.groups import GROUP_LABELS
+from hccprog.explain.card import save_survival, write_card
+from hccprog.explain.geometry import slices_to_scan, volume_to_scan
+from hccprog.explain.render import contribution_bars, slice_overlays, volume_overlays
 from hccprog.explain.saliency import CamMethod, grad_cam, occlusion
 from hccprog.fills import split_fills
 from hccprog.models.registry import get_model
+from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
+from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
+from hccprog.preprocessing.slices import _mask_series as mask_series
+from hccprog.preprocessing.slices import patient_slice_geometry
+from hccprog.preprocessing.volumes import patient_volume_geometry
+from hccprog.reports.nomogram import covariate_info, fused_terms
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
+from hccprog.survival.breslow import BreslowSurvival
+from hccprog.training.clinical import ClinicalEncoder, clinical_frame
+from hccprog.training.objectives import objective_from_state
+from hccprog.training.predict import load_trained, match_covariates, predict_cohort, run_config
 
 METHODS: tuple[CamMethod, ...] = ("gradcam++", "gradcam")
 
@@ -43,12 +58,9 @@ def clinical_contributions(desc: dict, cohort: Cohort, ids: list[str], image_ris
     """Per patient, the fused model's terms: the image score and each clinical covariate, with the
     value as the cohort has it (original units; ``missing`` where the model imputed it) and its
     contribution to the fused log-hazard (coefficient x centred value)."""
-    from hccprog.reports.nomogram import fused_terms
-    from hccprog.training.predict import match_covariates
 
     fusion = desc["fusion"]
     loc, scale = fusion["fusion"]["loc"][0], fusion["fusion"]["scale"][0]
-    from hccprog.reports.nomogram import covariate_info
 
     info = fusion.get("covariates_info") or covariate_info(cohort)  # runs saved before it was stored
     terms, offset = fused_terms(desc["model"], desc.get("risk_range") or (loc - 2.3 * scale, loc + 2.3 * scale),
@@ -103,7 +115,6 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
                 cache_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Explain the final model of ``run`` for the patients ``ids`` of ``cohort`` into ``out``
     (one folder per patient); returns timings and what was written."""
-    from hccprog.training.predict import load_trained, predict_cohort, run_config
 
     conf = run_config(run)
     desc, net = load_trained(run)
@@ -128,8 +139,6 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
                           index=False, float_format="%.6g")
                 per_patient.setdefault(pid, {})["clinical_contributions"] = part.drop(columns="patient_id") \
                     .to_dict(orient="records")
-        from hccprog.explain.card import save_survival, write_card
-        from hccprog.training.predict import unit_factor
 
         factor = unit_factor(conf.get("time_unit") or cohort.time_unit, cohort.time_unit)
         for pid in ids:
@@ -155,8 +164,6 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
 def _curves(desc: dict, entry: dict, factor: float) -> dict[str, dict]:
     """Per score with a Breslow baseline (the fused model first), S(t) on a grid in the cohort's time
     unit with its 95% band."""
-    from hccprog.training.breslow import BreslowSurvival
-    from hccprog.training.objectives import objective_from_state
 
     horizons = [float(h) for h in desc.get("horizons", [])]
     if not horizons:
@@ -187,7 +194,6 @@ def _folder(pid: str) -> str:
 
 def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
     """The patient's rows of ``predict``: risk, group at the training cut-off, survival, fills."""
-    from hccprog.evaluation.groups import GROUP_LABELS
 
     out: dict = {"patient_id": pid, "model": desc["model"], "task": desc.get("task", "survival"),
                  "endpoint": conf.get("endpoint"), "time_unit_run": conf.get("time_unit"), "scores": {}}
@@ -210,12 +216,6 @@ def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
 
 def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *, methods, with_occlusion, nifti,
                      cache_dir, progress, summary, layers=None) -> dict:
-    from hccprog.explain.render import slice_overlays, volume_overlays
-    from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
-    from hccprog.preprocessing.slices import patient_slice_geometry
-    from hccprog.preprocessing.volumes import patient_volume_geometry
-    from hccprog.training.clinical import ClinicalEncoder, clinical_frame
-    from hccprog.training.objectives import objective_from_state
 
     pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
     data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir)
@@ -279,8 +279,6 @@ def _write_nifti(patient, channels, heat, geo, observed, labels, folder: Path, m
     """The map on each observed time point's original scan (the series that carries its mask)."""
     import nibabel as nib
 
-    from hccprog.explain.geometry import slices_to_scan, volume_to_scan
-    from hccprog.preprocessing.slices import _mask_series as mask_series
 
     files = {}
     for ti, tp in enumerate(list(patient.timepoints)[: len(observed)]):
@@ -307,8 +305,6 @@ def _write_nifti(patient, channels, heat, geo, observed, labels, folder: Path, m
 def _explain_features(desc: dict, cohort: Cohort, ids: list[str], tmp: Path, cache_dir: Path | None) -> dict:
     """Radiomics: each selected feature's contribution to the risk, its value and the training
     mean, per patient (``feature_contributions.csv``, a bar chart)."""
-    from hccprog.explain.render import contribution_bars
-    from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
 
     spec = get_model(desc["model"])
     net_cfg = spec.config(**desc["network"])

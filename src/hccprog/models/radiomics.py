@@ -34,6 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.errors import InputError
 from hccprog.preprocessing.features import FeatureConfig
+from hccprog.reports.nomogram import clinical_terms
+from hccprog.survival.cox import CoxModel, CoxScore
+from hccprog.survival.cv import inner_splits
 
 Learner = Literal["lasso", "xgb", "logistic", "nb", "rf", "svm", "dt"]
 CLASSIFIERS = ("logistic", "nb", "rf", "svm", "dt")
@@ -202,7 +205,6 @@ class RadiomicsPipeline:
     def _inner_cv_risk(self, X: pd.DataFrame, time: np.ndarray, event: np.ndarray, perturbed) -> pd.Series:
         """Out-of-fold scores of the training patients: the whole pipeline refitted on each inner
         training part."""
-        from hccprog.training.cv import inner_splits
 
         inner = self.cfg.model_copy(update={"train_risk": "in-sample"})
         out = pd.Series(np.nan, index=X.index)
@@ -222,7 +224,6 @@ class RadiomicsPipeline:
         kind = cfg.learner
         if self.task == "survival":
             if kind == "lasso":
-                from hccprog.baselines.cox import CoxModel
 
                 self.model_ = CoxModel(penalizers=tuple(cfg.penalizers), l1_ratio=1.0, inner_folds=cfg.inner_folds,
                                        seed=seed).fit(Z, time, event)
@@ -322,7 +323,6 @@ def saved_contributions(state: dict, Z: pd.DataFrame) -> pd.DataFrame:
     TreeSHAP values (XGBoost's ``pred_contribs``) for boosted trees. Rows sum to the risk."""
     cols = list(Z.columns)
     if "cox" in state:
-        from hccprog.reports.nomogram import clinical_terms
 
         terms, offset = clinical_terms(state["cox"])
         parts = pd.DataFrame(0.0, index=Z.index, columns=cols)
@@ -343,7 +343,6 @@ def saved_contributions(state: dict, Z: pd.DataFrame) -> pd.DataFrame:
 def _saved_risk(state: dict, Z: pd.DataFrame) -> np.ndarray:
     """The risk of a pipeline rebuilt from its ``state``."""
     if "cox" in state:
-        from hccprog.baselines.cox import CoxScore
 
         return CoxScore.from_state(state["cox"]).predict_risk(Z)
     if "booster" in state:

@@ -70,11 +70,17 @@ def model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_BUILTINS = {"loaded": False}
+
+
 def _load_builtin() -> None:
-    if _REGISTRY:
+    """Register the built-in models once, on the first lookup (a plugin registered earlier does not
+    hide them)."""
+    if _BUILTINS["loaded"]:
         return
-    from hccprog.models import cldca, crnn, dlop, dmmgnet, progswin
-    from hccprog.models.crnn import CRNN, CRNNConfig
+    _BUILTINS["loaded"] = True
+    from hccprog.models import cldca, crnn, dlop, dmmgnet, progswin  # lazy: torch/MONAI load on the first lookup
+    from hccprog.models.crnn import CRNN, CRNNConfig  # lazy: torch/MONAI load on the first lookup
 
     register(ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
                        "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True,
@@ -83,7 +89,7 @@ def _load_builtin() -> None:
                        defaults={"recurrent": False}, pools_slices=True,
                        presets=crnn.PRESETS, reads_followups=lambda cfg: cfg.recurrent))
 
-    from hccprog.models.dlop import DLOP, DLOPConfig
+    from hccprog.models.dlop import DLOP, DLOPConfig  # lazy: torch/MONAI load on the first lookup
 
     register(ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
                        "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
@@ -93,7 +99,7 @@ def _load_builtin() -> None:
                        defaults={"variant": "ctr"}, objective="discrete", pools_slices=True,
                        presets=dlop.PRESETS))
 
-    from hccprog.models.cldca import CLDCA, CLDCAConfig
+    from hccprog.models.cldca import CLDCA, CLDCAConfig  # lazy: torch/MONAI load on the first lookup
 
     modes = {"cldca-mode5": ({"cross_attention": False}, "without cross-attention"),
              "cldca-mode6": ({"self_attention": False}, "without self-attention"),
@@ -109,7 +115,7 @@ def _load_builtin() -> None:
         register(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
                            clinical=True, presets=cldca.PRESETS))
 
-    from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
+    from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR  # lazy: torch/MONAI load on the first lookup
 
     register(ModelSpec("progswin", "ProgSwin-UNETR (Yao et al. 2025): Swin-UNETR on masked multi-time-point "
                        "arterial-phase volumes, pooled head, 4 risk classes, cross-entropy", ProgSwinConfig,
@@ -119,7 +125,7 @@ def _load_builtin() -> None:
                        ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume",
                        presets=progswin.PRESETS))
 
-    from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
+    from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig  # lazy: torch/MONAI load on the first lookup
 
     register(ModelSpec("dmmgnet", "DMMGNet (Tang et al. 2024): liver/tumor x T2/portal-venous CNN branches, "
                        "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
@@ -127,8 +133,8 @@ def _load_builtin() -> None:
                        ablations=_dmmgnet_ablations(),
                        presets=dmmgnet.PRESETS))
 
-    from hccprog.models import radiomics
-    from hccprog.models.radiomics import RadiomicsModelConfig
+    from hccprog.models import radiomics  # lazy: torch/MONAI load on the first lookup
+    from hccprog.models.radiomics import RadiomicsModelConfig  # lazy: torch/MONAI load on the first lookup
 
     survival = {"cox": ("lasso", "LASSO-Cox (penalty by inner CV); on the response, L1 logistic regression"),
                 "xgb": ("xgb", "gradient-boosted Cox (XGBoost survival:cox); on the response, XGBoost")}

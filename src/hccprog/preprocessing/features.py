@@ -50,6 +50,7 @@ from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.cache import default_cache_dir, hash_series
 from hccprog.preprocessing.register import RegistrationConfig
+from hccprog.preprocessing.slices import _mask_series, propagate_to
 from hccprog.runs import atomic_write_text
 
 FEATURES_VERSION = 3  # 2: one isotropic resampling per time point; 3: the modality from the data
@@ -255,7 +256,6 @@ def _timepoint_inputs(patient: Patient, i: int, channels: list[str], cfg: Featur
                       mode: str) -> tuple[dict[str, Volume], Volume, list[str]] | None:
     """The series of time point ``i`` on its mask's grid, the mask, and what was filled in; None
     for a time point left out (no mask, ``missing_masks: missing``)."""
-    from hccprog.preprocessing.slices import _mask_series, propagate_to
 
     tp = list(patient.timepoints)[i]
     fills: list[str] = []

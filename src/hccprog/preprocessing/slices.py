@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
 from hccprog.errors import InputError
+from hccprog.imaging import image_format, read_geometry
 from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.register import Propagation, RegistrationConfig, propagate_mask
@@ -127,7 +128,6 @@ def _mask_series(tp: TimePoint, channels: list[str]) -> str | None:
 
 def _mask_resampled(series, image: Volume) -> bool:
     """True when the series' mask is a plain label file on another grid than its image."""
-    from hccprog.imaging import image_format, read_geometry
 
     mask = series.mask
     if mask is None or not mask.resample or image_format(mask.path) == "dicom_seg":

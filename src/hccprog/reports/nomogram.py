@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hccprog.reports.formatting import horizon_adjective
+from hccprog.survival.breslow import BreslowSurvival
 
 #: Inverse of each covariate transform of the cohort contract (``CovariateSpec.transform``).
 _INVERSE = {"none": lambda v: v, "log": np.exp, "log1p": np.expm1, "log10": lambda v: 10.0 ** v,
@@ -353,7 +354,7 @@ def _total_step(top: float) -> float:
 
 def cox_nomogram(model, info: Mapping[str, Mapping] | None, horizons: list[float], *, unit: str,
                  endpoint: str) -> Nomogram:
-    """The nomogram of a fitted clinical :class:`~hccprog.baselines.cox.CoxModel` (lifelines'
+    """The nomogram of a fitted clinical :class:`~hccprog.survival.cox.CoxModel` (lifelines'
     Breslow baseline, whose linear predictor is centred as ``CoxModel.predict_risk``)."""
     terms, offset = clinical_terms(model.state(), info)
     base = model.model_.baseline_cumulative_hazard_
@@ -366,7 +367,6 @@ def cox_nomogram(model, info: Mapping[str, Mapping] | None, horizons: list[float
 def fused_nomogram(desc: Mapping, *, unit: str, endpoint: str) -> Nomogram:
     """The nomogram of a trained run's fused model (``models/<model>.json``: its ``fusion``), with
     the image score over its training 1st-99th percentile."""
-    from hccprog.training.breslow import BreslowSurvival
 
     fusion = desc["fusion"]
     loc, scale = fusion["fusion"]["loc"][0], fusion["fusion"]["scale"][0]

@@ -10,12 +10,19 @@ from pathlib import Path
 import pandas as pd
 
 from hccprog import __version__
+from hccprog.evaluation.classification import (
+    horizon_progression_metrics,
+    response_run_metrics,
+    risk_class_labels,
+    risk_class_metrics,
+)
 from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
 from hccprog.reports.formatting import format_horizon, format_horizons, format_p, plural, times
 from hccprog.runs import atomic_write_text, read_predictions, run_name, save_figure, write_json
 from hccprog.safe_yaml import load_yaml
+from hccprog.survival.endpoints import horizon_labels
 
 FIGURE_CAPTIONS = {
     "roc.png": "Out-of-fold ROC curves of PD against disease control (first repeat); AUC with DeLong's 95% CI "
@@ -47,7 +54,6 @@ def evaluate_run(run: Path) -> dict:
     ev = config.get("evaluation", {})
     n_boot, seed = int(ev.get("n_boot", 1000)), int(ev.get("seed", 0))
     if config.get("task") == "response":
-        from hccprog.evaluation.classification import response_run_metrics
 
         labels = outcomes["label"].astype(int)
         metrics = response_run_metrics(preds, labels, reference=ev.get("reference"))
@@ -114,7 +120,6 @@ def _class_frame(preds: pd.DataFrame, outcomes: pd.DataFrame, model: str) -> pd.
 def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFrame, rc: dict, *, n_boot: int,
                         seed: int) -> None:
     """``risk_classes`` of the class model: labels from the outcomes and the run's class edges."""
-    from hccprog.evaluation.classification import risk_class_labels, risk_class_metrics
 
     f = _class_frame(preds, outcomes, rc["model"])
     if f.empty or rc["model"] not in metrics["models"]:
@@ -134,8 +139,6 @@ def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFra
 def _progression_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFrame, pg: dict) -> None:
     """``progression`` of a model with a progression head: its ``p_progression`` against the
     status at the run's horizon (patients censored before it are left out)."""
-    from hccprog.evaluation.classification import horizon_progression_metrics
-    from hccprog.training.objectives import horizon_labels
 
     first = _first_repeat(preds).get(pg["model"])
     if first is None or "p_progression" not in first or pg["model"] not in metrics["models"]:

@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.cohort.model import Cohort
-
-RESPONSE_ORDER = {"CR": 0.0, "PR": 1.0, "SD": 2.0, "PD": 3.0, "1": 0.0, "2": 1.0, "3": 2.0, "4": 3.0}
+from hccprog.cohort.scores import RESPONSE_ORDER
+from hccprog.survival.preprocess import TabularPreprocessor
 
 
 class ClinicalInputConfig(BaseModel):

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hccprog.training.cv import inner_splits
+from hccprog.survival.cv import inner_splits
 from hccprog.training.objectives import CoxObjective
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from hccprog.cohort.model import Cohort
+from hccprog.experiment.engine import FoldPrediction
 from hccprog.preprocessing.features import FeatureConfig, ImageFeatures, extract_features, feature_matrix
-from hccprog.training.breslow import BreslowSurvival
-from hccprog.training.cv import Split
-from hccprog.training.engine import FoldPrediction
+from hccprog.survival.breslow import BreslowSurvival
+from hccprog.survival.cv import Split
 
 PERTURBATIONS = ("eroded", "dilated")
 

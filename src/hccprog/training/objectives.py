@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from hccprog.cohort.spec import unit_factor
 from hccprog.evaluation.classification import risk_class_labels
+from hccprog.evaluation.survival import harrell_c
+from hccprog.survival.endpoints import horizon_labels
 from hccprog.training.losses import cox_loss, discrete_survival, logistic_hazard_loss
 
 
 def _harrell(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
-    from hccprog.evaluation.survival import harrell_c
 
     return {"val_c": float(harrell_c(time, event, risk))}
 
@@ -204,14 +206,6 @@ class RiskClassObjective:
         return {"kind": self.kind, "edges": self.edges}
 
 
-def horizon_labels(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
-    """1: event at or before ``horizon``; 0: followed beyond it without the event by then
-    (event later, or censored at or after it); -1: censored before it (unknown)."""
-    t = np.asarray(time, float)
-    e = np.asarray(event).astype(bool)
-    return np.where(e & (t <= horizon), 1, np.where(t >= horizon, 0, -1)).astype(int)
-
-
 class CoxProgressionObjective:
     """Output (N, 2): log-hazard, logit of progression by ``horizon`` (cohort time unit)."""
 
@@ -314,12 +308,6 @@ class CoxProgressionParams(BaseModel):
     progression_weight: float = Field(1.0, ge=0)
 
 
-def _per(unit_from: str, unit_to: str) -> float:
-    from hccprog.cohort.spec import DAYS_PER_UNIT
-
-    return DAYS_PER_UNIT[unit_from] / DAYS_PER_UNIT[unit_to]
-
-
 RESPONSE_OBJECTIVE = "logistic-response"
 
 
@@ -338,19 +326,19 @@ class ObjectiveKind:
 def _cox_progression(params: CoxProgressionParams, unit: str, network: BaseModel):
     if not getattr(network, "progression_head", False):  # the head is off: a plain Cox network
         return CoxObjective()
-    return CoxProgressionObjective(params.progression_months * _per("months", unit), params.progression_weight)
+    return CoxProgressionObjective(params.progression_months * unit_factor("months", unit), params.progression_weight)
 
 
 OBJECTIVES: dict[str, ObjectiveKind] = {k.name: k for k in (
     ObjectiveKind("cox", CoxParams, lambda params, unit, network: CoxObjective()),
     ObjectiveKind("discrete", DiscreteTimeParams,
                   lambda params, unit, network: DiscreteTimeObjective(
-                      [y * _per("years", unit) for y in params.intervals_years],
-                      params.score_years * _per("years", unit)),
+                      [y * unit_factor("years", unit) for y in params.intervals_years],
+                      params.score_years * unit_factor("years", unit)),
                   network=lambda params: {"intervals": len(params.intervals_years)}),
     ObjectiveKind("classes", RiskClassParams,
                   lambda params, unit, network: RiskClassObjective(
-                      [m * _per("months", unit) for m in params.class_edges_months]),
+                      [m * unit_factor("months", unit) for m in params.class_edges_months]),
                   network=lambda params: {"classes": len(params.class_edges_months) + 1}),
     ObjectiveKind("cox-progression", CoxProgressionParams, _cox_progression),
     # every model on the response endpoint (one logit, binary cross-entropy)

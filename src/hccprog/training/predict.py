@@ -10,7 +10,6 @@ run's endpoint, outcomes, metrics and a report are written too (external validat
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 from collections.abc import Callable
@@ -22,19 +21,23 @@ import pandas as pd
 import torch
 
 from hccprog import __version__
-from hccprog.baselines.cox import BivariateCoxFusion, CoxScore
 from hccprog.cohort.model import Cohort
-from hccprog.cohort.spec import DAYS_PER_UNIT
+from hccprog.cohort.spec import unit_factor
 from hccprog.errors import InputError, RunFolderError
+from hccprog.evaluation.classification import response_metrics
 from hccprog.evaluation.groups import assign_groups
+from hccprog.experiment.engine import response_labels, surv_column
 from hccprog.fills import covariate_fills, fill_notes, join_fills, split_fills, unseen_level_fills
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
-from hccprog.runs import staged_run, write_csv, write_unscored, write_yaml
+from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
+from hccprog.reports.report import evaluate_run
+from hccprog.runs import staged_run, write_csv, write_json, write_unscored, write_yaml
 from hccprog.safe_yaml import load_yaml
-from hccprog.training.breslow import BreslowSurvival
+from hccprog.survival.breslow import BreslowSurvival
+from hccprog.survival.cox import BivariateCoxFusion, CoxScore
+from hccprog.trained import read_trained_model
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
-from hccprog.training.engine import surv_column
 from hccprog.training.objectives import objective_from_state
 
 
@@ -58,17 +61,9 @@ def run_config(run: Path) -> dict:
 
 
 def read_model_json(path: Path) -> dict:
-    """A model description (``models/<model>.json``), checked to be a JSON object."""
-    if not path.is_file():
-        raise RunFolderError(f"{path} is missing: the run was trained without a final model")
-    try:
-        desc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _damaged(path, f"not valid JSON ({exc.__class__.__name__} at character "
-                             f"{getattr(exc, 'pos', getattr(exc, 'start', '?'))})") from None
-    if not isinstance(desc, dict):
-        raise _damaged(path, "not a model description (a JSON object expected)")
-    return desc
+    """A model description (``models/<model>.json``), checked as a :class:`~hccprog.trained.TrainedModel`,
+    as the mapping the readers index."""
+    return read_trained_model(path).as_dict()
 
 
 def load_weights(path: Path) -> dict:
@@ -118,21 +113,12 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
     desc_path, weights = run / "models" / f"{name}.json", run / "models" / f"{name}.pt"
     if not desc_path.exists():
         raise RunFolderError(f"{desc_path} is missing: the run was trained without a final model")
-    desc = read_model_json(desc_path)
-    if desc.get("input") == "features":  # a pipeline on image features: plain JSON, no weights
-        need = ["model", "network", "channels", "preprocessing", "pipeline"]
-        need += ["threshold"] if desc.get("task") == "response" else ["horizons", "risk_groups", "breslow"]
-        absent = [k for k in need if k not in desc]
-        if absent:
-            raise _damaged(desc_path, f"the model description lacks {', '.join(absent)}")
+    trained = read_trained_model(desc_path)  # every field the task needs, typed, or an error naming it
+    desc = trained.as_dict()
+    if trained.uses_features:  # a pipeline on image features: plain JSON, no weights
         return desc, None
     if not weights.exists():
         raise RunFolderError(f"{weights} is missing: the run was trained without a final model")
-    need = ["model", "network", "streams", "channels", "preprocessing"]
-    need += ["threshold"] if desc.get("task") == "response" else ["horizons", "risk_groups"]
-    absent = [k for k in need if k not in desc]
-    if absent:
-        raise _damaged(desc_path, f"the model description lacks {', '.join(absent)}")
     state = load_weights(weights)
     network = confined_network(desc.get("network"), run, desc_path)
     try:
@@ -150,11 +136,6 @@ def load_trained(run: Path) -> tuple[dict, torch.nn.Module]:
         raise _damaged(weights, f"the weights do not fit the model that {desc_path.name} describes ({first})") from None
     net.eval()
     return desc, net
-
-
-def unit_factor(run_unit: str, cohort_unit: str) -> float:
-    """Multiply a time in the run's unit by this to get it in the cohort's unit."""
-    return DAYS_PER_UNIT[run_unit] / DAYS_PER_UNIT[cohort_unit]
 
 
 def match_covariates(covariates: pd.DataFrame, wanted: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -255,7 +236,6 @@ class _FeatureInput:
 
 def _feature_risk(desc: dict, cohort: Cohort, *, cache_dir, progress) -> tuple[_FeatureInput, np.ndarray]:
     """Image features of the new patients (as in training), and the saved pipeline's risk."""
-    from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
 
     spec = get_model(desc["model"])
     try:
@@ -320,7 +300,6 @@ def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *
                       cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Write ``out`` with predictions.csv and config.yaml (+ outcomes, metrics and report when the
     cohort has the endpoint); returns timing and counts."""
-    from hccprog.reports.report import evaluate_run
 
     frame, stats = predict_cohort(run, cohort, cache_dir=cache_dir, progress=progress)
     conf = run_config(run)
@@ -377,9 +356,6 @@ def fills_by_patient(frame: pd.DataFrame) -> dict[str, list[str]]:
 def _validate_response(tmp: Path, run: Path, cohort: Cohort, frame: pd.DataFrame, config: dict) -> bool:
     """External validation of a response model where the new cohort has responses: outcomes.csv
     (the label) and metrics.json (AUC with DeLong's CI; classification at the training cut-off)."""
-    from hccprog.evaluation.classification import response_metrics
-    from hccprog.runs import write_json
-    from hccprog.training.engine import response_labels
 
     if cohort.spec.response is None:
         return False

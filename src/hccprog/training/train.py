@@ -24,13 +24,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from hccprog import __version__
-from hccprog.baselines.command import write_run_files
-from hccprog.baselines.cox import BivariateCoxFusion
-from hccprog.baselines.run import BaselinesConfig, LogisticSpec, run_baselines
 from hccprog.cohort.model import Cohort
 from hccprog.errors import OutputExistsError
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
+from hccprog.experiment.baselines import BaselinesConfig, LogisticSpec, run_baselines
+from hccprog.experiment.engine import FoldPrediction, ResponseTask
+from hccprog.experiment.runfolder import write_run_files
 from hccprog.fills import fill_notes
 from hccprog.models.registry import DEFAULT_MODEL, get_model
 from hccprog.preprocessing.cache import PreprocessedCohort, preprocess_cohort
@@ -41,11 +41,12 @@ from hccprog.reports.nomogram import covariate_info, fused_nomogram
 from hccprog.reports.nomogram import draw as draw_nomogram
 from hccprog.reports.report import evaluate_run
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_unscored
-from hccprog.training.breslow import BreslowSurvival
+from hccprog.survival.breslow import BreslowSurvival
+from hccprog.survival.cox import BivariateCoxFusion
+from hccprog.survival.cv import CVConfig, Split
+from hccprog.trained import write_trained_model
 from hccprog.training.clinical import ClinicalEncoder, ClinicalInputConfig, clinical_frame
-from hccprog.training.cv import CVConfig, Split
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
-from hccprog.training.engine import FoldPrediction, ResponseTask
 from hccprog.training.features import FeatureLearner, prepare_features, selection_table
 from hccprog.training.objectives import (
     PARAMETER_KINDS,
@@ -88,7 +89,7 @@ class TrainRunConfig(BaseModel):
     training: TrainConfig = Field(default_factory=TrainConfig)
     fuse_with: str | None = "clinical_cox"  # the fused model is named '<model>+clinical'
     # the fusion also gets a LOCF indicator (follow-up carried forward) and its product with the
-    # image score, for models that read the follow-up (see baselines.cox.BivariateCoxFusion)
+    # image score, for models that read the follow-up (see survival.cox.BivariateCoxFusion)
     fusion_locf: bool = False
     final_model: bool = True  # refit on every patient (used by `predict`)
     horizons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(None, min_length=1)
@@ -475,7 +476,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             (tmp / "models").mkdir(exist_ok=True)
             if "state_dict" in final:  # a network's weights
                 torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
-            write_json(tmp / "models" / f"{name}.json", final)
+            write_trained_model(tmp / "models" / f"{name}.json", final)
             if final.get("fusion"):
                 nomo = fused_nomogram(final, unit=cohort.time_unit, endpoint=cfg.endpoint)
                 save_figure(draw_nomogram(nomo, f"{name}+clinical nomogram (fitted on all patients)", res.horizons),

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hccprog.baselines.run import BaselinesConfig, run_baselines
 from hccprog.cohort import load_cohort
 from hccprog.evaluation.metrics import survival_metrics
-from hccprog.training.cv import CVConfig
-from hccprog.training.engine import FoldPrediction
+from hccprog.experiment.baselines import BaselinesConfig, run_baselines
+from hccprog.experiment.engine import FoldPrediction
+from hccprog.survival.cv import CVConfig
 from tests.cohort.test_real_hcc_tace_seg import _cohort_file
 from tests.conftest import shared_data
 

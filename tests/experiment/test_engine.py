@@ -1,4 +1,4 @@
-"""The cross-validation engine (``training.engine``): the same splits, cut-offs per (repeat, fold)
+"""The cross-validation engine (``experiment.engine``): the same splits, cut-offs per (repeat, fold)
 learned on training patients only, fixed scores, fusions and fills, for both tasks."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 from hccprog.evaluation.groups import learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
-from hccprog.training.cv import CVConfig, Split
-from hccprog.training.engine import FoldPrediction, ResponseTask, SurvivalTask, cross_validate, surv_column
+from hccprog.experiment.engine import FoldPrediction, ResponseTask, SurvivalTask, cross_validate, surv_column
+from hccprog.survival.cv import CVConfig, Split
 
 
 class _Score:

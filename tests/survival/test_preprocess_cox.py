@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hccprog.baselines.cox import BivariateCoxFusion, CoxModel
-from hccprog.baselines.preprocess import TabularPreprocessor
 from hccprog.evaluation.survival import harrell_c
+from hccprog.survival.cox import BivariateCoxFusion, CoxModel
+from hccprog.survival.preprocess import TabularPreprocessor
 
 
 def test_preprocessor_learns_from_training_rows_only():
@@ -100,7 +100,7 @@ def test_cox_model_state_scores_new_patients_like_lifelines():
     hazard, with missing values and categorical levels handled as in training."""
     import json
 
-    from hccprog.baselines.cox import CoxScore
+    from hccprog.survival.cox import CoxScore
 
     rng = np.random.default_rng(5)
     n = 200

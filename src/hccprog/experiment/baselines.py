@@ -1,4 +1,4 @@
-"""The clinical baselines of one endpoint, cross-validated by the engine (``training.engine``)
+"""The clinical baselines of one endpoint, cross-validated by the engine (``experiment.engine``)
 beside any models trained elsewhere (deep networks): fixed scores, penalised Cox models and
 bivariate-Cox fusions for a survival endpoint; a penalised logistic model for the response."""
 
@@ -8,19 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from hccprog.baselines.cox import CoxModel
+from hccprog.baselines.learners import CoxLearner, CoxSpec, LogisticSpec
 from hccprog.baselines.logistic import LogisticLearner
 from hccprog.baselines.scores import compute_scores, score_gap
 from hccprog.cohort.model import Cohort
 from hccprog.evaluation.groups import CutoffMethod
-from hccprog.fills import covariate_fills
-from hccprog.training.cv import CVConfig, Split, check_cv_size
-from hccprog.training.engine import (
-    FoldPrediction,
+from hccprog.experiment.engine import (
     Fusion,
     Learner,
     ResponseTask,
@@ -28,22 +24,8 @@ from hccprog.training.engine import (
     cross_validate,
     default_horizons,
 )
-
-
-class CoxSpec(BaseModel):
-    """A penalised Cox model: its covariates (None: every declared covariate) and penalty grid."""
-
-    model_config = ConfigDict(extra="forbid")
-    covariates: list[str] | None = None
-    penalizers: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0])
-    l1_ratio: float = Field(0.0, ge=0, le=1)
-
-
-class LogisticSpec(BaseModel):
-    """A penalised logistic model of the response: its covariates (None: every declared one)."""
-
-    model_config = ConfigDict(extra="forbid")
-    covariates: list[str] | None = None
+from hccprog.survival.cox import CoxModel
+from hccprog.survival.cv import CVConfig, check_cv_size
 
 
 class BaselinesConfig(BaseModel):
@@ -83,26 +65,6 @@ class BaselinesResult:
     absent_scores: dict[str, str] = field(default_factory=dict)
     task: str = "survival"  # or "response"
     reference: str | None = None  # the clinical model the others are compared with
-
-
-class CoxLearner:
-    """A penalised Cox model on ``covariates``, refitted (penalty tuned by inner CV) per split."""
-
-    def __init__(self, spec: CoxSpec, covariates: list[str], X: pd.DataFrame, time: np.ndarray, event: np.ndarray,
-                 *, inner_folds: int) -> None:
-        self.spec, self.covariates, self.X, self.t, self.e = spec, covariates, X, time, event
-        self.inner_folds = inner_folds
-        self.imputed = covariate_fills(X, covariates)
-        self.fusion_indicator = None
-
-    def model(self, seed: int) -> CoxModel:
-        return CoxModel(penalizers=tuple(self.spec.penalizers), l1_ratio=self.spec.l1_ratio,
-                        inner_folds=self.inner_folds, seed=seed)
-
-    def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:
-        model = self.model(s.seed).fit(self.X.iloc[s.train][self.covariates], self.t[s.train], self.e[s.train])
-        return FoldPrediction(model.predict_risk(self.X.iloc[s.train]), model.predict_risk(self.X.iloc[s.test]),
-                              model.predict_survival(self.X.iloc[s.test], grid))
 
 
 def run_baselines(cohort: Cohort, cfg: BaselinesConfig, *, learners: dict[str, Learner] | None = None,

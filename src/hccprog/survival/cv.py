@@ -9,12 +9,14 @@ of a fold only; tuning uses inner folds drawn from that training part (nested CV
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import KFold, StratifiedKFold
+
+from hccprog.errors import InputError
 
 
 class CVConfig(BaseModel):
@@ -35,6 +37,19 @@ class Split:
     seed: int
     train: np.ndarray  # positions into the id list
     test: np.ndarray
+
+
+@dataclass
+class FoldPrediction:
+    """What a cross-validated learner returns for one split: risks of the training part (used to
+    fit fusions and cut-offs) and of the test part, survival of the test part on the evaluation
+    grid (survival tasks), and any further per-patient columns of the test part (``p_<class>``).
+    NaN marks a patient the learner could not score."""
+
+    train_risk: np.ndarray
+    test_risk: np.ndarray
+    test_surv: np.ndarray | None = None
+    test_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _splitter(n_splits: int, seed: int, strata: np.ndarray | None):
@@ -84,8 +99,6 @@ def check_cv_size(n: int, events: int | None, cfg: CVConfig, *, what: str, file:
     ``cfg.folds`` folds: every test fold needs a patient (and, for a classification, each class
     needs one patient per fold); return warnings for a split that works but is thin. ``what``
     names the endpoint in messages."""
-    from hccprog.errors import InputError
-
     if n < 2:
         raise InputError(f"{what}: {n} patient(s) with a known outcome; cross-validation needs at least "
                          f"{max(cfg.folds, 2)} (one per test fold)", file=file, column=column)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hccprog.training.cv import CVConfig, folds_frame, inner_splits, make_splits
+from hccprog.survival.cv import CVConfig, folds_frame, inner_splits, make_splits
 
 
 def test_folds_partition_each_repeat_and_are_stratified():

@@ -9,9 +9,9 @@ import pandas as pd
 from lifelines import CoxPHFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
-from hccprog.baselines.preprocess import TabularPreprocessor
-from hccprog.evaluation.survival import harrell_c
-from hccprog.training.cv import inner_splits
+from hccprog.survival.cv import inner_splits
+from hccprog.survival.estimators import harrell_c
+from hccprog.survival.preprocess import TabularPreprocessor
 
 
 class CoxModel:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from hccprog import __version__
-from hccprog.baselines.run import BaselinesConfig, BaselinesResult, run_baselines
 from hccprog.cohort.model import Cohort
+from hccprog.experiment.baselines import BaselinesConfig, BaselinesResult, run_baselines
 from hccprog.reports import figures as F
 from hccprog.reports.nomogram import covariate_info, cox_nomogram
 from hccprog.reports.nomogram import draw as draw_nomogram

@@ -17,34 +17,21 @@ learned per (repeat, fold) on training patients only and written to ``cutoffs.js
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.scores import CONTROL_VALUES, PD_VALUES
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.fills import join_fills
-from hccprog.training.cv import CVConfig, Split, folds_frame, make_splits
+from hccprog.survival.cox import BivariateCoxFusion
+from hccprog.survival.cv import CVConfig, FoldPrediction, Split, folds_frame, make_splits
 
 YEAR_DAYS = 365.25
-PD_VALUES = {"PD", "4"}
-CONTROL_VALUES = {"CR", "PR", "SD", "1", "2", "3"}
-
-
-@dataclass
-class FoldPrediction:
-    """What a cross-validated learner returns for one split: risks of the training part (used to
-    fit fusions and cut-offs) and of the test part, survival of the test part on the evaluation
-    grid (survival tasks), and any further per-patient columns of the test part (``p_<class>``).
-    NaN marks a patient the learner could not score."""
-
-    train_risk: np.ndarray
-    test_risk: np.ndarray
-    test_surv: np.ndarray | None = None
-    test_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Learner(Protocol):
@@ -141,8 +128,6 @@ class SurvivalTask:
 
     def fuse(self, train: np.ndarray, a: np.ndarray, b: np.ndarray, indicator: np.ndarray | None):
         """The bivariate Cox fusion of two scores, fitted on the training patients ``train``."""
-        from hccprog.baselines.cox import BivariateCoxFusion
-
         return BivariateCoxFusion().fit(a, b, self.time[train], self.event[train], indicator=indicator)
 
 
