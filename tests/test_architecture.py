@@ -190,9 +190,9 @@ def test_a_plugin_registered_first_does_not_hide_the_built_in_models(monkeypatch
     from hccprog.models import registry
 
     monkeypatch.setattr(registry, "_REGISTRY", {})
-    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False})
+    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False, "names": set()})
     builtin = registry.get_model("crnn")  # a fresh registry
     monkeypatch.setattr(registry, "_REGISTRY", {})
-    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False})
+    monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False, "names": set()})
     registry.register(registry.ModelSpec("my-plugin", "a plugin", builtin.config, builtin.build))
     assert "crnn" in registry.model_names() and "my-plugin" in registry.model_names()

@@ -59,6 +59,31 @@ class _Group(typer.core.TyperGroup):
                 signal.signal(signal.SIGTERM, previous)
 
 
+#: Placeholders in option help that :class:`_ModelListCommand` fills from the registry.
+MODELS = "{models}"
+ABLATION_MODELS = "{ablation_models}"
+
+
+class _ModelListCommand(typer.core.TyperCommand):
+    """A command whose options' help lists the registered models (``model_names()``, built-ins and
+    plugins alike). The list is filled in when the help is shown, since the registry loads torch: the
+    other uses of the command do not pay for it."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from hccprog.models.registry import get_model, model_names
+
+        names = model_names()
+        lists = {MODELS: ", ".join(names),
+                 ABLATION_MODELS: ", ".join(n for n in names if get_model(n).ablations)}
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                for key, value in lists.items():
+                    text = text.replace(key, value)
+                param.help = text
+        super().format_help(ctx, formatter)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (a cluster's scheduler, ``kill``): unwinds like Ctrl-C, so that staging folders are
     removed and finished folds kept, and says so."""
@@ -251,8 +276,7 @@ def validate(
     with --strict); writes no file.
     """
     from hccprog.cohort import load_cohort, summarize
-    from hccprog.errors import InputError
-    from hccprog.survival.cv import CVConfig, check_cv_size
+    from hccprog.cohort.sizes import size_issues
 
     started = time.perf_counter()
     with _progress(lines=format is OutputFormat.text) as bar:
@@ -264,28 +288,9 @@ def validate(
         result = load_cohort(cohort, check_images=images, check_pixels=not quick, progress=tick)
     report = result.report
     if result.cohort is not None:
-        c = result.cohort
-        for name in c.endpoints:
-            o = c.outcomes(name)
-            if o["event"].sum() == 0:
-                continue  # reported as endpoint-no-events
-            column = c.spec.endpoints[name].time
-            try:
-                for w in check_cv_size(len(o), int(o["event"].sum()), CVConfig(folds=max(folds or 5, 2)),
-                                       what=f"endpoint '{name}'"):
-                    report.warning("cohort-small", c.spec.clinical, w, column=column)
-            except InputError as exc:
-                (report.error if folds else report.warning)("cohort-too-small", c.spec.clinical, exc.message,
-                                                            column=column)
-        known = [p.response for p in c.patients.values() if p.response is not None] if c.spec.response else []
-        if known:  # the response endpoint: PD vs disease control, the same rule as baselines and train
-            try:
-                for w in check_cv_size(len(known), sum(r == "PD" for r in known), CVConfig(folds=max(folds or 5, 2)),
-                                       what="endpoint 'response'", classification=True):
-                    report.warning("cohort-small", c.spec.clinical, w, column=c.spec.response)
-            except InputError as exc:
-                (report.error if folds else report.warning)("cohort-too-small", c.spec.clinical, exc.message,
-                                                            column=c.spec.response)
+        for issue in size_issues(result.cohort, folds):
+            (report.error if issue.level == "error" else report.warning)(
+                issue.code, result.cohort.spec.clinical, issue.message, column=issue.column)
     failed = bool(report.errors) or (strict and bool(report.warnings))
     summary = summarize(result.cohort) if result.cohort is not None else None
 
@@ -418,8 +423,7 @@ def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv
     endpoint has no event or too few patients for the folds."""
     from hccprog.cohort import load_cohort
     from hccprog.cohort.load import cohort_file
-    from hccprog.errors import InputError
-    from hccprog.survival.cv import check_cv_size
+    from hccprog.cohort.sizes import size_warnings
 
     cohort = cohort_file(cohort)
     result = load_cohort(cohort, check_images=images, check_pixels=True)
@@ -439,17 +443,7 @@ def _load_for_run(cohort: Path, images: bool, *, endpoint: str | None = None, cv
                   "lists them)", highlight=False)
     c = result.cohort
     if endpoint is not None and cv is not None:
-        if endpoint in c.endpoints:
-            o = c.outcomes(endpoint)
-            events, column = int(o["event"].sum()), c.spec.endpoints[endpoint].event
-        elif endpoint == "response" and c.spec.response:
-            known = [p.response for p in c.patients.values() if p.response is not None]
-            o, events, column = known, sum(r == "PD" for r in known), c.spec.response
-        else:
-            raise InputError(f"endpoint {endpoint!r} is not in the cohort (it has {', '.join(c.endpoints) or 'none'}"
-                             + (", or `response`)" if c.spec.response else ")"), file=cohort)
-        for w in check_cv_size(len(o), events, cv, what=f"endpoint '{endpoint}'", file=c.spec.clinical,
-                               column=column, classification=endpoint == "response"):
+        for w in size_warnings(c, endpoint, cv, file=cohort):
             err.print(f"[yellow]warning[/] {escape(w)}", highlight=False, soft_wrap=True)
     return c
 
@@ -578,11 +572,10 @@ def evaluate(
     out.print(f"report: {run / 'report.html'}")
 
 
-@app.command()
+@app.command(cls=_ModelListCommand)
 def train(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
-    model: Annotated[str, typer.Option(help="Model name (hccprog.models registry): crnn, crnn-s, dlop, dlop-ctr, "
-                                       "cldca, cldca-mode5/6/7, progswin, progswin-cox, dmmgnet.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(help=f"Model name (hccprog.models registry): {MODELS}.")] = DEFAULT_MODEL,
     endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
                                           "(PD vs disease control, from the cohort's response column).")] = "os",
     run: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/train"),
@@ -641,11 +634,11 @@ def _configured(build, source: Path | None = None):
         raise ConfigError(str(exc).strip("'\""), file=source) from None
 
 
-@app.command()
+@app.command(cls=_ModelListCommand)
 def ablation(
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
-    model: Annotated[str, typer.Option(help="A model with an ablation table: dmmgnet (module combinations), "
-                                       "cldca (Mode5/6/7).")] = DEFAULT_ABLATION_MODEL,
+    model: Annotated[str, typer.Option(
+        help=f"A model with an ablation table: {ABLATION_MODELS}.")] = DEFAULT_ABLATION_MODEL,
     endpoint: Annotated[str, typer.Option(help="Survival endpoint (os, pfs, ttp) or `response`.")] = "pfs",
     run: Annotated[Path, typer.Option("--out", help="Folder for the table and one run folder per row.")] = Path(
         "runs/ablation"),
@@ -918,21 +911,13 @@ def features(
 
 def _write_table(path: Path, frame) -> None:
     """``frame`` to ``path`` (.parquet or .csv), written aside and moved into place."""
-    import os
-    import tempfile
+    from hccprog.runs import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:

@@ -22,19 +22,34 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write to: moved onto ``path`` when the block ends, removed
+    if it raises. Readers see the old file or the whole new one, never a part.
+
+    The one way hccprog writes a file in place (text, tables, figures, weights, cache entries). The
+    temporary name keeps ``path``'s suffix (``.<name>.<random><suffix>``), for writers that choose
+    their format by it, and the file gets the usual permissions (the umask), not ``mkstemp``'s 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            tmp.unlink()
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``text`` (UTF-8, ``\\n`` line ends) to ``path``, atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def write_csv(path: Path, frame: pd.DataFrame, **kw) -> None:
@@ -56,13 +71,14 @@ def _json_default(o):
 
 
 def save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    """``fig`` to ``path`` (its format from the suffix) at 150 dpi, atomically; the figure is closed."""
+    import matplotlib.pyplot as plt  # lazy: matplotlib only where a figure is written
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight", pad_inches=0.1)  # nothing drawn outside the axes is cut
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", pad_inches=0.1)  # nothing drawn outside the axes is cut
+    finally:
+        plt.close(fig)
 
 
 #: Written into every staging folder: the process that owns it (a stale one is removed on the next run).

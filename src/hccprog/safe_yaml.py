@@ -18,7 +18,7 @@ from hccprog.errors import InputError
 
 class YamlError(InputError):
     """A YAML file that cannot be used; ``code`` says which check failed (yaml-encoding,
-    yaml-syntax, yaml-aliases, yaml-duplicate-key, file-missing)."""
+    yaml-syntax, yaml-tag, yaml-aliases, yaml-duplicate-key, file-missing)."""
 
     def __init__(self, code: str, message: str, **where):
         self.code = code
@@ -112,13 +112,19 @@ def compose_yaml(text: str, *, file: str | os.PathLike | None = None) -> yaml.No
     return node
 
 
-def construct(node: yaml.Node | None):
-    """Python data from a checked node tree (safe tags only)."""
+def construct(node: yaml.Node | None, *, file: str | os.PathLike | None = None):
+    """Python data from a checked node tree (safe tags only: any other tag, e.g. ``!!python/object``, is a
+    ``yaml-tag`` error naming the file and line)."""
     if node is None:
         return None
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise YamlError("yaml-tag", f"{getattr(exc, 'problem', None) or exc}: only plain YAML (mappings, lists, "
+                        "text, numbers, booleans, dates) is read", file=file,
+                        row=(mark.line + 1) if mark else None) from None
     finally:
         loader.dispose()
 
@@ -127,4 +133,4 @@ def load_yaml(path: str | os.PathLike, *, display: str | None = None):
     """Read, check and construct a YAML file; raises :class:`YamlError` naming ``display`` (or the
     path) and the line."""
     text = read_text(path, display=display)
-    return construct(compose_yaml(text, file=display or path))
+    return construct(compose_yaml(text, file=display or path), file=display or path)

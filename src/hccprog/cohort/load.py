@@ -147,7 +147,7 @@ class _Loader:
             return None
         try:
             node = compose_yaml(read_text(self.path), file=file)
-            data = construct(node)
+            data = construct(node, file=file)
         except YamlError as exc:
             self.report.error(exc.code, file, exc.message, row=exc.row, column=exc.column)
             return None

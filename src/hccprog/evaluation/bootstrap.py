@@ -17,7 +17,7 @@ class Estimate:
     upper: float
     n_boot: int = 0
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {"value": _r(self.value), "ci_lower": _r(self.lower), "ci_upper": _r(self.upper),
                 "n_boot": self.n_boot}
 
@@ -45,7 +45,37 @@ def bootstrap_indices(n: int, n_boot: int, seed: int, strata: np.ndarray | None 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95, strata: np.ndarray | None = None) -> Estimate:
-    """Percentile CI of ``statistic(indices)`` over patient resamples; NaN replicates dropped."""
+    """Percentile CI of ``statistic(indices)`` over patient resamples; NaN replicates dropped.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(indices) -> float`` on the patients at ``indices`` (with repeats).
+    n : int
+        Number of patients; the point estimate is ``statistic(arange(n))``.
+    n_boot : int, optional
+        Resamples; 0 gives the point estimate with NaN bounds.
+    seed : int, optional
+        Seed of the resampling (the same seed, the same CI).
+    level : float, optional
+        Coverage of the interval.
+    strata : numpy.ndarray, optional
+        Resample within each stratum, keeping its size.
+
+    Returns
+    -------
+    Estimate
+        The value, the bounds and the number of finite replicates (NaN bounds when fewer than
+        ``max(10, n_boot // 2)`` replicates are finite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([0.0, 1, 1, 0, 1, 1, 0, 1])
+    >>> est = bootstrap_ci(lambda ix: float(x[ix].mean()), len(x), n_boot=200, seed=0)
+    >>> est.as_dict()
+    {'value': 0.625, 'ci_lower': 0.25, 'ci_upper': 1.0, 'n_boot': 200}
+    """
     value = statistic(np.arange(n))
     if n_boot <= 0:
         return Estimate(value, float("nan"), float("nan"), 0)

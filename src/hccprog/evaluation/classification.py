@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
@@ -13,7 +15,28 @@ from hccprog.evaluation.thresholds import youden_threshold as youden_threshold  
 
 def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
     """ROC AUC of ``score`` and, at ``threshold`` (score >= threshold is positive),
-    accuracy, F1, precision, recall (sensitivity) and specificity."""
+    accuracy, F1, precision, recall (sensitivity) and specificity.
+
+    Parameters
+    ----------
+    y_true : array-like of {0, 1}
+        The labels (1: positive, e.g. PD).
+    score : array-like of float
+        A score per patient, higher for the positive class.
+    threshold : float
+        Scores at or above it are called positive.
+
+    Returns
+    -------
+    dict of str to float
+        ``auc``, ``accuracy``, ``f1``, ``precision``, ``recall``, ``specificity`` and ``threshold``.
+
+    Examples
+    --------
+    >>> m = binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9], 0.5)
+    >>> m["auc"], m["accuracy"], m["recall"], m["specificity"]
+    (1.0, 0.75, 1.0, 0.5)
+    """
     y = np.asarray(y_true).astype(int)
     s = np.asarray(score, dtype=float)
     pred = (s >= threshold).astype(int)
@@ -30,7 +53,7 @@ def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
     }
 
 
-def multiclass_metrics(y_true, proba: np.ndarray, classes: list[str]) -> dict[str, float | dict]:
+def multiclass_metrics(y_true, proba: np.ndarray, classes: list) -> dict[str, Any]:
     """Accuracy and macro F1 of the arg-max class; one-vs-rest ROC AUC per class and macro."""
     y = np.asarray(y_true)
     p = np.asarray(proba, dtype=float)
@@ -195,12 +218,13 @@ def response_run_metrics(preds, labels, *, reference: str | None) -> dict:
     of the patient's own repeat and fold); DeLong's paired test of each model against
     ``reference`` on the patients both scored. ``labels``: patient id -> 1 (PD) / 0."""
     first = preds[preds["repeat"] == preds["repeat"].min()] if "repeat" in preds.columns else preds
-    models, risks = {}, {}
+    models: dict[str, dict[str, Any]] = {}
+    risks: dict[str, Any] = {}
     for name, g in first.groupby("model", sort=False):
         g = g.set_index("patient_id")
         y = labels.loc[g.index].to_numpy(int)
         risks[name] = g["risk"]
-        entry = {"kind": "fixed score" if (g["fold"] == -1).all() else "cross-validated", "n": len(g),
+        entry: dict[str, Any] = {"kind": "fixed score" if (g["fold"] == -1).all() else "cross-validated", "n": len(g),
                  "n_positive": int(y.sum())}
         if len(np.unique(y)) == 2:
             auc, lo, hi = delong_auc_ci(y, g["risk"].to_numpy(float))

@@ -31,7 +31,32 @@ def learn_cutoffs(risk, time=None, event=None, *, method: CutoffMethod = "median
     A discrete score (at most ``DISCRETE_LEVELS`` distinct values, e.g. BCLC or the ALBI grade) is
     cut between its own classes: at the class boundary whose share of patients at or below it is
     nearest 1/2 (median) or 1/3 and 2/3 (tertiles). The plain median of such a score can put every
-    patient in one group (BCLC 9/9/22: median C, nobody above it)."""
+    patient in one group (BCLC 9/9/22: median C, nobody above it).
+
+    Parameters
+    ----------
+    risk : array-like of float
+        Risk scores of the training patients.
+    time, event : array-like, optional
+        Their outcomes; needed by ``method="youden"`` only.
+    method : {"median", "tertiles", "youden"}
+        Two groups at the median or Youden's J, three at the tertiles.
+    horizon : float, optional
+        The horizon of Youden's J.
+
+    Returns
+    -------
+    list of float
+        Increasing cut-offs; ``assign_groups`` puts a patient at a cut-off in the lower group.
+
+    Examples
+    --------
+    >>> risk = [0.11, 0.42, 0.23, 0.95, 0.51, 0.64, 0.37, 0.78, 0.29, 0.86, 0.55]
+    >>> learn_cutoffs(risk)
+    [0.51]
+    >>> assign_groups(risk, [0.51]).tolist()
+    [0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 1]
+    """
     r = np.asarray(risk, dtype=float)
     levels = np.unique(r[np.isfinite(r)])
     if method in ("median", "tertiles") and 1 < len(levels) <= DISCRETE_LEVELS:
@@ -105,7 +130,26 @@ def kaplan_meier_table(time, event, groups, labels: list[str], *, times=None) ->
 
 
 def logrank(time, event, groups) -> dict[str, float]:
-    """Log-rank test across the groups present (chi-square with k-1 df)."""
+    """Log-rank test across the groups present (chi-square with k-1 df; lifelines).
+
+    Parameters
+    ----------
+    time, event : array-like
+        Follow-up time and event indicator (1 event, 0 censored) per patient.
+    groups : array-like
+        Group label per patient.
+
+    Returns
+    -------
+    dict
+        ``chi2``, ``df`` and ``p_value``; NaN with ``df`` 0 when fewer than two groups are present.
+
+    Examples
+    --------
+    >>> res = logrank([5, 8, 12, 20, 3, 4], [1, 1, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1])
+    >>> res["df"], round(res["chi2"], 3), round(res["p_value"], 4)
+    (1, 5.628, 0.0177)
+    """
     g = np.asarray(groups)
     if len(np.unique(g)) < 2:
         return {"chi2": float("nan"), "df": 0, "p_value": float("nan")}

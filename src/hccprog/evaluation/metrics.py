@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -72,7 +74,7 @@ def survival_metrics(predictions: pd.DataFrame, outcomes: pd.DataFrame, *, horiz
             entry["harrell_c_per_repeat"] = [round(float(v), 6) for v in per]
             entry["harrell_c_repeat_sd"] = round(float(np.std(per, ddof=1)), 6)
         r0 = R[:, 0]
-        td = {}
+        td: dict[str, Any] = {}
         for h in horizons:
             def auc_h(ix, h=h, t=t, e=e, r0=r0):
                 return float(S.cumulative_dynamic_auc(t[ix], e[ix], r0[ix], [h])[0][0])

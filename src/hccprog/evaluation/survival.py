@@ -54,6 +54,29 @@ def uno_c(time, event, risk, *, tau: float | None = None, train_time=None, train
     """Uno's IPCW concordance index, truncated at ``tau`` (events at or after tau ignored).
 
     The censoring distribution is estimated on ``train_*`` (default: the same patients).
+
+    Parameters
+    ----------
+    time, event : array-like
+        Follow-up time and event indicator (1 event, 0 censored) of the patients scored.
+    risk : array-like of float
+        Their risk scores (higher: earlier event).
+    tau : float, optional
+        Truncation time; default: the largest time.
+    train_time, train_event : array-like, optional
+        The patients on which the censoring distribution is estimated.
+    tied_tol : float
+        Risk differences at most this large are ties.
+
+    Returns
+    -------
+    float
+        The IPCW-weighted share of concordant comparable pairs; NaN when none is comparable.
+
+    Examples
+    --------
+    >>> uno_c([5, 8, 12, 20], [1, 1, 0, 1], [4, 3, 2, 1])
+    1.0
     """
     t, e = _as_arrays(time, event)
     r = check_scores(risk, len(t))

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
+from hccprog.models.registry import ModelSpec
 
 
 class CLDCAConfig(BaseModel):
@@ -157,3 +158,21 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
 }
+
+
+_MODES = {"cldca-mode5": ({"cross_attention": False}, "without cross-attention"),
+          "cldca-mode6": ({"self_attention": False}, "without self-attention"),
+          "cldca-mode7": ({"lstm": False}, "without the LSTM over slices")}
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = [
+    ModelSpec("cldca", "CLDCA (Tong et al.): ResNet50 per CT slice, LSTM over slices, clinical DNN, "
+              "clinical-query cross-attention, self-attention, MLP", CLDCAConfig, CLDCA, clinical=True,
+              ablations={"Mode5 (no cross-attention)": {"cross_attention": False},
+                         "Mode6 (no self-attention)": {"self_attention": False},
+                         "Mode7 (no LSTM)": {"lstm": False},
+                         "CLDCA": {}},
+              presets=PRESETS),
+    *(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
+                clinical=True, presets=PRESETS) for name, (defaults, what) in _MODES.items()),
+]

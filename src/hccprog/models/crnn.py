@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
+from hccprog.models.registry import ModelSpec
 
 
 class CRNNConfig(BaseModel):
@@ -128,3 +129,14 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
 }
+
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = [
+    ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
+              "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True,
+              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent),
+    ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
+              defaults={"recurrent": False}, pools_slices=True,
+              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent),
+]

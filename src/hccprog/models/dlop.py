@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from hccprog.models.encoders import COMPACT_WIDTHS, EncoderName, build_encoder
+from hccprog.models.registry import ModelSpec
 
 
 class DLOPConfig(BaseModel):
@@ -122,3 +123,13 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
 }
+
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = [
+    ModelSpec("dlop", "DLOP_Combin (Sun et al. 2024): ResNet101 on CT + clinical MLP (16-32-64), "
+              "discrete-time survival over yearly intervals", DLOPConfig, DLOP,
+              objective="discrete", clinical=True, pools_slices=True, presets=PRESETS),
+    ModelSpec("dlop-ctr", "DLOP_CTR: the image branch of DLOP_Combin alone", DLOPConfig, DLOP,
+              defaults={"variant": "ctr"}, objective="discrete", pools_slices=True, presets=PRESETS),
+]

@@ -23,11 +23,14 @@ paper's ablation table.
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from hccprog.models.graph import CrossSequenceTopologyModule, LiverTumorFusionModule, SpatialGraphModule
+from hccprog.models.registry import ModelSpec
 
 
 class DMMGNetConfig(BaseModel):
@@ -218,3 +221,23 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 2, "batch_size": 16, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
 }
+
+
+def _ablations() -> dict[str, dict]:
+    """Tang et al.'s ablation rows: the baseline, each module, each pair, all three."""
+    names = ("sgcm", "mmdfm", "cmtfm")
+    rows = {}
+    for r in range(4):
+        for on in combinations(names, r):
+            label = "baseline" if not on else "DMMGNet" if r == 3 else "+" + "+".join(n.upper() for n in on)
+            rows[label] = {n: n in on for n in names}
+    return rows
+
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = [
+    ModelSpec("dmmgnet", "DMMGNet (Tang et al. 2024): liver/tumor x T2/portal-venous CNN branches, "
+              "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
+              "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
+              ablations=_ablations(), presets=PRESETS),
+]

@@ -17,6 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from hccprog.models.registry import ModelSpec
+
 
 class ProgSwinConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -108,3 +110,25 @@ PRESETS: dict[str, dict] = {
         "training": {"epochs": 2, "batch_size": 8, "patience": 2, "val_fraction": 0.25, "augment": False},
     },
 }
+
+
+def check_input(net: ProgSwinConfig, preprocessing) -> None:
+    """Swin-UNETR's size rules, checked before any preprocessing: ``feature_size`` a multiple of 12 (its
+    attention heads split it) and the volume's side divisible by 32 (five 2x patch-merging stages)."""
+    if net.feature_size % 12:
+        raise ValueError(f"network.feature_size must be a multiple of 12 (Swin-UNETR), got {net.feature_size}")
+    size = getattr(preprocessing, "size", None)
+    if size is not None and size % 32:
+        raise ValueError(f"preprocessing.size must be divisible by 32 for Swin-UNETR (32, 64, 96, 128, ...), got "
+                         f"{size}")
+
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = [
+    ModelSpec("progswin", "ProgSwin-UNETR (Yao et al. 2025): Swin-UNETR on masked multi-time-point "
+              "arterial-phase volumes, pooled head, 4 risk classes, cross-entropy", ProgSwinConfig,
+              ProgSwinUNETR, objective="classes", input="volume", presets=PRESETS, check_input=check_input),
+    ModelSpec("progswin-cox", "ProgSwin-UNETR with a Cox head (one log-hazard, partial likelihood)",
+              ProgSwinConfig, ProgSwinUNETR, defaults={"head": "cox"}, input="volume", presets=PRESETS,
+              check_input=check_input),
+]

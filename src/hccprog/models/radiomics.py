@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.errors import InputError
+from hccprog.models.registry import ModelSpec
 from hccprog.preprocessing.features import FeatureConfig
 from hccprog.reports.nomogram import clinical_terms
 from hccprog.survival.cox import CoxModel, CoxScore
@@ -406,3 +407,34 @@ PRESETS = {
     "tiny": _preset(FeatureConfig(resample_mm=6.0, regions=["tumor", "liver"]),
                     {"penalizers": [0.1], "trees": 30}),
 }
+
+
+def _specs() -> list[ModelSpec]:
+    survival = {"cox": ("lasso", "LASSO-Cox (penalty by inner CV); on the response, L1 logistic regression"),
+                "xgb": ("xgb", "gradient-boosted Cox (XGBoost survival:cox); on the response, XGBoost")}
+    out = []
+    for delta in (False, True):
+        for suffix, (learner, what) in survival.items():
+            name = f"{'delta-' if delta else ''}radiomics-{suffix}"
+            inputs = ("baseline features and their change to the first follow-up" if delta
+                      else "baseline features")
+            out.append(ModelSpec(name, f"Radiomics ({inputs}: tumor, liver, peritumoral ring; PyRadiomics), {what}",
+                                 RadiomicsModelConfig, build,
+                                 # a boosted learner's in-sample scores overfit: its fusion and cut-offs are
+                                 # learned from inner-CV scores (docs/models/radiomics.md, tuning round 1)
+                                 defaults={"learner": learner, "delta": delta,
+                                           "train_risk": "inner-cv" if learner == "xgb" else "in-sample"},
+                                 input="features", presets=PRESETS, reads_followups=lambda cfg: cfg.delta))
+    classifiers = {"logistic": "L2 logistic regression", "nb": "Gaussian naive Bayes", "rf": "random forest",
+                   "svm": "SVM (RBF kernel)", "dt": "decision tree"}
+    for learner, what in classifiers.items():
+        out.append(ModelSpec(f"radiomics-{learner}", f"Radiomics classifier (ProgSwin-UNETR's comparators): {what} "
+                             "on baseline features; ordered risk classes on a survival endpoint, PD on the response",
+                             RadiomicsModelConfig, build, defaults={"learner": learner, "delta": False},
+                             objective="classes", input="features", presets=PRESETS,
+                             reads_followups=lambda cfg: cfg.delta))
+    return out
+
+
+#: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+SPECS = _specs()

@@ -14,7 +14,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 from hccprog.cohort.model import Cohort, Patient
 from hccprog.preprocessing.slices import InputTooThinError, SliceConfig, patient_slices
 from hccprog.preprocessing.volumes import VolumeConfig, patient_volumes
+from hccprog.runs import atomic_path
 
 PreprocessConfig = SliceConfig | VolumeConfig
 
@@ -120,15 +120,8 @@ def read_entry(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def write_entry(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, checksum=np.array(_checksum(arrays)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, checksum=np.array(_checksum(arrays)), **arrays)
 
 
 @dataclass

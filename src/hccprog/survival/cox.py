@@ -20,6 +20,31 @@ class CoxModel:
     The penalty strength is chosen from ``penalizers`` by inner cross-validation on the training
     data (Harrell's C of the held-out inner folds), then the model is refitted on all training
     data. Preprocessing (imputation, encoding, scaling) is fitted inside ``fit``.
+
+    Parameters
+    ----------
+    penalizers : tuple of float
+        Candidate penalty strengths (lifelines ``penalizer``).
+    l1_ratio : float
+        Elastic-net mix: 0 ridge, 1 LASSO.
+    inner_folds : int
+        Folds of the inner cross-validation that picks the penalty.
+    seed : int
+        Seed of the inner folds.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"size": rng.normal(5, 2, 80), "child_pugh": rng.choice(["A", "B"], 80)})
+    >>> hazard = np.exp(0.5 * (X["size"] - 5) + 0.8 * (X["child_pugh"] == "B"))
+    >>> time, event = rng.exponential(1 / hazard) * 365, (rng.random(80) < 0.8).astype(int)
+    >>> model = CoxModel(seed=0).fit(X, time, event)
+    >>> from hccprog.survival.estimators import harrell_c
+    >>> round(harrell_c(time, event, model.predict_risk(X)), 2)
+    0.7
+    >>> model.predict_survival(X.iloc[:2], [180, 365]).shape
+    (2, 2)
     """
 
     def __init__(self, *, penalizers: tuple[float, ...] = (0.01, 0.1, 1.0), l1_ratio: float = 0.0,

@@ -62,7 +62,30 @@ def _splitter(n_splits: int, seed: int, strata: np.ndarray | None):
 
 def make_splits(n: int, strata: np.ndarray | None, cfg: CVConfig) -> list[Split]:
     """Outer splits of ``n`` patients: ``cfg.repeats`` x ``cfg.folds``, stratified when possible
-    (a stratum smaller than the number of folds falls back to plain shuffled folds)."""
+    (a stratum smaller than the number of folds falls back to plain shuffled folds).
+
+    Parameters
+    ----------
+    n : int
+        Number of patients (positions 0 .. n-1).
+    strata : numpy.ndarray or None
+        A label per patient to stratify on (the event indicator, the response), or None.
+    cfg : CVConfig
+        Folds, repeats, seed and whether to stratify; repeat ``r`` is shuffled with ``cfg.seed + r``.
+
+    Returns
+    -------
+    list of Split
+        In repeat-then-fold order; each patient is in the test part of exactly one fold per repeat.
+
+    Examples
+    --------
+    >>> splits = make_splits(10, None, CVConfig(folds=5, repeats=2))
+    >>> len(splits), splits[0].test.tolist()
+    (10, [2, 8])
+    >>> sorted(int(i) for s in splits[:5] for i in s.test) == list(range(10))
+    True
+    """
     if n < cfg.folds:
         raise ValueError(f"{n} patients cannot be split into {cfg.folds} folds")
     strata = strata if cfg.stratify else None

@@ -83,7 +83,32 @@ def product_limit(times: np.ndarray, drops: np.ndarray, at_risk: np.ndarray) -> 
 
 
 def kaplan_meier(time, event) -> StepCurve:
-    """Kaplan-Meier estimate of the event-free probability S(t)."""
+    """Kaplan-Meier estimate of the event-free probability S(t).
+
+    The in-house product-limit estimate, for where no confidence band is needed (lifelines'
+    ``KaplanMeierFitter`` gives the bands of the reports' curves).
+
+    Parameters
+    ----------
+    time : array-like of float
+        Follow-up time per patient (any unit, non-negative).
+    event : array-like of {0, 1}
+        1 where the event was observed at ``time``, 0 where the patient was censored.
+
+    Returns
+    -------
+    StepCurve
+        Right-continuous step function: its ``times`` are the distinct event times, ``values`` the
+        survival just after each, and calling it at ``t`` gives S(t) (1 before the first event).
+
+    Examples
+    --------
+    >>> km = kaplan_meier([2, 3, 3, 5], [1, 1, 0, 1])
+    >>> km.values.tolist()
+    [0.75, 0.5, 0.0]
+    >>> km([0.0, 2.5, 4.0]).tolist()
+    [1.0, 0.75, 0.5]
+    """
     uniq, deaths, _, at_risk = event_counts(time, event)
     return product_limit(uniq, deaths, at_risk)
 
@@ -110,7 +135,32 @@ def concordance_sums(t, e, r, weights, tied_tol) -> tuple[float, float]:
 
 
 def harrell_c(time, event, risk, *, tied_tol: float = 1e-8) -> float:
-    """Harrell's concordance index. NaN when no pair is comparable."""
+    """Harrell's concordance index. NaN when no pair is comparable.
+
+    Parameters
+    ----------
+    time : array-like of float
+        Follow-up time per patient.
+    event : array-like of {0, 1}
+        1 for an observed event, 0 for censoring.
+    risk : array-like of float
+        Risk score per patient: higher means an earlier event expected.
+    tied_tol : float, optional
+        Risk differences at most this large count as ties (half a concordant pair).
+
+    Returns
+    -------
+    float
+        The share of comparable pairs (the earlier time an event) whose earlier patient has the
+        higher risk; 0.5 is chance, NaN when no pair is comparable.
+
+    Examples
+    --------
+    >>> harrell_c([5, 8, 12, 20], [1, 1, 0, 1], [4, 3, 2, 1])
+    1.0
+    >>> harrell_c([5, 8, 12, 20], [1, 1, 0, 1], [1, 2, 3, 4])
+    0.0
+    """
     t, e = survival_arrays(time, event)
     r = check_scores(risk, len(t))
     num, den = concordance_sums(t, e, r, np.ones(len(t)), tied_tol)

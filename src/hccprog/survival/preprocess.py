@@ -11,6 +11,21 @@ class TabularPreprocessor:
     frequent level as reference, standardisation, and removal of columns constant in training.
 
     ``fit`` sees the training patients only; ``transform`` applies what it learned.
+
+    Parameters
+    ----------
+    scale : bool
+        Standardise the columns (mean 0, SD 1 on the training patients).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> train = pd.DataFrame({"age": [60, 70, None, 50], "sex": ["M", "F", "M", "M"]})
+    >>> prep = TabularPreprocessor().fit(train)
+    >>> prep.feature_names
+    ['age', 'sex=F']
+    >>> prep.transform(train)["age"].round(3).tolist()
+    [0.0, 1.414, 0.0, -1.414]
     """
 
     def __init__(self, *, scale: bool = True) -> None:
@@ -19,7 +34,7 @@ class TabularPreprocessor:
     def fit(self, frame: pd.DataFrame) -> TabularPreprocessor:
         self.columns_ = list(frame.columns)
         self.kinds_: dict[str, str] = {}
-        self.fill_: dict[str, object] = {}
+        self.fill_: dict[str, str | float] = {}
         self.levels_: dict[str, list] = {}
         for c in self.columns_:
             col = frame[c]

@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from hccprog.runs import atomic_path
 from hccprog.survival.cv import inner_splits
 from hccprog.training.objectives import CoxObjective
 
@@ -291,8 +292,5 @@ class SurvivalNetTrainer:
 
     def save(self, path: str | Path) -> None:
         """The weights only (``torch.load(path, weights_only=True)`` reads them back)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)

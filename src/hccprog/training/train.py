@@ -130,6 +130,7 @@ class TrainRunConfig(BaseModel):
         if self.training.slices_per_step and not spec.pools_slices:
             raise ValueError(f"training.slices_per_step: model '{self.model}' does not average over its slices "
                              "(a slice sequence or a volume); leave it unset")
+        spec.check_input(self.network_config(), self.preprocessing)  # the network's size rules, before any work
         if self.endpoint == "response" and self.clinical.include_response:
             raise ValueError("clinical.include_response: the response is the label of the response endpoint; it "
                              "cannot also be an input")

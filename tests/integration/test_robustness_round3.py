@@ -20,9 +20,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import CTImageStorage, generate_uid
-from typer.testing import CliRunner
 
-from hccprog.cli import app
 from hccprog.errors import (
     ConfigError,
     HccprogError,
@@ -34,14 +32,7 @@ from hccprog.errors import (
 )
 from hccprog.imaging import ImageReadError, read_image, read_mask
 from hccprog.imaging.modality import intensity_modality, resolve_modality
-
-runner = CliRunner()
-BUG = "this is a bug in hccprog"
-
-
-def invoke(*args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.integration.helpers import BUG, invoke
 
 
 def _images(folder: Path) -> pd.DataFrame:
@@ -60,6 +51,9 @@ def tiny_mri_master(tmp_path_factory) -> Path:
     synthesize(out, SynthConfig(patients=6, seed=3, shape=(32, 32, 16), spacing=(12.0, 12.0, 15.0), workers=1,
                                 modality="mri"))
     return out
+
+
+RENAME_CT = {"MR_T2": "CT_T2", "MR_ART": "CT_ART", "MR_PV": "CT_PV"}
 
 
 def _renamed(master: Path, dst: Path, rename: dict[str, str]) -> Path:
@@ -84,11 +78,31 @@ def test_modality_rules():
     assert resolve_modality("CT_PV").modality == "CT" and resolve_modality("MR_PV").modality == "MR"
 
 
-def test_mr_volume_under_a_ct_name_is_flagged_and_normalised_as_mri(tiny_mri_master, tmp_path):
-    """Through the real `train` path: the MR volumes named CT_* are flagged and give exactly the tensors and
-    predictions of the same volumes named MR_* (before, they were windowed as CT: most voxels saturated)."""
-    rename = {"MR_T2": "CT_T2", "MR_ART": "CT_ART", "MR_PV": "CT_PV"}
-    ct_named = _renamed(tiny_mri_master, tmp_path / "ct-named", rename)
+def test_mr_volume_under_a_ct_name_is_flagged_and_gives_the_mri_tensors(tiny_mri_master, tmp_path):
+    """MR volumes named CT_* are a `validate` warning naming the series, and preprocess to exactly the
+    tensors of the same volumes named MR_* (before, they were windowed as CT: most voxels saturated)."""
+    from hccprog.cohort import load_cohort
+    from hccprog.preprocessing.slices import SliceConfig, load_timepoint
+
+    ct_named = _renamed(tiny_mri_master, tmp_path / "ct-named", RENAME_CT)
+    code, output = invoke("validate", ct_named / "cohort.yaml")
+    assert code == 0 and "modality-mismatch" in output and "series 'CT_PV'" in output, output
+    code, output = invoke("validate", tiny_mri_master / "cohort.yaml")
+    assert code == 0 and "modality-mismatch" not in output, output
+
+    mr = load_cohort(tiny_mri_master / "cohort.yaml").cohort
+    ct = load_cohort(ct_named / "cohort.yaml").cohort
+    for pid in mr.ids[:2]:
+        a, _, _ = load_timepoint(mr[pid].timepoints[0], ["MR_PV"], SliceConfig())
+        b, _, _ = load_timepoint(ct[pid].timepoints[0], ["CT_PV"], SliceConfig())
+        np.testing.assert_array_equal(a, b)
+        assert float((b >= 0.999).mean()) < 0.05  # z-scored, not saturated by a CT window
+
+
+@pytest.mark.slow
+def test_mr_volume_under_a_ct_name_trains_as_mri(tiny_mri_master, tmp_path):
+    """Through the real `train` path: the CT-named MR cohort is flagged and predicts what the MR-named one does."""
+    ct_named = _renamed(tiny_mri_master, tmp_path / "ct-named", RENAME_CT)
     runs = {}
     for label, cohort in (("mr", tiny_mri_master), ("ct", ct_named)):
         out = tmp_path / f"run-{label}"
@@ -107,15 +121,6 @@ def test_mr_volume_under_a_ct_name_is_flagged_and_normalised_as_mri(tiny_mri_mas
     a, b = crnn(runs["mr"][0]), crnn(runs["ct"][0])
     assert len(a) == 6
     np.testing.assert_allclose(a["risk"].to_numpy(float), b["risk"].to_numpy(float), rtol=0, atol=1e-9)
-
-    # the tensor itself: z-scored, not saturated by a CT window
-    from hccprog.cohort import load_cohort
-    from hccprog.preprocessing.slices import SliceConfig, load_timepoint
-
-    c = load_cohort(ct_named / "cohort.yaml").cohort
-    tp = c[c.ids[0]].timepoints[0]
-    image, _, _ = load_timepoint(tp, ["CT_PV"], SliceConfig())
-    assert float((image >= 0.999).mean()) < 0.05
 
 
 def test_declared_modality_wins_and_is_validated(tiny_mri_master, tmp_path):
@@ -308,14 +313,10 @@ def test_every_mapped_exception_type_is_described_without_calling_it_a_bug():
     assert BUG in (describe(RuntimeError("x"))[1] or "")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_cohort_master):
-    base = tmp_path_factory.mktemp("r3-train")
-    run = base / "run"
-    code, output = invoke("train", tiny_cohort_master / "cohort.yaml", "--preset", "tiny", "--folds", "2",
-                          "--n-boot", "10", "--out", run, "--cache", base / "cache")
-    assert code == 0, output
-    return run
+@pytest.fixture
+def trained(tiny_trained_run):
+    """The session's tiny CRNN run (tests/integration/conftest.py); read-only."""
+    return tiny_trained_run
 
 
 def test_train_into_an_existing_folder(trained, tiny_cohort, tmp_path):
@@ -368,6 +369,7 @@ def test_a_run_folder_names_no_file_outside_itself(trained, tiny_cohort, tmp_pat
 # ------------------------------------------------------------------------------------- 10. progress
 
 
+@pytest.mark.slow
 def test_progress_lines_in_a_log_while_train_runs(tiny_cohort, tmp_path):
     log = tmp_path / "train.log"
     out = tmp_path / "run"

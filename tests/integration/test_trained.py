@@ -9,28 +9,16 @@ import shutil
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from hccprog.cli import app
 from hccprog.errors import RunFolderError
 from hccprog.trained import SCHEMA_VERSION, TrainedModel, read_trained_model
-
-runner = CliRunner()
-
-
-def invoke(*args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.integration.helpers import invoke
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_cohort_master):
-    base = tmp_path_factory.mktemp("trained-model")
-    run = base / "run"
-    code, output = invoke("train", tiny_cohort_master / "cohort.yaml", "--preset", "tiny", "--folds", "2",
-                          "--n-boot", "10", "--out", run, "--cache", base / "cache")
-    assert code == 0, output
-    return run
+@pytest.fixture
+def trained(tiny_trained_run):
+    """The session's tiny CRNN run (tests/integration/conftest.py); read-only."""
+    return tiny_trained_run
 
 
 def _predict(run, cohort, out) -> pd.DataFrame:

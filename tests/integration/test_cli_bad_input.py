@@ -15,17 +15,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
-from hccprog.cli import app
 from tests.conftest import tree_hashes
-
-runner = CliRunner()
-
-
-def invoke(*args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.output
+from tests.integration.helpers import app, invoke, runner
 
 
 def refused(code: int, output: str, *needles: str, out: Path | None = None, exit_code: int = 1) -> None:
@@ -338,14 +330,10 @@ def test_run_staging_left_by_a_killed_run_is_cleaned(tiny_cohort, tmp_path):
 # ------------------------------------------------------------------------------ train / predict
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory, tiny_cohort_master):
-    base = tmp_path_factory.mktemp("bad-train")
-    run = base / "run"
-    code, output = invoke("train", tiny_cohort_master / "cohort.yaml", "--preset", "tiny", "--folds", "2",
-                          "--n-boot", "10", "--out", run, "--cache", base / "cache")
-    assert code == 0, output
-    return run
+@pytest.fixture
+def trained_tiny(tiny_trained_run):
+    """The session's tiny CRNN run (tests/integration/conftest.py); read-only."""
+    return tiny_trained_run
 
 
 @pytest.fixture

@@ -214,6 +214,7 @@ def test_predict_without_the_clinical_covariates_scores_the_image_model(trained,
     assert any("crnn+clinical: not scored" in n for n in conf["notes"])
 
 
+@pytest.mark.slow
 def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
     from hccprog.cohort import load_cohort
     from hccprog.training.train import resolve_config, train_run
@@ -242,6 +243,7 @@ def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
     assert (out / "predictions.csv").exists() and not partial.exists()
 
 
+@pytest.mark.slow
 def test_dlop_trains_and_predicts_through_the_cli(small_cohort, trained, tmp_path):
     """DLOP_Combin: discrete-time outputs, fold-wise clinical screening, own survival curves."""
     _, cache, _ = trained  # same preprocessing as the tiny crnn run: read from the cache
@@ -263,6 +265,7 @@ def test_dlop_trains_and_predicts_through_the_cli(small_cohort, trained, tmp_pat
     assert (new["model"] == "dlop").sum() == 30 and new.loc[new["model"] == "dlop", "risk"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_cldca_response_classification_through_the_cli(small_cohort, trained, tmp_path):
     """CLDCA on the response (PD vs disease control) beside a clinical logistic model, DeLong CIs."""
     from hccprog.cohort import load_cohort
@@ -340,6 +343,7 @@ def mri_cohort(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
     """ProgSwin-UNETR on masked arterial volumes of three time points: class probabilities in
     predictions.csv, class metrics and KM of the predicted classes, predict on new patients."""
@@ -388,6 +392,7 @@ def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
     assert np.load(folder / "saliency.npz")["gradcampp"].shape == (3, 1, 32, 32, 32)
 
 
+@pytest.mark.slow
 def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_path):
     """DMMGNet on liver/tumor crops of T2 and PV slabs: PFS risk and the 1-year progression
     probability in predictions.csv, its metrics and report section, predict, and a two-row
@@ -442,6 +447,7 @@ def test_dmmgnet_progression_head_and_ablation_through_the_cli(mri_cohort, tmp_p
     assert bad.exit_code != 0 and "unknown ablation rows" in bad.output
 
 
+@pytest.mark.slow
 def test_progswin_classes_from_a_user_column(mri_cohort, tmp_path):
     """`--class-column`: the risk classes come from the clinical table (blank = unknown) and the
     class metrics are computed against them; a bad value names its file, row and column."""
@@ -583,6 +589,7 @@ def _cohort_with_every_fill(src, dst):
     return kinds
 
 
+@pytest.mark.slow
 def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort, tmp_path):
     """Each fill path (series, time point, mask propagated, mask resampled, single slice, covariate) is
     (a) a validate warning, (b) in the imputed column of predictions.csv of train and predict and in
@@ -666,6 +673,7 @@ def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained,
     assert differ  # keyed by fold alone (repeat 2's cut-offs), the reported accuracy would differ
 
 
+@pytest.mark.slow
 def test_radiomics_trains_fuses_and_predicts(small_cohort, trained, tmp_path):
     """A feature-based model through `train` (fused with the clinical Cox model, its reduction steps per
     fold written) and `predict` (the saved JSON pipeline, no weights file); a tree classifier has no
