@@ -69,13 +69,13 @@ def size_issues(cohort: Cohort, folds: int | None) -> list[SizeIssue]:
     user asked for ``folds``, else a warning. Endpoints without any event are left to the loader's own
     ``endpoint-no-events`` issue."""
     cv = CVConfig(folds=max(folds or 5, 2))
-    names = [n for n in cohort.endpoints if cohort.outcomes(n)["event"].sum() > 0]
-    if cohort.spec.response and any(p.response is not None for p in cohort.patients.values()):
-        names.append(RESPONSE_ENDPOINT)
+    names = list(cohort.endpoints) + ([RESPONSE_ENDPOINT] if cohort.spec.response else [])
     out = []
     for name in names:
         c = endpoint_counts(cohort, name)
-        column = c.time_column if not c.classification else c.event_column
+        if (c.n == 0) if c.classification else (c.events == 0):
+            continue  # no known response: nothing to say; no event: the loader's endpoint-no-events
+        column = c.event_column if c.classification else c.time_column
         try:
             for w in check_cv_size(c.n, c.events, cv, what=f"endpoint '{name}'", classification=c.classification):
                 out.append(SizeIssue("warning", "cohort-small", column, w))

@@ -38,8 +38,7 @@ class ProgSwinUNETR(nn.Module):
         super().__init__()
         from monai.networks.nets import SwinUNETR
 
-        if cfg.feature_size % 12:
-            raise ValueError(f"feature_size must be a multiple of 12, got {cfg.feature_size}")
+        check_input(cfg, None)  # the same rule train checks before preprocessing
         self.cfg = cfg
         self.in_channels = streams * channels
         self.backbone = SwinUNETR(in_channels=self.in_channels, out_channels=cfg.feature_size,

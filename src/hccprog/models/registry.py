@@ -94,9 +94,9 @@ def _load_builtin() -> None:
     if _BUILTINS["loaded"]:
         return
     _BUILTINS["loaded"] = True
-    package = _PACKAGE  # its modules load torch/MONAI, hence only now
+    # the model modules load torch/MONAI, hence only now, on the first lookup
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        module = importlib.import_module(f"{package}.{info.name}")
+        module = importlib.import_module(f"{_PACKAGE}.{info.name}")
         for spec in getattr(module, "SPECS", ()):
             register(spec)
             _BUILTINS["names"].add(spec.name)
