@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from hccprog.cli import app
 
 runner = CliRunner()
+
+#: The repository root (tests/integration/ is two levels below it).
+REPO = Path(__file__).resolve().parents[2]
 
 #: The top-level handler's words for an unexpected exception: an expected condition never shows them.
 BUG = "this is a bug in hccprog"

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from tests.conftest import tree_hashes
-from tests.integration.helpers import app, invoke, runner
+from tests.integration.helpers import REPO, app, invoke, runner
 
 
 def refused(code: int, output: str, *needles: str, out: Path | None = None, exit_code: int = 1) -> None:
@@ -466,7 +466,8 @@ def test_debug_shows_the_traceback(tiny_cohort, tmp_path):
 
 def test_no_yaml_module_left_unsafe():
     """Every YAML a user hands in goes through hccprog.safe_yaml (a plain safe_load has no alias bound)."""
-    src = Path(__file__).resolve().parents[1] / "src" / "hccprog"
+    src = REPO / "src" / "hccprog"
+    assert (src / "__init__.py").is_file(), src
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if "yaml.safe_load(" in p.read_text() or "yaml.load(" in p.read_text()]
     assert offenders == [], offenders

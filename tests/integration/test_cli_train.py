@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from hccprog.cli import app
 from tests.conftest import tree_hashes
+from tests.integration.helpers import REPO
 
 runner = CliRunner()
 
@@ -120,10 +121,8 @@ def test_screenshots_of_a_report_and_a_card(trained, small_cohort, tmp_path):
     """What users see, rendered by headless Chromium: the report and a patient card render to
     non-blank pages, and the card prints on one A4 page."""
     import importlib.util
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("screenshots", Path(__file__).parents[1] / "scripts" /
-                                                  "screenshots.py")
+    spec = importlib.util.spec_from_file_location("screenshots", REPO / "scripts" / "screenshots.py")
     shots = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shots)
     if shots.chromium() is None:
