@@ -79,7 +79,7 @@ def test_synth_rejects_bad_shape(tmp_path, bad):
 def test_the_terminal_metrics_table_fits_80_columns_without_cutting_model_names():
     from rich.console import Console
 
-    from hccprog.cli import _metrics_table
+    from hccprog.cli.common import metrics_table
 
     est = {"value": 0.6123, "ci_lower": 0.5512, "ci_upper": 0.6689}
     hr = {"hr": 1.85, "ci_lower": 1.2, "ci_upper": 12.84, "p_value": 1e-5}
@@ -88,7 +88,7 @@ def test_the_terminal_metrics_table_fits_80_columns_without_cutting_model_names(
                               "harrell_c": est, "uno_c": est,
                               "risk_groups": {"hr_high_vs_low": hr, "degenerate": n == "albi"}} for n in names}}
     console = Console(width=80, record=True)
-    console.print(_metrics_table(metrics, "crnn: os (160 patients, 120 events)"))
+    console.print(metrics_table(metrics, "crnn: os (160 patients, 120 events)"))
     text = console.export_text()
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
     lines = text.splitlines()
