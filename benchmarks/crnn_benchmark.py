@@ -36,8 +36,9 @@ from hccprog import __version__
 from hccprog.cohort import load_cohort
 from hccprog.preprocessing import preprocess_cohort
 from hccprog.synth import SynthConfig, synthesize
+from hccprog.training.config import resolve_config
 from hccprog.training.predict import predict_cohort
-from hccprog.training.train import resolve_config, train_run
+from hccprog.training.run import train_run
 
 MODELS = ("crnn", "crnn+clinical", "clinical_cox", "oracle")
 

@@ -68,8 +68,8 @@ def _job(args: tuple) -> dict:
     from hccprog.evaluation.survival import harrell_c
     from hccprog.models.registry import get_model
     from hccprog.survival.cv import CVConfig, make_splits
+    from hccprog.training.config import resolve_config
     from hccprog.training.deep import SurvivalNetTrainer
-    from hccprog.training.train import resolve_config
 
     npz, model, variant, cv_seed, device = args
     import torch
@@ -102,7 +102,7 @@ def main() -> None:
     from hccprog.cohort.load import load_cohort
     from hccprog.models.registry import get_model
     from hccprog.preprocessing.cache import preprocess_cohort
-    from hccprog.training.train import resolve_config
+    from hccprog.training.config import resolve_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cohort")

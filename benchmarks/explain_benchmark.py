@@ -49,7 +49,8 @@ from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.preprocessing.slices import patient_slice_geometry
 from hccprog.preprocessing.volumes import patient_volume_geometry
 from hccprog.synth import SynthConfig, synthesize
-from hccprog.training.train import DeepLearner, resolve_config
+from hccprog.training.config import resolve_config
+from hccprog.training.learners import DeepLearner
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

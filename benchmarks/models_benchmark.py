@@ -34,7 +34,8 @@ from hccprog.preprocessing import preprocess_cohort
 from hccprog.survival.preprocess import TabularPreprocessor
 from hccprog.synth import SynthConfig, synthesize
 from hccprog.training.clinical import clinical_frame
-from hccprog.training.train import resolve_config, train_run
+from hccprog.training.config import resolve_config
+from hccprog.training.run import train_run
 
 
 def _cohort(kind: str, seed: int, patients: int, work: Path) -> Path:

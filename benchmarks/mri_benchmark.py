@@ -38,12 +38,13 @@ from hccprog.cohort import load_cohort
 from hccprog.models import get_model
 from hccprog.preprocessing import preprocess_cohort
 from hccprog.synth import SynthConfig, synthesize
-from hccprog.training.train import resolve_config, train_run
+from hccprog.training.config import resolve_config
+from hccprog.training.run import train_run
 
 PAPER_FORWARD = """
 import json, resource, time, torch
 from hccprog.models import get_model
-from hccprog.training.train import resolve_config
+from hccprog.training.config import resolve_config
 torch.set_num_threads({threads})
 cfg = resolve_config("paper", model="progswin")
 net = get_model("progswin").build(cfg.network_config(), streams=3, channels=1).eval()

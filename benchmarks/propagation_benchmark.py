@@ -190,7 +190,8 @@ def _epoch_median(run: Path) -> float:
 def c_index_arms(work: Path, seed: int, max_mm: float, max_deg: float, reuse: bool = False) -> dict:
     from hccprog.evaluation.bootstrap import paired_bootstrap_difference
     from hccprog.evaluation.survival import harrell_c
-    from hccprog.training.train import resolve_config, train_run
+    from hccprog.training.config import resolve_config
+    from hccprog.training.run import train_run
 
     cohort_file = _cohort("hccprog", seed, 200, work)
     true_file, prop_file = displaced_cohorts(cohort_file, work, seed + 100, max_mm, max_deg)

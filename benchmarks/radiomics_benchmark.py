@@ -33,7 +33,8 @@ from hccprog import __version__
 from hccprog.cohort import load_cohort
 from hccprog.preprocessing.features import extract_features
 from hccprog.synth import SynthConfig, synthesize
-from hccprog.training.train import resolve_config, train_run
+from hccprog.training.config import resolve_config
+from hccprog.training.run import train_run
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

@@ -428,7 +428,7 @@ def test_train_names_a_patient_it_cannot_use(tiny_cohort, tmp_path):
 
 
 def test_interrupt_hint_and_corrupt_partial_state(tiny_cohort, tmp_path, monkeypatch):
-    from hccprog.training import train as train_mod
+    from hccprog.training import learners as train_mod
 
     calls = {"n": 0}
     real_fit = train_mod.DeepLearner.fit

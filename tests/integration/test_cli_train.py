@@ -145,7 +145,7 @@ def test_screenshots_of_a_report_and_a_card(trained, small_cohort, tmp_path):
 def test_second_train_reads_the_cache(small_cohort, trained, tmp_path):
     from hccprog.cohort import load_cohort
     from hccprog.preprocessing import SliceConfig, preprocess_cohort
-    from hccprog.training.train import resolve_config
+    from hccprog.training.config import resolve_config
 
     _, cache, _ = trained
     cfg = resolve_config("tiny")
@@ -216,7 +216,8 @@ def test_predict_without_the_clinical_covariates_scores_the_image_model(trained,
 @pytest.mark.slow
 def test_interrupted_train_resumes_at_its_fold(small_cohort, tmp_path):
     from hccprog.cohort import load_cohort
-    from hccprog.training.train import resolve_config, train_run
+    from hccprog.training.config import resolve_config
+    from hccprog.training.run import train_run
 
     cohort = load_cohort(small_cohort / "cohort.yaml").cohort
     cfg = resolve_config("tiny", cv={"folds": 3, "repeats": 1, "seed": 0}, n_boot=0, final_model=False)
@@ -453,7 +454,7 @@ def test_progswin_classes_from_a_user_column(mri_cohort, tmp_path):
     import shutil
 
     from hccprog.cohort import load_cohort
-    from hccprog.training.train import class_labels_from_column
+    from hccprog.training.run import class_labels_from_column
 
     cohort_dir = tmp_path / "cohort"
     shutil.copytree(mri_cohort, cohort_dir)

@@ -7,7 +7,7 @@ import torch
 
 from hccprog.models import get_model, model_names
 from hccprog.models.cldca import CLDCA, CLDCAConfig
-from hccprog.training.train import resolve_config
+from hccprog.training.config import resolve_config
 
 
 def _cfg(**kw) -> CLDCAConfig:

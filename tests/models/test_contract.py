@@ -12,7 +12,8 @@ from hccprog.cohort import load_cohort
 from hccprog.models.registry import get_model, model_names
 from hccprog.preprocessing.cache import preprocess_cohort
 from hccprog.training.clinical import clinical_frame
-from hccprog.training.train import DeepLearner, resolve_config
+from hccprog.training.config import resolve_config
+from hccprog.training.learners import DeepLearner
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import torch
 
 from hccprog.models import get_model
 from hccprog.models.dlop import DLOP, DLOPConfig
+from hccprog.training.config import resolve_config
 from hccprog.training.deep import SurvivalNetTrainer, TrainConfig
 from hccprog.training.objectives import DiscreteTimeObjective
-from hccprog.training.train import resolve_config
 
 
 def test_registry_and_presets():

@@ -12,9 +12,9 @@ import torch
 from hccprog.models import get_model
 from hccprog.models.dmmgnet import DMMGNet, DMMGNetConfig
 from hccprog.survival.endpoints import horizon_labels
+from hccprog.training.config import resolve_config
 from hccprog.training.losses import cox_loss
 from hccprog.training.objectives import CoxProgressionObjective, objective_from_state
-from hccprog.training.train import resolve_config
 
 SMALL = {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8, "dropout": 0.0}
 SHAPE = (2, 1, 2, 6, 2, 32, 32)  # (B, T, streams liver/tumor, K slices, channels T2/PV, H, W)

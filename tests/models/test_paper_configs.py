@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hccprog.models import get_model
+from hccprog.training.config import resolve_config
 from hccprog.training.objectives import BinaryObjective, DiscreteTimeObjective
-from hccprog.training.train import resolve_config
 
 CASES = {
     # DLOP_Combin: ResNet101 (2048 features) on 224 x 224, clinical MLP 16-32-64, 4 yearly intervals

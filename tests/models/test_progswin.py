@@ -8,8 +8,8 @@ import torch
 
 from hccprog.models import get_model
 from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
+from hccprog.training.config import TrainRunConfig, resolve_config
 from hccprog.training.objectives import RiskClassObjective, objective_from_state
-from hccprog.training.train import TrainRunConfig, resolve_config
 
 TINY = {"feature_size": 12, "window_size": 4, "norm": "batch", "depths": (1, 1, 1, 1)}
 

@@ -115,8 +115,8 @@ def test_shuffled_outcomes_give_chance_c(tmp_path):
     from hccprog.models.registry import get_model
     from hccprog.survival.cv import CVConfig
     from hccprog.synth import SynthConfig, synthesize
+    from hccprog.training.config import resolve_config
     from hccprog.training.features import FeatureLearner, prepare_features
-    from hccprog.training.train import resolve_config
 
     synthesize(tmp_path / "c", SynthConfig(patients=100, seed=21, shape=(32, 32, 16), spacing=(12.0, 12.0, 15.0),
                                            workers=2))

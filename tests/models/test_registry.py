@@ -43,7 +43,7 @@ def test_train_and_ablation_help_list_the_registry_with_a_plugin(monkeypatch):
     ({"network": {"feature_size": 18}}, "network.feature_size must be a multiple of 12"),
 ])
 def test_progswin_size_rules_are_refused_in_the_configuration(override, message):
-    from hccprog.training.train import resolve_config
+    from hccprog.training.config import resolve_config
 
     with pytest.raises(ValidationError, match=message):
         resolve_config("cpu", model="progswin", **override)

@@ -40,7 +40,7 @@ def test_sample_slices_varies_and_keeps_all_when_k_is_not_smaller():
 
 
 def test_only_slice_averaging_models_take_slices_per_step():
-    from hccprog.training.train import resolve_config
+    from hccprog.training.config import resolve_config
 
     assert resolve_config("cpu", model="crnn", training={"slices_per_step": 1}).training.slices_per_step == 1
     with pytest.raises(ValueError, match="does not average over its slices"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hccprog.preprocessing.cache import PreprocessedCohort
-from hccprog.training.train import DeepLearner, resolve_config
+from hccprog.training.config import resolve_config
+from hccprog.training.learners import DeepLearner
 
 
 def _data(cfg, observed: np.ndarray) -> PreprocessedCohort:

@@ -56,7 +56,8 @@ def train(
 
     An interrupted run resumes at the fold it stopped in when started again with the same settings."""
     cohort = cohort_path(cohort)
-    from hccprog.training.train import TrainRunConfig, resolve_config, train_run
+    from hccprog.training.config import TrainRunConfig, resolve_config
+    from hccprog.training.run import train_run
 
     if config is not None:
         cfg = validated_config(TrainRunConfig, read_config(config, "train"), config)
@@ -98,7 +99,7 @@ def ablation(
     Rows already run with the same settings are reused, so an interrupted ablation resumes."""
     cohort = cohort_path(cohort)
     from hccprog.training.ablation import ablation_run
-    from hccprog.training.train import resolve_config
+    from hccprog.training.config import resolve_config
 
     cfg = configured(lambda: resolve_config(
         preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": 1, "seed": seed},

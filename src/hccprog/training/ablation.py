@@ -24,7 +24,8 @@ from hccprog.evaluation.metrics import estimate_text
 from hccprog.models.registry import get_model
 from hccprog.runs import atomic_write_text, write_json
 from hccprog.safe_yaml import load_yaml
-from hccprog.training.train import TrainRunConfig, train_run
+from hccprog.training.config import TrainRunConfig
+from hccprog.training.run import train_run
 
 Progress = Callable[[str, float, float], None]
 
