@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hccprog.imaging.readers import LIVER, TUMOR
+
 TimeUnit = Literal["days", "weeks", "months", "years"]
 
 #: Days per unit. Internally every time is in days; months are 365.25 / 12 days.
@@ -80,7 +82,7 @@ class CohortSpec(BaseModel):
     response: str | None = None
     covariates: dict[str, CovariateSpec] | None = None
     scores: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, int | list[int]] = Field(default_factory=lambda: {"liver": 1, "tumor": 2})
+    labels: dict[str, int | list[int]] = Field(default_factory=lambda: {"liver": LIVER, "tumor": TUMOR})
     #: hccprog extension: resample masks whose grid differs from their image (nearest
     #: neighbour) instead of rejecting them.
     resample_masks: bool = False

@@ -14,8 +14,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-#: Index of each geometry channel (``preprocessing.slices.GEOMETRY_CHANNELS``).
-WORLD, VALID, LIVER, TUMOR = slice(0, 3), 3, 4, 5
+from hccprog.preprocessing.slices import GEOMETRY_CHANNELS
+
+#: Index of each geometry channel, from ``preprocessing.slices.GEOMETRY_CHANNELS`` (the mask channels are
+#: 0/1 images of the liver and the tumor, not label values).
+WORLD = slice(GEOMETRY_CHANNELS.index("world_x"), GEOMETRY_CHANNELS.index("world_z") + 1)
+VALID = GEOMETRY_CHANNELS.index("valid")
+LIVER_CHANNEL = GEOMETRY_CHANNELS.index("liver")
+TUMOR_CHANNEL = GEOMETRY_CHANNELS.index("tumor")
 
 
 def fit_pixel_to_world(geometry: np.ndarray) -> tuple[np.ndarray, float]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hccprog.explain.geometry import LIVER, TUMOR
+from hccprog.explain.geometry import LIVER_CHANNEL, TUMOR_CHANNEL
 
 LIVER_COLOR, TUMOR_COLOR = "#4dd0e1", "#ffeb3b"
 
@@ -51,7 +51,7 @@ def slice_overlays(x: np.ndarray, heat: np.ndarray, geometry: np.ndarray | None,
             h = np.nanmean(heat[ti, si, ki], axis=0) if np.isfinite(heat[ti, si, ki]).any() else None
             g = geometry[ti, si, ki] if geometry is not None else None
             _panel(axes[r, ki], np.asarray(x[ti, si, ki, 0], float), h,
-                   None if g is None else g[LIVER], None if g is None else g[TUMOR],
+                   None if g is None else g[LIVER_CHANNEL], None if g is None else g[TUMOR_CHANNEL],
                    f"{timepoints[ti] if ti < len(timepoints) else ti} / {streams[si] if si < len(streams) else si}"
                    f" / slice {ki + 1}")
     fig.suptitle(title, fontsize=9)
@@ -69,14 +69,14 @@ def volume_overlays(x: np.ndarray, heat: np.ndarray, geometry: np.ndarray | None
         vol = np.asarray(x[ti, 0], float)
         h = np.nanmean(heat[ti], axis=0)
         g = geometry[ti] if geometry is not None else None
-        tumor = g[TUMOR] if g is not None else None
+        tumor = g[TUMOR_CHANNEL] if g is not None else None
         centre = (np.argwhere(tumor > 0.5).mean(axis=0).round().astype(int) if tumor is not None and (tumor > 0.5).any()
                   else np.array(vol.shape) // 2)
         for j, (name, axis) in enumerate((("axial", 2), ("coronal", 1), ("sagittal", 0))):
             sl = [slice(None)] * 3
             sl[axis] = int(centre[axis])
             pick = tuple(sl)
-            _panel(axes[ti, j], vol[pick], h[pick], None if g is None else g[LIVER][pick],
+            _panel(axes[ti, j], vol[pick], h[pick], None if g is None else g[LIVER_CHANNEL][pick],
                    None if tumor is None else tumor[pick],
                    f"{timepoints[ti] if ti < len(timepoints) else ti} / {name}")
     fig.suptitle(title, fontsize=9)

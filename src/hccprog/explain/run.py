@@ -32,7 +32,8 @@ from hccprog.fills import split_fills
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort, preprocessing_config
 from hccprog.preprocessing.features import FeatureConfig, extract_features, feature_matrix
-from hccprog.preprocessing.slices import _mask_series as mask_series
+from hccprog.preprocessing.kinds import preprocessing_kind
+from hccprog.preprocessing.masks import mask_series
 from hccprog.preprocessing.slices import patient_slice_geometry
 from hccprog.preprocessing.volumes import patient_volume_geometry
 from hccprog.reports.nomogram import covariate_info, fused_terms
@@ -102,7 +103,7 @@ def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | N
                           hint=f"the default layers are {', '.join(spec.saliency_layers(net))}; pick a module "
                                "inside the same encoder (e.g. an earlier stage for a finer map)") from None
     if with_occlusion:
-        dims = 3 if desc["preprocessing"].get("kind") == "volume" else 2
+        dims = 3 if preprocessing_kind(desc["preprocessing"]) == "volume" else 2
         occ, _ = occlusion(risk, x, spatial_dims=dims, mask_size=max(4, x.shape[-1] // 8))
         top = np.nanmax(np.abs(occ))
         maps["occlusion"] = occ / top if top > 0 else occ
@@ -222,7 +223,7 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
     channels = data.channels
     geo_cfg = pre_cfg.model_copy(update={"series": channels,
                                          "missing_masks": pre_cfg.missing_masks or cohort.spec.missing_masks})
-    volume = desc["preprocessing"].get("kind") == "volume"
+    volume = preprocessing_kind(desc["preprocessing"]) == "volume"
     objective = objective_from_state(desc.get("objective", {"kind": "cox"}))
     clin_all = None
     if desc.get("clinical"):

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from hccprog.errors import InputError
+from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.importers.common import cohort_path, nothing_imported
 from hccprog.importers.dicom_tree import PhaseCall, SeriesInfo, classify_study, scan_tree, series_name
 from hccprog.runs import staged_output, write_csv, write_yaml
@@ -201,7 +202,7 @@ def import_hcc_tace_seg(download: str | os.PathLike, clinical: str | os.PathLike
     spec = {"name": "hcc-tace-seg", "clinical": cohort_path(clinical, out)}
     if clinical.suffix.lower() in (".xlsx", ".xls"):
         spec["clinical_sheet"] = SHEET
-    spec.update({"images": "images.csv", **TABLE_SPEC, "labels": {"liver": 1, "tumor": 2},
+    spec.update({"images": "images.csv", **TABLE_SPEC, "labels": {"liver": LIVER, "tumor": TUMOR},
                  "missing_masks": "propagate"})
     frame = pd.DataFrame(images, columns=["patient_id", "timepoint", "day", "series", "image", "mask", "mask_source"])
     frame["day"] = frame["day"].astype("Int64")

@@ -40,7 +40,7 @@ import pandas as pd
 from hccprog.cohort.tables import normalize_category
 from hccprog.errors import InputError
 from hccprog.imaging import read_geometry
-from hccprog.imaging.readers import read_raw_mask
+from hccprog.imaging.readers import LIVER, TUMOR, read_raw_mask
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.importers.common import cohort_path, nothing_imported
 from hccprog.runs import staged_output, write_csv, write_yaml
@@ -250,10 +250,10 @@ def import_waw_tace(root: str | os.PathLike, out: str | os.PathLike, *, clinical
             if liver is not None:
                 path, kind = liver
                 pick = (lambda a: a > 0) if kind == "binary" else (lambda a: np.rint(a) == TOTALSEG_LIVER)
-                label[_on_grid(path, ref, pick)] = 1
+                label[_on_grid(path, ref, pick)] = LIVER
                 source.append(f"liver: TotalSegmentator {path.name}")
             for lesion in lesions:
-                label[_on_grid(lesion, ref, lambda a: a > 0)] = 2
+                label[_on_grid(lesion, ref, lambda a: a > 0)] = TUMOR
             if lesions:
                 source.append(f"tumor: {len(lesions)} lesion file(s) merged")
             mask_rel = ""
@@ -273,7 +273,7 @@ def import_waw_tace(root: str | os.PathLike, out: str | os.PathLike, *, clinical
     cohort = {"name": "waw-tace", "clinical": "clinical.csv", "images": "images.csv", "id_column": "patient_id",
               "time_unit": spec.get("time_unit", "months"), "endpoints": spec.get("endpoints", {}),
               **({"response": spec["response"]} if "response" in spec else {}),
-              "covariates": spec["covariates"], "labels": {"liver": 1, "tumor": 2}}
+              "covariates": spec["covariates"], "labels": {"liver": LIVER, "tumor": TUMOR}}
     with staged_output(out, overwrite=overwrite, what="a cohort folder written by hccprog import",
                        replaceable=lambda p: (p / "import" / "notes.yaml").exists()) as tmp:
         for rel, vol in masks.items():

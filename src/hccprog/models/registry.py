@@ -8,9 +8,12 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # the preprocessing package is heavy; the registry is read by --help
+    from hccprog.preprocessing.kinds import PreprocessingKind
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class ModelSpec:
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
     # slices: SliceConfig tensors; volume: VolumeConfig tensors; features: FeatureConfig features, and
     # ``build(cfg, task=, seed=)`` gives a pipeline with ``fit(X, time, event, perturbed=)`` and ``risk(X)``
-    input: str = "slices"
+    input: PreprocessingKind = "slices"
     # averages its encoder's features over the representative slices (order-free): training may then
     # draw a subset of them per step (``training.slices_per_step``)
     pools_slices: bool = False

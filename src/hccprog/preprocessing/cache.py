@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hccprog.cohort.model import Cohort, Patient
+from hccprog.preprocessing.kinds import preprocessing_kind
 from hccprog.preprocessing.slices import InputTooThinError, SliceConfig, patient_slices
 from hccprog.preprocessing.volumes import VolumeConfig, patient_volumes
 from hccprog.runs import atomic_path
@@ -63,7 +64,7 @@ def file_digest(path: Path) -> str:
 
 def preprocessing_config(data: dict) -> PreprocessConfig:
     """A saved preprocessing config (``kind: volume`` for volumes, slices otherwise)."""
-    return VolumeConfig(**data) if data.get("kind") == "volume" else SliceConfig(**data)
+    return VolumeConfig(**data) if preprocessing_kind(data) == "volume" else SliceConfig(**data)
 
 
 def patient_key(patient: Patient, channels: list[str], cfg: PreprocessConfig) -> str:

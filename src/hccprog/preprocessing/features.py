@@ -49,8 +49,8 @@ from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.cache import default_cache_dir, hash_series
+from hccprog.preprocessing.masks import mask_series, propagate_to
 from hccprog.preprocessing.register import RegistrationConfig
-from hccprog.preprocessing.slices import _mask_series, propagate_to
 from hccprog.runs import atomic_write_text
 
 FEATURES_VERSION = 3  # 2: one isotropic resampling per time point; 3: the modality from the data
@@ -259,9 +259,9 @@ def _timepoint_inputs(patient: Patient, i: int, channels: list[str], cfg: Featur
 
     tp = list(patient.timepoints)[i]
     fills: list[str] = []
-    ref = _mask_series(tp, channels)
+    ref = mask_series(tp, channels)
     if ref is None:
-        if mode == "missing" or not any(_mask_series(t, channels) for t in patient.timepoints):
+        if mode == "missing" or not any(mask_series(t, channels) for t in patient.timepoints):
             return None
         got = propagate_to(patient, i, channels, cfg.registration)
         ref, ref_img, mask = got.series, got.image, got.result.mask.to_canonical()

@@ -27,9 +27,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.imaging.volume import LPS_TO_RAS, Volume
-
-LIVER, TUMOR = 1, 2
 
 
 class RegistrationConfig(BaseModel):

@@ -16,7 +16,6 @@ missing. Everything filled in is listed per patient in ``imputed`` (see :data:`F
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -24,12 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient, TimePoint
 from hccprog.errors import InputError
-from hccprog.imaging import image_format, read_geometry
+from hccprog.imaging import LIVER, TUMOR, image_format, read_geometry
 from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.volume import Volume, resample_to
-from hccprog.preprocessing.register import Propagation, RegistrationConfig, propagate_mask
-
-LIVER, TUMOR = 1, 2
+from hccprog.preprocessing.kinds import preprocessing_kind
+from hccprog.preprocessing.masks import mask_series, propagate_to
+from hccprog.preprocessing.register import RegistrationConfig
 
 MissingMasks = Literal["propagate", "missing"]
 
@@ -119,13 +118,6 @@ def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConf
     return ((np.clip(z, -cfg.mri_clip, cfg.mri_clip) + cfg.mri_clip) / (2 * cfg.mri_clip)).astype(np.float32)
 
 
-def _mask_series(tp: TimePoint, channels: list[str]) -> str | None:
-    for name in channels + list(tp.series):
-        if name in tp.series and tp.series[name].mask is not None:
-            return name
-    return None
-
-
 def _mask_resampled(series, image: Volume) -> bool:
     """True when the series' mask is a plain label file on another grid than its image."""
 
@@ -141,7 +133,7 @@ def _check_depth(vol: Volume, where: str, cfg) -> list[str]:
         return []
     depth = cfg.needs_depth()
     if depth > 1:
-        need = "a volume" if getattr(cfg, "kind", "") == "volume" else f"a slab of {depth} consecutive slices"
+        need = "a volume" if preprocessing_kind(cfg) == "volume" else f"a slab of {depth} consecutive slices"
         raise InputTooThinError(f"{where} is a single-slice series; this model needs {need}")
     return [f"single-slice: {where.split(': ')[-1]} holds one slice, repeated as the {cfg.slices} representative "
             "slices"]
@@ -163,7 +155,7 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
     if propagated is not None:
         ref_name, ref_img, mask = propagated
     else:
-        ref_name = _mask_series(tp, channels)
+        ref_name = mask_series(tp, channels)
         if ref_name is None:
             raise ValueError(f"{who}time point '{tp.label}' has no mask; representative slices need liver/tumor masks")
         ref_img, mask = tp.series[ref_name].load()
@@ -216,47 +208,6 @@ def world_grid(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.concatenate([world, np.ones((1, *shape[:3]))]).astype(np.float32)
 
 
-@dataclass
-class PropagatedMask:
-    """A mask propagated to a time point without one: both scans, the series used, the result."""
-
-    source: str  # time point / series of the given mask
-    target: str  # time point / series of the propagated one
-    series: str  # the target series that carries the propagated mask
-    source_image: Volume
-    source_mask: Volume
-    image: Volume  # the target series' image (canonical)
-    result: Propagation
-
-    @property
-    def note(self) -> str:
-        """The ``mask-propagated`` fill entry, with the figure of merit."""
-        q = self.result.quality()
-        return (f"mask-propagated: {self.target} from {self.source} "
-                f"({q['stages']}, liver NCC {q['ncc_before']:.2f} -> {q['ncc_after']:.2f})")
-
-
-def propagate_to(patient: Patient, target: int, channels: list[str], cfg: RegistrationConfig) -> PropagatedMask:
-    """A mask for time point ``target`` of ``patient`` (which has none), propagated from the nearest
-    masked time point (the earlier one on a tie) onto the same series, else the first of ``channels``
-    (else of the time point) that the target has."""
-    tps = list(patient.timepoints)
-    masked = [i for i, tp in enumerate(tps) if _mask_series(tp, channels) is not None]
-    if not masked:
-        raise ValueError(f"{patient.id}: no time point has a mask to propagate from")
-    src = min(masked, key=lambda i: (abs(i - target), i))
-    src_tp, tgt_tp = tps[src], tps[target]
-    src_name = _mask_series(src_tp, channels)
-    tgt_name = next((n for n in [src_name, *channels, *tgt_tp.series] if n in tgt_tp.series), None)
-    if tgt_name is None:
-        raise ValueError(f"{patient.id}: time point '{tgt_tp.label}' has no series")
-    src_img, src_mask = src_tp.series[src_name].load()
-    src_img, src_mask = src_img.to_canonical(), src_mask.to_canonical()
-    tgt_img = tgt_tp.series[tgt_name].image.load().to_canonical()
-    return PropagatedMask(f"{src_tp.label}/{src_name}", f"{tgt_tp.label}/{tgt_name}", tgt_name, src_img, src_mask,
-                          tgt_img, propagate_mask(src_img, src_mask, tgt_img, cfg))
-
-
 def select_slices(mask: np.ndarray, k: int, selection: str = "top_area") -> tuple[np.ndarray, str]:
     """Indices (ascending z) of the ``k`` axial slices with the largest tumor area, or the largest
     liver area when there is no tumor; fewer slices than ``k`` are repeated. ``contiguous``: the
@@ -294,7 +245,8 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
 
     union = np.zeros(mask.shape[:2], np.uint8)
     for z in idx:
-        union = np.maximum(union, np.where(mask[..., z] == TUMOR, 2, np.where(mask[..., z] > 0, 1, 0)).astype(np.uint8))
+        labels = np.where(mask[..., z] == TUMOR, TUMOR, np.where(mask[..., z] > 0, LIVER, 0))
+        union = np.maximum(union, labels.astype(np.uint8))
     box = _roi_box(union, spec.roi)
     sx, sy = cfg.spacing_mm[0], cfg.spacing_mm[1]
     if box is None:
@@ -340,8 +292,8 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make, *, coords
     observed, source, fills = [], [], []
     for i, tp in enumerate(tps):
         propagated = None
-        if _mask_series(tp, channels) is None:
-            if mode == "missing" or not any(_mask_series(t, channels) for t in patient.timepoints):
+        if mask_series(tp, channels) is None:
+            if mode == "missing" or not any(mask_series(t, channels) for t in patient.timepoints):
                 if i == 0:
                     raise ValueError(f"{patient.id}: the first time point '{tp.label}' has no mask "
                                      f"(missing_masks: {mode}); nothing to carry forward")

@@ -18,10 +18,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hccprog.cohort.model import Patient
+from hccprog.imaging.readers import TUMOR
 from hccprog.preprocessing.register import RegistrationConfig
 from hccprog.preprocessing.slices import (
     GEOMETRY_CHANNELS,
-    TUMOR,
     MissingMasks,
     resolve_series,
     stack_timepoints,

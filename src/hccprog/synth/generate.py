@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hccprog import __version__
+from hccprog.imaging.readers import LIVER, TUMOR
 from hccprog.runs import staged_output
 from hccprog.synth import phantom as ph
 
@@ -293,8 +294,8 @@ def render_patient(cfg: SynthConfig, index: int, out: Path) -> tuple[dict, dict,
     for label, day, scene in draw.scenes:
         labels, radial, liver = ph.render_labels(scene, cfg.shape, cfg.spacing)
         mask = np.zeros(cfg.shape, np.uint8)
-        mask[liver] = 1
-        mask[np.isin(labels, (ph.TUMOR, ph.NECROSIS, ph.LIPIODOL))] = 2
+        mask[liver] = LIVER
+        mask[np.isin(labels, (ph.TUMOR, ph.NECROSIS, ph.LIPIODOL))] = TUMOR
         mask_rel = f"images/{draw.pid}/{label}_mask.nii.gz"
         (out / mask_rel).write_bytes(_nifti_bytes(mask, affine, cfg.compress_level))
         for series in cfg.series_names:
@@ -338,7 +339,7 @@ def cohort_yaml(cfg: SynthConfig) -> dict:
             "tumor_extent": {"type": "ordinal", "levels": ["<=50%", ">50%"]},
         },
         "scores": {"bclc": "bclc", "child_pugh": "child_pugh"},
-        "labels": {"liver": 1, "tumor": 2},
+        "labels": {"liver": LIVER, "tumor": TUMOR},
     }
 
 

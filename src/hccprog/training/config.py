@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from hccprog.models.registry import DEFAULT_MODEL, get_model
 from hccprog.preprocessing.features import FeatureConfig
+from hccprog.preprocessing.kinds import preprocessing_kind
 from hccprog.preprocessing.slices import SliceConfig
 from hccprog.preprocessing.volumes import VolumeConfig
 from hccprog.survival.cv import CVConfig
@@ -22,16 +23,10 @@ from hccprog.training.objectives import (
     objective_kind,
 )
 
-
-def _preprocessing_kind(value) -> str:
-    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in ("volume", "features") else "slices"
-
-
 #: Representative 2D slices (``SliceConfig``), masked 3D volumes (``VolumeConfig``, ``kind: volume``)
 #: or radiomics features (``FeatureConfig``, ``kind: features``), as the model's ``input`` says.
 Preprocessing = Annotated[Annotated[SliceConfig, Tag("slices")] | Annotated[VolumeConfig, Tag("volume")]
-                          | Annotated[FeatureConfig, Tag("features")], Discriminator(_preprocessing_kind)]
+                          | Annotated[FeatureConfig, Tag("features")], Discriminator(preprocessing_kind)]
 
 
 INPUT_CONFIGS = {"slices": (SliceConfig, "representative slices"), "volume": (VolumeConfig, "kind: volume"),
