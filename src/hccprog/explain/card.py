@@ -15,18 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hccprog import __version__
 from hccprog.reports.formatting import format_horizon, plural
+from hccprog.reports.pages import markup, render_page
 from hccprog.runs import atomic_write_text, save_figure
-
-CSS = """@page{size:A4;margin:12mm}body{font-family:Helvetica,Arial,sans-serif;color:#222;max-width:190mm;
-margin:0 auto;font-size:10pt;line-height:1.35}h1{font-size:14pt;margin:0 0 2mm}h2{font-size:11pt;margin:4mm 0 1mm;
-border-bottom:1px solid #ccc}.meta{color:#555;font-size:8.5pt}.grid{display:flex;gap:4mm;align-items:flex-start}
-.grid>div{flex:1}table{border-collapse:collapse;font-size:8.5pt;width:100%}td,th{padding:1px 4px;
-border-bottom:1px solid #e4e4e4;text-align:left}th{background:#f4f4f4}.risk{font-size:12pt}
-.high{color:#b71c1c;font-weight:bold}.low{color:#1b5e20;font-weight:bold}.intermediate{color:#e65100;font-weight:bold}
-img{max-width:100%}img.sal{max-height:78mm}img.curve{max-height:58mm}.note{color:#555;font-size:8pt}
-@media print{.grid{break-inside:avoid}}"""
 
 
 def _img(path: Path, cls: str) -> str:
@@ -60,13 +51,7 @@ def write_card(path: Path, pid: str, entry: dict, *, run_name: str, cohort_name:
     folder = Path(path).parent
     scores = entry.get("scores", {})
     model = entry.get("model", "")
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hccprog patient card: "
-             f"{html.escape(pid)}</title><style>{CSS}</style></head><body>"]
-    parts.append(f"<h1>Patient {html.escape(pid)}</h1><p class='meta'>Model {html.escape(model)} (run "
-                 f"{html.escape(run_name)}), cohort {html.escape(cohort_name)}, endpoint "
-                 f"{html.escape(str(entry.get('endpoint')))}; hccprog {html.escape(__version__)}, "
-                 f"{datetime.now(timezone.utc).strftime('%Y-%m-%d')}. A research tool: not for clinical "
-                 "decisions on its own.</p>")
+    parts: list[str] = []
     rows = []
     for name, s in scores.items():
         group = html.escape(s["risk_group"])
@@ -101,8 +86,10 @@ def write_card(path: Path, pid: str, entry: dict, *, run_name: str, cohort_name:
     parts.append("<h2>What was filled in</h2>" + (
         "<ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in imputed) + "</ul>" if imputed
         else "<p>Nothing: every input of this patient was observed.</p>"))
-    parts.append("</body></html>")
-    atomic_write_text(path, "\n".join(parts))
+    page = render_page("card.html.j2", title=f"hccprog patient card: {pid}", patient=pid, model=model,
+                       run_name=run_name, cohort_name=cohort_name, endpoint=str(entry.get("endpoint")),
+                       date=datetime.now(timezone.utc).strftime("%Y-%m-%d"), sections=[markup(p) for p in parts])
+    atomic_write_text(path, page)
     return path
 
 

@@ -20,6 +20,7 @@ from hccprog.evaluation.metrics import estimate_text, hr_text, survival_metrics
 from hccprog.fills import FILL_KINDS, fill_kind, split_fills
 from hccprog.reports import figures as F
 from hccprog.reports.formatting import format_horizon, format_horizons, format_p, plural, times
+from hccprog.reports.pages import markup, render_page
 from hccprog.runs import atomic_write_text, read_predictions, run_name, save_figure, write_json
 from hccprog.safe_yaml import load_yaml
 from hccprog.survival.endpoints import horizon_labels
@@ -224,31 +225,19 @@ def comparison_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-CSS = """body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.45}
-h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table.t{border-collapse:collapse;font-size:.85em;margin:.6em 0}table.t td,table.t th{padding:.25em .6em;
-border-bottom:1px solid #e4e4e4;text-align:left}table.t th{background:#f4f4f4}img{max-width:100%;margin:.6em 0}
-.note{color:#555;font-size:.9em}figure{margin:1em 0}figcaption{font-size:.85em;color:#444}
-.row{display:flex;gap:1em;align-items:flex-start}.row .main{flex:2.8}.row .side{flex:1}
-@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure{break-inside:avoid}}"""
-
-
 def write_report(run: Path, config: dict, metrics: dict) -> Path:
     """The self-contained HTML report (figures embedded) of a run: the task's own sections, then
     what was filled in, the patients a model could not use, figures and notes."""
     run = Path(run)
     response = metrics.get("task") == "response"
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hccprog report: "
-             f"{html.escape(str(config.get('cohort_name', '')))} {html.escape(str(metrics.get('endpoint')))}</title>"
-             f"<style>{CSS}</style></head><body>"]
-    parts.append(f"<h1>{html.escape(str(config.get('title', 'hccprog run')))}</h1>")
-    parts += _response_sections(config, metrics) if response else _survival_sections(config, metrics)
-    parts += _shared_sections(run, config, metrics)
-    parts.append(f"<p class='note'>hccprog {html.escape(__version__)}; run folder {html.escape(run_name(run))}; "
-                 f"machine-readable results in metrics.json and predictions.csv; configuration in config.yaml.</p>")
-    parts.append("</body></html>")
+    sections = _response_sections(config, metrics) if response else _survival_sections(config, metrics)
+    sections += _shared_sections(run, config, metrics)
+    page = render_page("report.html.j2",
+                       title=f"hccprog report: {config.get('cohort_name', '')} {metrics.get('endpoint')}",
+                       heading=str(config.get("title", "hccprog run")), run_folder=run_name(run),
+                       sections=[markup(part) for part in sections])
     path = run / "report.html"
-    atomic_write_text(path, "\n".join(parts))
+    atomic_write_text(path, page)
     return path
 
 
