@@ -92,7 +92,8 @@ def _job(args: tuple) -> dict:
             tr.fit(x[s.train], t[s.train], e[s.train])
             views = _dihedral(x[s.test]) if v.get("tta") else [x[s.test]]
             # centred on the training part's mean: the partial likelihood leaves the offset free
-            fold_risk.append(np.mean([tr.predict(view) for view in views], axis=0) - tr.predict(x[s.train]).mean())
+            centre = tr.predict_risk(x[s.train]).mean()
+            fold_risk.append(np.mean([tr.predict_risk(view) for view in views], axis=0) - centre)
         risk[s.test] = np.mean(fold_risk, axis=0)
     return {"variant": variant, "cv_seed": cv_seed, "c": round(float(harrell_c(t, e, risk)), 4),
             "seconds": round(time.perf_counter() - t0, 1)}

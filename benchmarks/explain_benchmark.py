@@ -42,7 +42,7 @@ from scipy.ndimage import binary_dilation
 from hccprog import __version__
 from hccprog.cohort import load_cohort
 from hccprog.evaluation.survival import harrell_c
-from hccprog.explain.geometry import LIVER, TUMOR
+from hccprog.explain.geometry import LIVER_CHANNEL, TUMOR_CHANNEL
 from hccprog.explain.saliency import grad_cam
 from hccprog.models.registry import get_model
 from hccprog.preprocessing.cache import preprocess_cohort
@@ -91,8 +91,8 @@ def _fit(model: str, cohort, held_out: list[str], cache: Path):
 def _masks(geo: np.ndarray, volume: bool, k_dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tumor + 2-pixel margin, liver, valid) on the input grid, from the geometry channels."""
     axis = 1 if volume else 3
-    tumor = np.take(geo, TUMOR, axis=axis) > 0.5
-    liver = np.take(geo, LIVER, axis=axis) > 0.5
+    tumor = np.take(geo, TUMOR_CHANNEL, axis=axis) > 0.5
+    liver = np.take(geo, LIVER_CHANNEL, axis=axis) > 0.5
     valid = np.take(geo, 3, axis=axis) > 0.5
     struct = np.zeros((1,) * (tumor.ndim - k_dims) + (5,) * k_dims, bool)
     struct[(0,) * (tumor.ndim - k_dims) + (slice(None),) * k_dims] = True  # dilate within each slice / volume
@@ -200,7 +200,7 @@ def run_one(kind: str, seed: int, model: str, work: Path, n_explain: int, patien
                                                    "missing_masks": cfg.preprocessing.missing_masks
                                                    or cohort.spec.missing_masks})
     held = np.array([ids.index(p) for p in held_out if p in ids])
-    risk_held = learner.risk(tr, held)
+    risk_held = learner.predict_risk(tr, held)
     ok = np.isfinite(risk_held)
     c_held = float(harrell_c(t[held][ok], e[held][ok], risk_held[ok]))
     rng = np.random.default_rng(0)

@@ -197,3 +197,23 @@ def test_a_plugin_registered_first_does_not_hide_the_built_in_models(monkeypatch
     monkeypatch.setattr(registry, "_BUILTINS", {"loaded": False, "names": set()})
     registry.register(registry.ModelSpec("my-plugin", "a plugin", builtin.config, builtin.build))
     assert "crnn" in registry.model_names() and "my-plugin" in registry.model_names()
+
+
+def test_one_scoring_vocabulary():
+    """Scorers speak fit / predict_risk / predict_survival / state / from_state
+    (:mod:`hccprog.survival.protocols`): no class defines another verb for the same act."""
+    other_verbs = {"risk", "predict", "survival"}
+    found = []
+    for f in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                found += [f"{f.relative_to(ROOT)}:{item.lineno} {node.name}.{item.name}" for item in node.body
+                          if isinstance(item, ast.FunctionDef) and item.name in other_verbs]
+    assert found == []
+    scorers = 0
+    for f in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                names = {item.name for item in node.body if isinstance(item, ast.FunctionDef)}
+                scorers += bool({"predict_risk", "predict_survival"} & names)
+    assert scorers >= 10  # the vocabulary is in use (Cox, fusion, Breslow, objectives, pipelines, trainers)

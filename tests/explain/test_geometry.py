@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hccprog.cohort import load_cohort
-from hccprog.explain.geometry import TUMOR, fit_pixel_to_world, slices_to_scan, volume_to_scan
+from hccprog.explain.geometry import TUMOR_CHANNEL, fit_pixel_to_world, slices_to_scan, volume_to_scan
 from hccprog.preprocessing.slices import SliceConfig, StreamSpec, patient_slice_geometry
 from hccprog.preprocessing.volumes import VolumeConfig, patient_volume_geometry
 
@@ -53,7 +53,7 @@ def test_the_input_slices_map_back_onto_the_scan(which, tiny_cohort, lps_cohort)
         # resampling and cropping are affine; the 'area' resize of a crop smaller than the input is piecewise
         # constant: within half a resampled pixel of the fitted map
         assert residual <= 0.5 * max(cfg.spacing_mm[:2]) + 1e-6
-    heat = geo[:, :, TUMOR].reshape(s * k, *geo.shape[-2:])  # the tumor share of every input pixel
+    heat = geo[:, :, TUMOR_CHANNEL].reshape(s * k, *geo.shape[-2:])  # the tumor share of every input pixel
     back = slices_to_scan(heat, geo.reshape(s * k, *geo.shape[2:]), image.affine, image.shape,
                           thickness_mm=cfg.spacing_mm[2])
     assert back.shape == image.shape[:3]
@@ -69,5 +69,5 @@ def test_the_input_volume_maps_back_onto_the_scan(which, tiny_cohort, lps_cohort
     cfg = VolumeConfig(size=32, spacing_mm=(2.0, 2.0, 2.0), timepoints=1)
     geo = patient_volume_geometry(patient, channels, cfg)["geometry"][0]  # (6, D, H, W)
     assert fit_pixel_to_world(geo)[1] < 1e-3
-    back = volume_to_scan(geo[TUMOR], geo, image.affine, image.shape)
+    back = volume_to_scan(geo[TUMOR_CHANNEL], geo, image.affine, image.shape)
     assert _dice(back > 0.5, tumor) > 0.8

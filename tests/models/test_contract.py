@@ -63,7 +63,7 @@ def test_every_model_trains_saves_loads_and_predicts(name, cohorts, tmp_path):
         again = (net(x) if clin is None else net(x, torch.as_tensor(clin))).numpy()
     outputs = trainer.outputs(data.x, clin)
     assert np.all(np.isfinite(outputs)) and np.allclose(outputs, again, atol=1e-5)
-    risk = learner.risk(trainer, everyone)
+    risk = learner.predict_risk(trainer, everyone)
     assert risk.shape == (len(ids),) and np.all(np.isfinite(risk))
 
 
@@ -87,9 +87,9 @@ def _feature_model_contract(name: str, cohort, cache) -> None:
     else:
         learner = FeatureLearner(get_model(name), net_cfg, features, ids, t, e, task="survival")
     everyone = np.arange(len(ids))
-    risk = learner.risk(learner.fit(everyone, 0), everyone)
+    risk = learner.predict_risk(learner.fit(everyone, 0), everyone)
     assert risk.shape == (len(ids),) and np.all(np.isfinite(risk))
-    assert np.array_equal(risk, learner.risk(learner.fit(everyone, 0), everyone))
+    assert np.array_equal(risk, learner.predict_risk(learner.fit(everyone, 0), everyone))
 
 
 def test_a_new_model_is_one_module_and_one_preset(tiny_cohort, tmp_path):

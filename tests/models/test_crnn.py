@@ -107,7 +107,7 @@ def test_tiny_model_overfits_a_tiny_cohort(tmp_path):
                                  TrainConfig(epochs=30, batch_size=24, lr=3e-3, val_fraction=0.0, augment=False,
                                              weight_decay=0.0, schedule="none", seed=0))
     trainer.fit(x.astype(np.float16), time_, event)
-    risk = trainer.predict(x.astype(np.float16))
+    risk = trainer.predict_risk(x.astype(np.float16))
     assert harrell_c(time_, event, risk) > 0.9
     assert trainer.history_[-1]["train_loss"] < trainer.history_[0]["train_loss"]
     trainer.save(tmp_path / "m.pt")

@@ -69,4 +69,4 @@ def test_tiny_dlop_learns_from_clinical_and_image_inputs():
     assert losses[-1] < 0.8 * losses[0]
     from hccprog.evaluation.survival import harrell_c
 
-    assert harrell_c(t, e, tr.predict(x, clin)) > 0.7
+    assert harrell_c(t, e, tr.predict_risk(x, clin)) > 0.7

@@ -103,7 +103,7 @@ def test_cox_progression_objective():
     assert CoxProgressionObjective(12.0, weight=0.0).loss(out, e, t).item() == pytest.approx(
         cox_loss(out[:, 0], e, t).item(), rel=1e-6)
     o = out.numpy().astype(float)
-    assert np.allclose(obj.risk(o), o[:, 0])
+    assert np.allclose(obj.predict_risk(o), o[:, 0])
     assert np.allclose(obj.probabilities(o)[:, 0], 1 / (1 + np.exp(-o[:, 1])))
     back = objective_from_state(obj.state())
     assert isinstance(back, CoxProgressionObjective) and back.horizon == 12.0 and back.weight == 0.5

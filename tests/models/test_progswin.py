@@ -59,7 +59,7 @@ def test_risk_class_objective_matches_cross_entropy_on_known_patients():
     assert loss.item() == 0 and z.grad is not None
     # risk: the expected class; a state round trip keeps the edges
     p = obj.probabilities(out.numpy())
-    assert np.allclose(p.sum(axis=1), 1) and np.allclose(obj.risk(out.numpy()), p @ np.arange(4))
+    assert np.allclose(p.sum(axis=1), 1) and np.allclose(obj.predict_risk(out.numpy()), p @ np.arange(4))
     assert objective_from_state(obj.state()).edges == obj.edges
 
 

@@ -14,6 +14,7 @@ from hccprog.models.radiomics import (
     cox_score_z,
     icc_1_1,
 )
+from hccprog.survival.protocols import RiskScorer
 
 
 def _score_z_loop(x, time, event):
@@ -73,7 +74,7 @@ def test_survival_pipeline_finds_the_signal(learner):
     assert "t0|CT|tumor|const" not in pipe.selected_
     assert len({"t0|CT|tumor|f0", "t0|CT|tumor|f1"} & set(pipe.selected_)) == 1  # one of the two near copies
     assert "t0|CT|tumor|f5" in pipe.selected_
-    assert np.corrcoef(pipe.risk(X), lp)[0, 1] > 0.6
+    assert np.corrcoef(pipe.predict_risk(X), lp)[0, 1] > 0.6
     assert list(pipe.steps_) == ["extracted", "after missing and near-zero variance", "after stability (ICC)",
                                  "after univariate screening", "after correlation clustering"]
 
@@ -95,7 +96,7 @@ def test_response_classifiers(learner):
     X, rng = _frame(120, 10, 4)
     y = (X["t0|CT|tumor|f3"].to_numpy() + rng.normal(0, 0.7, 120) > 0).astype(int)
     pipe = RadiomicsPipeline(RadiomicsModelConfig(learner=learner, trees=50, icc_min=0), "response", seed=1)
-    risk = pipe.fit(X, np.ones(120), y).risk(X)
+    risk = pipe.fit(X, np.ones(120), y).predict_risk(X)
     from sklearn.metrics import roc_auc_score
 
     assert np.all(np.isfinite(risk)) and roc_auc_score(y, risk) > 0.7
@@ -151,14 +152,17 @@ def test_a_saved_pipeline_scores_as_the_fitted_one(learner, task):
     pipe = RadiomicsPipeline(cfg, task).fit(X, time, event)
     assert pipe.saveable
     state = json.loads(json.dumps(pipe.state()))  # plain JSON
-    again = RadiomicsPipeline.from_state(cfg, state)
+    again = RadiomicsPipeline.from_state(state, config=cfg)
     Xn = X.copy()
     Xn.iloc[0, 2] = np.nan  # a missing value takes the training median in both
-    assert np.allclose(again.risk(Xn), pipe.risk(Xn), atol=1e-4)
+    assert np.allclose(again.predict_risk(Xn), pipe.predict_risk(Xn), atol=1e-4)
+    # the saved learner is enough: without the configuration it scores alike
+    assert np.allclose(RadiomicsPipeline.from_state(state).predict_risk(Xn), pipe.predict_risk(Xn), atol=1e-4)
+    assert isinstance(pipe, RiskScorer) and isinstance(again, RiskScorer)
     # each selected feature's contribution (coefficient x z, or TreeSHAP) and the baseline add up to the risk
     parts = again.contributions(Xn)
     assert list(parts.columns) == [*again.selected_, "baseline"]
-    assert np.allclose(parts.sum(axis=1), again.risk(Xn), atol=1e-4)
+    assert np.allclose(parts.sum(axis=1), again.predict_risk(Xn), atol=1e-4)
 
 
 def test_tree_classifiers_are_not_saved_as_json():
@@ -182,7 +186,7 @@ def test_risk_classes(learner):
     pipe.fit(X, np.ones(160), labels)
     probs = pipe.probabilities(X, 5)  # a fifth class that nobody has
     assert probs.shape == (160, 5) and np.allclose(probs.sum(axis=1), 1) and np.all(probs[:, 4] == 0)
-    risk = pipe.risk(X)
+    risk = pipe.predict_risk(X)
     assert np.allclose(risk, probs @ np.arange(5))
     known = labels >= 0
     assert np.corrcoef(risk[known], labels[known])[0, 1] > 0.5
@@ -200,7 +204,7 @@ def test_inner_cv_training_scores_are_out_of_fold():
     pipe = RadiomicsPipeline(cfg, "survival").fit(X, time, event)
     oof = pipe.train_risk_.to_numpy()
     assert np.isfinite(oof).all() and len(oof) == 150
-    assert harrell_c(time, event, pipe.risk(X)) > harrell_c(time, event, oof) > 0.55
+    assert harrell_c(time, event, pipe.predict_risk(X)) > harrell_c(time, event, oof) > 0.55
     assert RadiomicsPipeline(cfg.model_copy(update={"train_risk": "in-sample"}), "survival").fit(
         X, time, event).train_risk_ is None
 
@@ -212,5 +216,5 @@ def test_logistic_on_risk_classes_of_a_survival_endpoint():
     signal = X["t0|CT|tumor|f3"].to_numpy() + rng.normal(0, 0.5, 120)
     classes = np.digitize(signal, np.quantile(signal, [0.25, 0.5, 0.75]))
     pipe = RadiomicsPipeline(RadiomicsModelConfig(learner="logistic", icc_min=0), "classes", seed=1)
-    risk = pipe.fit(X, np.ones(120), classes).risk(X)
+    risk = pipe.fit(X, np.ones(120), classes).predict_risk(X)
     assert np.all(np.isfinite(risk)) and np.corrcoef(risk, classes)[0, 1] > 0.5

@@ -44,7 +44,8 @@ def test_clinical_nomogram_points_reproduce_the_linear_predictor_and_survival():
     rows = X.sample(20, random_state=1)
     pts = nomo.patient_points(_values(nomo, rows))
     np.testing.assert_allclose(nomo.linear_predictor(pts["total"]), model.predict_risk(rows), atol=1e-6)
-    np.testing.assert_allclose(np.c_[nomo.survival(pts["total"], 365.25), nomo.survival(pts["total"], 730.5)],
+    np.testing.assert_allclose(np.c_[nomo.predict_survival(pts["total"], 365.25),
+                                     nomo.predict_survival(pts["total"], 730.5)],
                                model.predict_survival(rows, [365.25, 730.5]), atol=1e-6)
     # the widest term spans 100 points; categorical and binary covariates are single terms
     assert max(max(nomo.points(term, v) for v in term.axis_values()) for term in nomo.terms) == pytest.approx(100)
@@ -64,12 +65,14 @@ def test_fused_nomogram_reproduces_the_fusion():
             "fusion": {"clinical": clinical.state(), "fusion": fus.state(), "breslow": base.state(),
                        "covariates_info": INFO}}
     nomo = fused_nomogram(desc, unit="days", endpoint="os")
-    assert nomo.terms[0].name == "crnn" or "crnn" in [term.name for term in nomo.terms]
+    # one term for the image score and one for each clinical covariate
+    assert sorted(term.name for term in nomo.terms) == sorted([*INFO, "crnn"])
     idx = np.random.default_rng(4).choice(len(t), 20, replace=False)
     values = _values(nomo, X.iloc[idx]).assign(crnn=a[idx])
     pts = nomo.patient_points(values)
     np.testing.assert_allclose(nomo.linear_predictor(pts["total"]), fused[idx], atol=1e-6)
-    np.testing.assert_allclose(nomo.survival(pts["total"], 730.5), base.predict(fused[idx], [730.5])[:, 0], atol=1e-6)
+    np.testing.assert_allclose(nomo.predict_survival(pts["total"], 730.5),
+                               base.predict_survival(fused[idx], [730.5])[:, 0], atol=1e-6)
 
 
 def test_log_covariates_get_log_spaced_ticks_in_original_units():

@@ -70,7 +70,7 @@ def test_trainer_draws_slices_in_training_and_averages_all_in_evaluation():
     tr = SurvivalNetTrainer(Probe, cfg).fit(x, t, e)
     assert {k for training, k in seen if training} == {1}
     seen.clear()
-    tr.predict(x)
+    tr.predict_risk(x)
     assert seen == [(False, 3)]
 
 

@@ -59,13 +59,13 @@ def test_discrete_survival_matches_products_at_the_cuts_and_is_monotone():
     obj = DiscreteTimeObjective([1.0, 2.0, 3.0], horizon=3.0)
     logits = np.array([[-1.0, 0.0, 1.0], [-3.0, -3.0, -3.0]])
     h = 1 / (1 + np.exp(-logits))
-    s = obj.survival(logits, [0.0, 1.0, 1.5, 2.0, 3.0, 3.5])
+    s = obj.predict_survival(logits, [0.0, 1.0, 1.5, 2.0, 3.0, 3.5])
     assert s[:, 0] == pytest.approx([1.0, 1.0])
     assert s[:, 1] == pytest.approx(1 - h[:, 0])
     assert s[:, 3] == pytest.approx((1 - h[:, 0]) * (1 - h[:, 1]))
     assert s[:, 4] == pytest.approx(np.prod(1 - h, axis=1))
     assert np.all(np.diff(s, axis=1) <= 1e-12)
-    assert obj.risk(logits) == pytest.approx(1 - np.prod(1 - h, axis=1))  # 1 - S(3)
+    assert obj.predict_risk(logits) == pytest.approx(1 - np.prod(1 - h, axis=1))  # 1 - S(3)
     assert objective_from_state(obj.state()).cuts == obj.cuts
     with pytest.raises(ValueError, match="increasing"):
         DiscreteTimeObjective([2.0, 1.0], horizon=1.0)

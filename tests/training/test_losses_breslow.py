@@ -58,6 +58,6 @@ def test_breslow_survival_equals_lifelines():
         fit = CoxPHFitter(baseline_estimation_method="breslow").fit(frame, "T", "E")
     beta = float(fit.params_["x"])
     times = [2.0, 5.0, 10.0, 20.0]
-    ours = BreslowSurvival().fit(beta * x, t, e).predict(beta * x[:6], times)
+    ours = BreslowSurvival().fit(beta * x, t, e).predict_survival(beta * x[:6], times)
     ref = fit.predict_survival_function(frame.iloc[:6][["x"]], times=times).to_numpy().T
     np.testing.assert_allclose(ours, ref, atol=1e-6)

@@ -181,7 +181,7 @@ def _curves(desc: dict, entry: dict, factor: float) -> dict[str, dict]:
         if score is None:
             continue
         base = BreslowSurvival.from_state(state)
-        band = base.band(score["risk"], grid) or (base.predict([score["risk"]], grid)[0], None, None)
+        band = base.band(score["risk"], grid) or (base.predict_survival([score["risk"]], grid)[0], None, None)
         s, lo, hi = band
         out[name] = {"time": (grid * factor).tolist(), "survival": np.asarray(s).tolist(),
                      "lower": None if lo is None else np.asarray(lo).tolist(),
@@ -309,7 +309,7 @@ def _explain_features(desc: dict, cohort: Cohort, ids: list[str], tmp: Path, cac
 
     spec = get_model(desc["model"])
     net_cfg = spec.config(**desc["network"])
-    pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(net_cfg, desc["pipeline"])
+    pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(desc["pipeline"], config=net_cfg)
     cfg = FeatureConfig(**{**desc["preprocessing"], "series": desc["channels"]})
     X = feature_matrix(extract_features(cohort, cfg, cache_dir=cache_dir), delta=spec.reads_followups(net_cfg))
     cols = pipe.selected_

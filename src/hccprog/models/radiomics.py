@@ -212,7 +212,7 @@ class RadiomicsPipeline:
         for tr, te in inner_splits(len(X), event, self.cfg.inner_folds, self.seed):
             pipe = RadiomicsPipeline(inner, self.task, seed=self.seed).fit(
                 X.iloc[tr], time[tr], event[tr], perturbed=[q.iloc[tr] for q in perturbed] if perturbed else None)
-            out.iloc[te] = pipe.risk(X.iloc[te])
+            out.iloc[te] = pipe.predict_risk(X.iloc[te])
         return out
 
     def standardize(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -253,7 +253,7 @@ class RadiomicsPipeline:
         out[:, self.classes_.astype(int)] = self.model_.predict_proba(self.standardize(X).to_numpy())
         return out
 
-    def risk(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         """Log-hazard (survival), logit of PD (response) or the expected risk class (classes), higher
         = worse."""
         Z = self.standardize(X)
@@ -274,7 +274,7 @@ class RadiomicsPipeline:
         return np.log(p / (1 - p))
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per patient, each selected feature's additive part of :meth:`risk` and the ``baseline``
+        """Per patient, each selected feature's additive part of :meth:`predict_risk` and the ``baseline``
         (a saved pipeline, as ``predict`` and ``explain`` load it)."""
         if self.saved_ is None:
             return saved_contributions(self.state(), self.standardize(X))
@@ -306,7 +306,10 @@ class RadiomicsPipeline:
         return out
 
     @classmethod
-    def from_state(cls, cfg: RadiomicsModelConfig, state: dict) -> RadiomicsPipeline:
+    def from_state(cls, state: dict, *, config: RadiomicsModelConfig | None = None) -> RadiomicsPipeline:
+        """The pipeline that :meth:`state` describes, scoring as the fitted one did. ``config``: the
+        model's configuration (by default the defaults with the saved learner)."""
+        cfg = config if config is not None else RadiomicsModelConfig(learner=state["learner"])
         pipe = cls(cfg, state["task"])
         cols = list(state["selected"])
         pipe.selected_ = cols

@@ -29,7 +29,7 @@ class ModelSpec:
     objective: str = "cox"
     clinical: bool = False  # the network also takes clinical inputs (forward(x, clin))
     # slices: SliceConfig tensors; volume: VolumeConfig tensors; features: FeatureConfig features, and
-    # ``build(cfg, task=, seed=)`` gives a pipeline with ``fit(X, time, event, perturbed=)`` and ``risk(X)``
+    # ``build(cfg, task=, seed=)`` gives a pipeline with ``fit(X, time, event, perturbed=)`` and ``predict_risk(X)``
     input: PreprocessingKind = "slices"
     # averages its encoder's features over the representative slices (order-free): training may then
     # draw a subset of them per step (``training.slices_per_step``)

@@ -215,7 +215,8 @@ class Nomogram:
         """The inverse of :meth:`linear_predictor`."""
         return (np.asarray(lp, float) - self.offset - sum(self.cmin.values())) * 100.0 / self.span
 
-    def survival(self, total_points, horizon: float) -> np.ndarray:
+    def predict_survival(self, total_points, horizon: float) -> np.ndarray:
+        """The probability of no event by ``horizon`` that a total number of points reads."""
         return np.exp(-self.cumhaz[float(horizon)] * np.exp(self.linear_predictor(total_points)))
 
     def horizon_label(self, horizon: float) -> str:
@@ -376,7 +377,7 @@ def fused_nomogram(desc: Mapping, *, unit: str, endpoint: str) -> Nomogram:
     base = BreslowSurvival.from_state(fusion["breslow"])
     horizons = [float(h) for h in desc["horizons"]]
     # S = exp(-H0(h) exp(lp - shift)): fold the shift into the baseline
-    s1 = base.predict(np.zeros(1), horizons)[0]
+    s1 = base.predict_survival(np.zeros(1), horizons)[0]
     cumhaz = {h: float(-np.log(max(s, 1e-300))) for h, s in zip(horizons, s1, strict=True)}
     note = ("for patients with an observed follow-up (the fusion also weighs carried-forward ones)"
             if fusion["fusion"].get("uses_indicator") else "")

@@ -9,15 +9,15 @@ class BreslowSurvival:
     """S(t | r) = exp(-H0(t) exp(r)), H0 estimated on training risks, times and events.
 
     ``fit(risk, time, event)`` estimates the Breslow baseline cumulative hazard H0 on the training
-    patients; ``predict(risk, times)`` gives the (n, len(times)) survival of new risks;
+    patients; ``predict_survival(risk, times)`` gives the (n, len(times)) survival of new risks;
     ``state()``/``from_state()`` round-trip it as plain JSON.
 
     Examples
     --------
     >>> base = BreslowSurvival().fit([0.0, 0.5, 1.0, -0.5], [2, 3, 5, 8], [1, 1, 0, 1])
-    >>> base.predict([0.0, 1.0], [1, 4]).round(3).tolist()
+    >>> base.predict_survival([0.0, 1.0], [1, 4]).round(3).tolist()
     [[1.0, 0.692], [1.0, 0.367]]
-    >>> BreslowSurvival.from_state(base.state()).predict([0.0], [4]).round(3).tolist()
+    >>> BreslowSurvival.from_state(base.state()).predict_survival([0.0], [4]).round(3).tolist()
     [[0.692]]
     """
 
@@ -67,7 +67,7 @@ class BreslowSurvival:
         s = np.exp(-w * h0)
         return s, np.exp(-w * h0 * np.exp(z * se_log)), np.exp(-w * h0 * np.exp(-z * se_log))
 
-    def predict(self, risk, times) -> np.ndarray:
+    def predict_survival(self, risk, times) -> np.ndarray:
         """(n, len(times)) survival probabilities."""
         idx = np.searchsorted(self.times_, np.asarray(times, float), side="right") - 1
         h0 = np.where(idx >= 0, self.cumhaz_[np.clip(idx, 0, None)], 0.0)

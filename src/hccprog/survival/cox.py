@@ -114,6 +114,11 @@ class CoxModel:
                 "preprocessor": self.prep_.state(), **self.linear_,
                 "ranges": {c: list(v) for c, v in self.ranges_.items()}}
 
+    @classmethod
+    def from_state(cls, state: dict) -> CoxScore:
+        """What scores new patients from :meth:`state`: a :class:`CoxScore` (no lifelines needed)."""
+        return CoxScore.from_state(state)
+
     def predict_survival(self, X: pd.DataFrame, times) -> np.ndarray:
         """S(t | x) at ``times``: (n, len(times)), Breslow baseline of the training data."""
         sf = self.model_.predict_survival_function(self.prep_.transform(X[self.covariates_]),
@@ -153,6 +158,10 @@ class CoxScore:
     def from_state(cls, state: dict) -> CoxScore:
         return cls(state["covariates"], TabularPreprocessor.from_state(state["preprocessor"]),
                    {"coefficients": state["coefficients"], "center": state["center"]})
+
+    def state(self) -> dict:
+        """The state it was rebuilt from (what scores new patients)."""
+        return {"covariates": list(self.covariates), "preprocessor": self.prep.state(), **self.linear}
 
     def missing(self, X: pd.DataFrame) -> list[str]:
         """Covariates of the model that ``X`` lacks."""
@@ -228,6 +237,14 @@ class BivariateCoxFusion:
         return fus
 
     def predict_survival(self, a, b, times, indicator=None) -> np.ndarray:
+        """S(t | a, b) at ``times``: (n, len(times)), with the Breslow baseline of the training data.
+
+        Only the fitted fusion holds that baseline; a fusion rebuilt by :meth:`from_state` scores risk,
+        and its survival comes from the :class:`~hccprog.survival.breslow.BreslowSurvival` saved beside
+        it (as a run folder does)."""
+        if not hasattr(self, "model_"):
+            raise ValueError("a fusion rebuilt from its state has no baseline hazard: fit a BreslowSurvival on "
+                             "its training risks (a run folder saves one beside the fusion)")
         return self.model_.predict_survival_function(self._frame(a, b, indicator),
                                                      times=np.asarray(times, float)).to_numpy().T
 

@@ -230,7 +230,7 @@ class SurvivalNetTrainer:
                 extra = {} if labels is None else {"labels": labels[va]}
                 val_loss = float(obj.loss(torch.as_tensor(o), torch.as_tensor(e[va]), torch.as_tensor(t[va]),
                                           **extra).cpu())
-                rec.update(val_loss=val_loss, **obj.validation(t[va], e[va], obj.risk(o)))
+                rec.update(val_loss=val_loss, **obj.validation(t[va], e[va], obj.predict_risk(o)))
                 if val_loss < best - 1e-4:
                     best, best_state, best_epoch, waited = val_loss, self._cpu_state(model), epoch + 1, 0
                 else:
@@ -286,9 +286,9 @@ class SurvivalNetTrainer:
         """The network's raw outputs: (N,) log-hazards or (N, J) interval logits."""
         return self._outputs(self.model_, x, clin)
 
-    def predict(self, x: np.ndarray, clin: np.ndarray | None = None) -> np.ndarray:
+    def predict_risk(self, x: np.ndarray, clin: np.ndarray | None = None) -> np.ndarray:
         """Risk scores (N,), higher = worse (the log-hazard for a Cox objective)."""
-        return self.objective.risk(self.outputs(x, clin))
+        return self.objective.predict_risk(self.outputs(x, clin))
 
     def save(self, path: str | Path) -> None:
         """The weights only (``torch.load(path, weights_only=True)`` reads them back)."""

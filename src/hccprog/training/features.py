@@ -1,6 +1,6 @@
 """Models on tabular image features (a spec with ``input: features``): the features of every
 patient are extracted once (cached), and the model's pipeline (``spec.build(cfg, task=, seed=)``,
-with ``fit(X, time, event, perturbed=)`` and ``risk(X)``) is fitted on the training part of each
+with ``fit(X, time, event, perturbed=)`` and ``predict_risk(X)``) is fitted on the training part of each
 split by the cross-validation engine."""
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ class FeatureLearner:
         target = self.labels if self.task == "classes" else self.e
         return pipe.fit(self.X.iloc[ok], self.t[ok], target[ok], perturbed=[p.iloc[ok] for p in self.perturbed])
 
-    def risk(self, pipe, idx: np.ndarray) -> np.ndarray:
+    def predict_risk(self, pipe, idx: np.ndarray) -> np.ndarray:
         out = np.full(len(idx), np.nan)
         ok = self.has[idx]
         if ok.any():
-            out[ok] = pipe.risk(self.X.iloc[idx[ok]])
+            out[ok] = pipe.predict_risk(self.X.iloc[idx[ok]])
         return out
 
     def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:
@@ -77,7 +77,7 @@ class FeatureLearner:
         self.steps[f"fold-{s.repeat}-{s.fold}"] = {**pipe.steps_, "selected": pipe.selected_}
         if self.progress:
             self.progress(f"repeat {s.repeat + 1}, fold {s.fold + 1}: {len(pipe.selected_)} features", 1, 1)
-        train_risk, test_risk = self.risk(pipe, s.train), self.risk(pipe, s.test)
+        train_risk, test_risk = self.predict_risk(pipe, s.train), self.predict_risk(pipe, s.test)
         if pipe.train_risk_ is not None:  # out-of-fold scores of the training part (fusion, cut-offs)
             ok = self.has[s.train]
             train_risk[ok] = pipe.train_risk_.reindex(self.X.index[s.train[ok]]).to_numpy()
@@ -93,7 +93,7 @@ class FeatureLearner:
             ok, okt = np.isfinite(train_risk), np.isfinite(test_risk)
             base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
             surv = np.full((len(s.test), len(grid)), np.nan)
-            surv[okt] = base.predict(test_risk[okt], grid)
+            surv[okt] = base.predict_survival(test_risk[okt], grid)
         return FoldPrediction(train_risk, test_risk, surv, columns)
 
 

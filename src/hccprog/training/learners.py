@@ -107,11 +107,11 @@ class DeepLearner:
         clin = self._clin(tr, idx[ok])
         return ok, tr.outputs(self.data.x[self.pos[idx[ok]]], clin)
 
-    def risk(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray:
+    def predict_risk(self, tr: SurvivalNetTrainer, idx: np.ndarray) -> np.ndarray:
         out = np.full(len(idx), np.nan)
         ok, o = self.outputs(tr, idx)
         if ok.any():
-            out[ok] = self.objective.risk(o)
+            out[ok] = self.objective.predict_risk(o)
         return out
 
     def _columns(self, probs: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -144,21 +144,21 @@ class DeepLearner:
                 return pred
         t0 = time.perf_counter()
         tr = self.fit(s.train, s.seed * 1000 + s.fold, f"repeat {s.repeat + 1}, fold {s.fold + 1}")
-        train_risk = self.risk(tr, s.train)
+        train_risk = self.predict_risk(tr, s.train)
         okt, o_test = self.outputs(tr, s.test)  # one forward pass of the test part: risk and survival
         test_risk = np.full(len(s.test), np.nan)
         if okt.any():
-            test_risk[okt] = self.objective.risk(o_test)
+            test_risk[okt] = self.objective.predict_risk(o_test)
         surv = None
         if grid:  # a survival task: the objective's own survival, or Breslow's on the training risks
             surv = np.full((len(s.test), len(grid)), np.nan)
-            own = self.objective.survival(o_test, grid) if okt.any() else None
+            own = self.objective.predict_survival(o_test, grid) if okt.any() else None
             if own is not None:
                 surv[okt] = own
             else:
                 ok = np.isfinite(train_risk)
                 base = BreslowSurvival().fit(train_risk[ok], self.t[s.train][ok], self.e[s.train][ok])
-                surv[okt] = base.predict(test_risk[okt], grid)
+                surv[okt] = base.predict_survival(test_risk[okt], grid)
         self.fold_seconds[name] = time.perf_counter() - t0
         self.histories[name] = tr.history_
         tr.save(self.state_dir / f"{name}.pt")

@@ -41,7 +41,21 @@ def _harrell(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
     return {"val_c": float(harrell_c(time, event, risk))}
 
 
-class CoxObjective:
+class _Objective:
+    """What every objective shares: ``from_state`` rebuilds it from its ``state()``
+    (:func:`objective_from_state` when the kind is not known in advance)."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def from_state(cls, state: dict):
+        objective = objective_from_state(state)
+        if not isinstance(objective, cls):
+            raise ValueError(f"a saved '{state.get('kind')}' objective is not a {cls.__name__}")
+        return objective
+
+
+class CoxObjective(_Objective):
     kind = "cox"
     outputs = 1
     class_columns: ClassVar[list[str]] = []  # it does not classify
@@ -49,15 +63,15 @@ class CoxObjective:
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return cox_loss(out.view(-1), event, time)
 
-    def risk(self, out: np.ndarray) -> np.ndarray:
+    def predict_risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float).reshape(len(out))
 
     @staticmethod
     def torch_risk(out: torch.Tensor) -> torch.Tensor:
-        """:meth:`risk` on tensors, differentiable (what saliency maps explain)."""
+        """:meth:`predict_risk` on tensors, differentiable (what saliency maps explain)."""
         return out.reshape(len(out))
 
-    def survival(self, out: np.ndarray, times) -> np.ndarray | None:
+    def predict_survival(self, out: np.ndarray, times) -> np.ndarray | None:
         return None
 
     def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
@@ -67,7 +81,7 @@ class CoxObjective:
         return {"kind": self.kind}
 
 
-class DiscreteTimeObjective:
+class DiscreteTimeObjective(_Objective):
     """Interval hazards ending at ``cuts`` (cohort time unit); ``horizon``: the time whose survival
     is the score (a cut, e.g. 3 years)."""
 
@@ -86,7 +100,7 @@ class DiscreteTimeObjective:
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return logistic_hazard_loss(out, event, time, self._cuts_t)
 
-    def survival(self, out: np.ndarray, times) -> np.ndarray:
+    def predict_survival(self, out: np.ndarray, times) -> np.ndarray:
         """S(t) at ``times``: constant hazard inside each interval, the last one's beyond the end."""
         logits = torch.as_tensor(np.asarray(out, np.float64))
         s_end = discrete_survival(logits).numpy()  # (N, J)
@@ -101,11 +115,11 @@ class DiscreteTimeObjective:
             out_s[:, k] = np.exp(log_s_start[:, j] - rate[:, j] * (t - edges[j]))
         return out_s
 
-    def risk(self, out: np.ndarray) -> np.ndarray:
-        return 1.0 - self.survival(out, [self.horizon])[:, 0]
+    def predict_risk(self, out: np.ndarray) -> np.ndarray:
+        return 1.0 - self.predict_survival(out, [self.horizon])[:, 0]
 
     def torch_risk(self, out: torch.Tensor) -> torch.Tensor:
-        """:meth:`risk` on tensors, differentiable: 1 - S(horizon), constant hazard inside the interval."""
+        """:meth:`predict_risk` on tensors, differentiable: 1 - S(horizon), constant hazard inside the interval."""
         edges = [0.0, *self.cuts]
         j = min(int(np.searchsorted(np.array(self.cuts), self.horizon, side="left")), len(self.cuts) - 1)
         log_s = torch.nn.functional.logsigmoid(-out)  # log(1 - h) per interval
@@ -120,7 +134,7 @@ class DiscreteTimeObjective:
         return {"kind": self.kind, "cuts": self.cuts, "horizon": self.horizon}
 
 
-class BinaryObjective:
+class BinaryObjective(_Objective):
     kind = "binary"
     outputs = 1
     class_columns: ClassVar[list[str]] = ["PD"]  # p_PD: the probability of the positive class
@@ -128,15 +142,15 @@ class BinaryObjective:
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(out.view(-1), event.to(out.dtype).view(-1))
 
-    def risk(self, out: np.ndarray) -> np.ndarray:
+    def predict_risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float).reshape(len(out))
 
     @staticmethod
     def torch_risk(out: torch.Tensor) -> torch.Tensor:
-        """:meth:`risk` on tensors (the logit of PD)."""
+        """:meth:`predict_risk` on tensors (the logit of PD)."""
         return out.reshape(len(out))
 
-    def survival(self, out: np.ndarray, times) -> None:
+    def predict_survival(self, out: np.ndarray, times) -> None:
         return None
 
     @staticmethod
@@ -152,7 +166,7 @@ class BinaryObjective:
         return {"kind": self.kind}
 
 
-class RiskClassObjective:
+class RiskClassObjective(_Objective):
     """K = len(edges) + 1 ordered risk classes (cohort time unit edges), cross-entropy."""
 
     kind = "classes"
@@ -185,18 +199,18 @@ class RiskClassObjective:
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
-    def risk(self, out: np.ndarray) -> np.ndarray:
+    def predict_risk(self, out: np.ndarray) -> np.ndarray:
         """The expected class (0 .. K - 1)."""
         p = self.probabilities(out)
         return p @ np.arange(p.shape[1], dtype=float)
 
     @staticmethod
     def torch_risk(out: torch.Tensor) -> torch.Tensor:
-        """:meth:`risk` on tensors, differentiable."""
+        """:meth:`predict_risk` on tensors, differentiable."""
         p = torch.softmax(out, dim=1)
         return p @ torch.arange(p.shape[1], dtype=p.dtype, device=p.device)
 
-    def survival(self, out: np.ndarray, times) -> None:
+    def predict_survival(self, out: np.ndarray, times) -> None:
         return None
 
     def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
@@ -206,7 +220,7 @@ class RiskClassObjective:
         return {"kind": self.kind, "edges": self.edges}
 
 
-class CoxProgressionObjective:
+class CoxProgressionObjective(_Objective):
     """Output (N, 2): log-hazard, logit of progression by ``horizon`` (cohort time unit)."""
 
     kind = "cox-progression"
@@ -229,12 +243,12 @@ class CoxProgressionObjective:
             out[known, 1].float(), y[known].to(out.device, torch.float32))
         return cox + self.weight * bce
 
-    def risk(self, out: np.ndarray) -> np.ndarray:
+    def predict_risk(self, out: np.ndarray) -> np.ndarray:
         return np.asarray(out, float)[:, 0]
 
     @staticmethod
     def torch_risk(out: torch.Tensor) -> torch.Tensor:
-        """:meth:`risk` on tensors (the log-hazard)."""
+        """:meth:`predict_risk` on tensors (the log-hazard)."""
         return out[:, 0]
 
     @staticmethod
@@ -242,7 +256,7 @@ class CoxProgressionObjective:
         """(N, 1): the predicted probability of progression by the horizon."""
         return 1.0 / (1.0 + np.exp(-np.asarray(out, float)[:, 1:2]))
 
-    def survival(self, out: np.ndarray, times) -> None:
+    def predict_survival(self, out: np.ndarray, times) -> None:
         return None
 
     def validation(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict:
@@ -253,6 +267,7 @@ class CoxProgressionObjective:
 
 
 def objective_from_state(state: dict):
+    """The objective that ``state`` (an objective's ``state()``) describes, of whichever kind."""
     if state["kind"] == "binary":
         return BinaryObjective()
     if state["kind"] == "cox":

@@ -187,7 +187,7 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
                 xb = torch.as_tensor(data.x[i:i + 64].astype(np.float32))
                 outs.append((net(xb) if clin is None else net(xb, clin[i:i + 64])).numpy())
         out = np.concatenate(outs).astype(float) if outs else np.zeros((0, 1))
-        risk = objective.risk(out)
+        risk = objective.predict_risk(out)
     stats = {**data.stats, "seconds_total": round(time.perf_counter() - t0, 3),
              "seconds_per_patient": round((time.perf_counter() - t0) / max(1, len(data.ids)), 4),
              "skipped": data.skipped, "notes": [], "imputed": data.imputed}
@@ -204,9 +204,9 @@ def predict_cohort(run: Path, cohort: Cohort, *, cache_dir: Path | None = None,
                               "p_PD": 1.0 / (1.0 + np.exp(-risk)), "imputed": own_fills})
         return frame, stats
     horizons = [float(h) for h in desc["horizons"]]  # in the run's time unit
-    surv = objective.survival(out, horizons)
+    surv = objective.predict_survival(out, horizons)
     if surv is None:
-        surv = BreslowSurvival.from_state(desc["breslow"]).predict(risk, horizons)
+        surv = BreslowSurvival.from_state(desc["breslow"]).predict_survival(risk, horizons)
     labels = [h * factor for h in horizons]  # ... labelled in the cohort's unit
     frame = _score_frame(desc["model"], data.ids, risk, surv, desc["risk_groups"]["cutoffs"], labels)
     if objective.class_columns:  # classes: p_<class> as the run-outputs spec names them
@@ -241,7 +241,7 @@ def _feature_risk(desc: dict, cohort: Cohort, *, cache_dir, progress) -> tuple[_
     try:
         net_cfg = spec.config(**desc["network"])
         cfg = FeatureConfig(**{**desc["preprocessing"], "series": desc["channels"]})
-        pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(net_cfg, desc["pipeline"])
+        pipe = spec.build(net_cfg, task=desc["pipeline"]["task"]).from_state(desc["pipeline"], config=net_cfg)
     except (KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(f"the model description is incomplete or altered ({type(exc).__name__}: {exc})",
                              file=f"models/{desc['model']}.json") from None
@@ -255,7 +255,7 @@ def _feature_risk(desc: dict, cohort: Cohort, *, cache_dir, progress) -> tuple[_
     ids = list(X.index)
     data = _FeatureInput(ids, imputed, features.skipped, {**features.stats, "patients": len(ids)},
                          np.ones((len(ids), 1), bool))
-    return data, pipe.risk(X)
+    return data, pipe.predict_risk(X)
 
 
 def _score_frame(model: str, ids: list[str], risk: np.ndarray, surv: np.ndarray, cutoffs: list[float],
@@ -288,7 +288,7 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     fus = BivariateCoxFusion.from_state(fusion["fusion"])
     indicator = (~data.observed.all(axis=1)).astype(float) if fus.uses_indicator_ else None
     fused = fus.predict_risk(risk, clin_risk, indicator)
-    surv = BreslowSurvival.from_state(fusion["breslow"]).predict(fused, horizons)
+    surv = BreslowSurvival.from_state(fusion["breslow"]).predict_survival(fused, horizons)
     frame = _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], labels)
     fills = covariate_fills(X, clinical.covariates)
     unseen, unseen_notes = unseen_level_fills(clinical.prep, X[clinical.covariates], fusion["name"])

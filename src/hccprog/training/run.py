@@ -224,7 +224,7 @@ def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig
     Response: the Youden cut-off of the refitted model on all patients (the one ``predict`` applies)."""
     idx = np.arange(len(t))
     tr = learner.fit(idx, cfg.seed, "final model (all patients)")
-    risk = learner.risk(tr, idx)
+    risk = learner.predict_risk(tr, idx)
     ok = np.isfinite(risk)
     if res.task == "response":
         return learner.description(tr, cfg, task="response", positive_class="PD",
