@@ -53,7 +53,15 @@ def test_end_to_end_run_folder(trained):
     assert len(crnn) == 30 and crnn["patient_id"].is_unique and set(crnn["fold"]) == {0, 1, 2}
     assert crnn[[c for c in crnn.columns if c.startswith("surv_")]].notna().all().all()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0 <= metrics["models"]["crnn"]["harrell_c"]["value"] <= 1
+    # the C in metrics.json is the out-of-fold C of predictions.csv against outcomes.csv, inside its CI
+    from hccprog.evaluation.survival import harrell_c
+
+    outcomes = pd.read_csv(run / "outcomes.csv", dtype={"patient_id": str}).set_index("patient_id")
+    scored = crnn.assign(patient_id=crnn["patient_id"].astype(str)).set_index("patient_id").join(outcomes)
+    c = metrics["models"]["crnn"]["harrell_c"]
+    assert c["value"] == pytest.approx(harrell_c(scored["time"].to_numpy(), scored["event"].to_numpy(),
+                                                 scored["risk"].to_numpy()), abs=1e-6)
+    assert c["ci_lower"] < c["value"] < c["ci_upper"]
     conf = yaml.safe_load((run / "config.yaml").read_text())
     assert conf["command"] == "train" and conf["train"]["model"] == "crnn" and conf["train"]["preset"] == "tiny"
     assert not any(p.name.startswith(".run.partial") for p in run.parent.iterdir())  # resume state cleaned up

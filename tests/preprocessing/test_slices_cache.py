@@ -133,6 +133,12 @@ def test_cache_reuses_detects_corruption_and_config_changes(tiny_cohort, tmp_pat
     again = preprocess_cohort(cohort, TINY, cache_dir=cache, workers=1)
     assert again.stats["cached"] == 6 and again.stats["built"] == 0
     np.testing.assert_array_equal(again.x, first.x)
+    # the cached tensors are those a fresh build computes (not only counted as reused)
+    fresh = preprocess_cohort(cohort, TINY, cache_dir=tmp_path / "fresh", workers=1)
+    assert fresh.stats["built"] == 6
+    np.testing.assert_array_equal(again.x, fresh.x)
+    np.testing.assert_array_equal(again.observed, fresh.observed)
+    assert again.ids == fresh.ids and again.imputed == fresh.imputed
     entries = sorted(cache.rglob("*.npz"))
     assert len(entries) == 6
     entries[0].write_bytes(entries[0].read_bytes()[:200])  # truncated
@@ -152,7 +158,7 @@ def test_changed_image_gives_a_new_key(tiny_cohort, tmp_path):
 
     cohort = load_cohort(tiny_cohort / "cohort.yaml").cohort
     cache = tmp_path / "cache"
-    preprocess_cohort(cohort, TINY, cache_dir=cache, workers=1)
+    before = preprocess_cohort(cohort, TINY, cache_dir=cache, workers=1)
     pid = cohort.ids[0]
     path = cohort[pid].timepoints[0].series["CT_ART"].image.path
     img = nib.load(path)
@@ -162,3 +168,10 @@ def test_changed_image_gives_a_new_key(tiny_cohort, tmp_path):
     cohort = load_cohort(tiny_cohort / "cohort.yaml").cohort
     again = preprocess_cohort(cohort, TINY, cache_dir=cache, workers=1)
     assert again.stats["built"] == 1 and again.stats["cached"] == 5
+    # the changed patient's tensors are rebuilt from the new image: those of a fresh build, not the old ones
+    fresh = preprocess_cohort(cohort, TINY, cache_dir=tmp_path / "fresh", workers=1)
+    np.testing.assert_array_equal(again.x, fresh.x)
+    i = again.ids.index(pid)
+    assert not np.array_equal(again.x[i], before.x[i])
+    others = [j for j in range(len(again.ids)) if j != i]
+    np.testing.assert_array_equal(again.x[others], before.x[others])
