@@ -255,6 +255,17 @@ def test_missing_config_file(tiny_cohort, tmp_path):
         refused(code, output, "missing.yaml", "does not exist", out=out)
 
 
+def test_train_options_that_a_config_file_settles_are_refused_beside_it(tiny_cohort, tmp_path):
+    """``--config`` settles the model, endpoint, folds...: an option given beside it would be silently
+    ignored, so it is refused, naming the options and the file."""
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"train": {"model": "crnn"}}))
+    out = tmp_path / "run"
+    code, output = invoke("train", tiny_cohort / "cohort.yaml", "--config", cfg, "--model", "dlop", "--folds", "3",
+                          "--out", out)
+    refused(code, output, "--model, --folds and --config", "train.yaml", "settles these itself", out=out)
+
+
 def test_out_under_a_file_or_a_file(tiny_cohort, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("keep me")

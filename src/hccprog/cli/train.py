@@ -23,9 +23,20 @@ from hccprog.cli.common import (
 from hccprog.errors import ConfigError, check_writable
 from hccprog.models.registry import DEFAULT_ABLATION_MODEL, DEFAULT_MODEL
 
+#: The options of ``train`` that a ``--config`` file settles itself.
+_SETTLED_BY_CONFIG = ("model", "endpoint", "preset", "folds", "repeats", "seed", "epochs", "n_boot", "class_column")
+
+
+def _options_given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` that the command line gave (not their defaults)."""
+    # by name: typer may carry its own copy of click's ParameterSource
+    given = ("COMMANDLINE", "ENVIRONMENT")
+    return [n for n in names if getattr(ctx.get_parameter_source(n), "name", None) in given]
+
 
 @app.command(cls=ModelListCommand)
 def train(
+    ctx: typer.Context,
     cohort: Annotated[Path, typer.Argument(help="The cohort's cohort.yaml (with images and masks).")],
     model: Annotated[str, typer.Option(help=f"Model name (hccprog.models registry): {MODELS}.")] = DEFAULT_MODEL,
     endpoint: Annotated[str, typer.Option(help="Survival endpoint from cohort.yaml (os, pfs, ttp), or `response` "
@@ -41,7 +52,8 @@ def train(
     cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder (default $HCCPROG_CACHE or "
                                                     "~/.cache/hccprog).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with train settings (a train run's config.yaml works: "
-                                                     "its `train:`).")] = None,
+                                                     "its `train:`); it settles the model, endpoint, preset, "
+                                                     "folds, seeds and epochs itself.")] = None,
     oracle: Annotated[str | None, typer.Option(help="FILE.csv:COLUMN, a known risk per patient (ids in "
                                                     "patient_id or the first column; e.g. a "
                                                     "synthetic cohort's truth.csv:log_hazard_os) reported as 'oracle'.")
@@ -60,6 +72,13 @@ def train(
     from hccprog.training.run import train_run
 
     if config is not None:
+        clash = _options_given(ctx, _SETTLED_BY_CONFIG)
+        if clash:
+            flags = ", ".join("--" + n.replace("_", "-") for n in clash)
+            raise ConfigError(f"{flags} and --config: the config file settles these itself, and the command line "
+                              "would be ignored", file=config,
+                              hint="edit the file's `train:` section (e.g. model:, cv: folds:), or leave out "
+                                   "--config and use the options")
         cfg = validated_config(TrainRunConfig, read_config(config, "train"), config)
     else:
         cfg = configured(lambda: resolve_config(
