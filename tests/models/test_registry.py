@@ -59,7 +59,8 @@ def test_train_refuses_them_before_preprocessing(tiny_cohort, tmp_path):
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump({"train": {"model": "progswin", "preprocessing": {"kind": "volume", "size": 40}}}))
     cache = tmp_path / "cache"
-    result = CliRunner().invoke(app, ["train", str(tiny_cohort / "cohort.yaml"), "--config", str(cfg), "--out", str(tmp_path / "run"), "--cache", str(cache)])
+    result = CliRunner().invoke(app, ["train", str(tiny_cohort / "cohort.yaml"), "--config", str(cfg),
+                                      "--out", str(tmp_path / "run"), "--cache", str(cache)])
     text = " ".join(result.output.split())
     assert result.exit_code == 1 and "divisible by 32" in text, result.output
     assert not cache.exists() and not (tmp_path / "run").exists()  # nothing preprocessed, nothing written
