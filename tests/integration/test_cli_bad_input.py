@@ -306,6 +306,7 @@ def test_out_not_writable_as_the_os_reports_it(tiny_cohort, tmp_path, monkeypatc
 # ------------------------------------------------------------------------- said, not silent
 
 
+@pytest.mark.slow  # cross-validates the baselines of its own cohort (CI runs it)
 def test_baselines_print_the_cohort_warnings(tiny_cohort, tmp_path):
     path = tiny_cohort / "cohort.yaml"
     path.write_text(path.read_text().replace("covariates:", "covarites:", 1))
@@ -415,6 +416,7 @@ def test_predict_names_unseen_levels(trained_tiny, tiny_cohort, tmp_path):
     assert fused["imputed"].str.contains("etiology 'ALIEN' unseen in training").all()
 
 
+@pytest.mark.slow  # trains a run of its own (CI runs it)
 def test_train_names_a_patient_it_cannot_use(tiny_cohort, tmp_path):
     images = _images(tiny_cohort)
     victim = images.loc[0, "patient_id"]
@@ -438,6 +440,7 @@ def test_train_names_a_patient_it_cannot_use(tiny_cohort, tmp_path):
     assert "Patients a model could not use" in (out / "report.html").read_text()
 
 
+@pytest.mark.slow  # trains a run of its own (CI runs it)
 def test_interrupt_hint_and_corrupt_partial_state(tiny_cohort, tmp_path, monkeypatch):
     from hccprog.training import learners as train_mod
 

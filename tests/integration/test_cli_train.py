@@ -642,6 +642,7 @@ def test_every_fill_is_reported_in_validate_predictions_and_report(small_cohort,
         assert kind in scored.output, kind
 
 
+@pytest.mark.slow  # trains a run of its own (CI runs it)
 def test_response_cutoffs_are_learned_per_repeat_and_fold(small_cohort, trained, tmp_path):
     """With --repeats 3, the classification of each out-of-fold prediction uses the Youden cut-off
     learned on the training part of its own (repeat, fold); keyed by fold alone, later repeats
