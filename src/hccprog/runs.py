@@ -60,8 +60,13 @@ def write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
 
 
+def yaml_text(obj) -> str:
+    """``obj`` as the YAML that hccprog writes (keys in their order, UTF-8 text)."""
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True)
+
+
 def write_yaml(path: Path, obj) -> None:
-    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml_text(obj))
 
 
 def _json_default(o):

@@ -34,6 +34,17 @@ def _options_given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
     return [n for n in names if getattr(ctx.get_parameter_source(n), "name", None) in given]
 
 
+def train_config(*, preset: str, model: str, endpoint: str, folds: int, repeats: int, seed: int,
+                 epochs: int | None, n_boot: int, class_column: str | None):
+    """The ``TrainRunConfig`` that ``train``'s options resolve to (a preset with the options over it)."""
+    from hccprog.training.config import resolve_config
+
+    return configured(lambda: resolve_config(
+        preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats, "seed": seed},
+        training={"seed": seed, **({"epochs": epochs} if epochs else {})}, n_boot=n_boot, seed=seed,
+        class_column=class_column))
+
+
 @app.command(cls=ModelListCommand)
 def train(
     ctx: typer.Context,
@@ -68,7 +79,7 @@ def train(
 
     An interrupted run resumes at the fold it stopped in when started again with the same settings."""
     cohort = cohort_path(cohort)
-    from hccprog.training.config import TrainRunConfig, resolve_config
+    from hccprog.training.config import TrainRunConfig
     from hccprog.training.run import train_run
 
     if config is not None:
@@ -81,10 +92,8 @@ def train(
                                    "--config and use the options")
         cfg = validated_config(TrainRunConfig, read_config(config, "train"), config)
     else:
-        cfg = configured(lambda: resolve_config(
-            preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": repeats, "seed": seed},
-            training={"seed": seed, **({"epochs": epochs} if epochs else {})}, n_boot=n_boot, seed=seed,
-            class_column=class_column))
+        cfg = train_config(preset=preset, model=model, endpoint=endpoint, folds=folds, repeats=repeats, seed=seed,
+                           epochs=epochs, n_boot=n_boot, class_column=class_column)
     configured(cfg.network_config, config)
     check_writable(run)
     c = load_for_run(cohort, images=True, endpoint=cfg.endpoint, cv=cfg.cv)
@@ -160,3 +169,30 @@ def _oracle_scores(spec: str):
         raise ConfigError(f"--oracle: {path} has no column {column!r}")
     id_col = "patient_id" if "patient_id" in frame.columns else frame.columns[0]  # else: the first column
     return frame.set_index(id_col)[[column]].astype(float).rename(columns={column: "oracle"})
+
+
+@app.command("config", cls=ModelListCommand)
+def show_config(
+    model: Annotated[str, typer.Option(help=f"Model name (hccprog.models registry): {MODELS}.")] = DEFAULT_MODEL,
+    preset: Annotated[str, typer.Option(help="Named configuration: cpu, paper, tiny.")] = "cpu",
+    endpoint: Annotated[str, typer.Option(help="Survival endpoint (os, pfs, ttp) or `response`.")] = "os",
+    folds: Annotated[int, typer.Option(help="Outer cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of folds, initialisation, augmentation and bootstrap.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's maximum epochs.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the CIs.")] = 1000,
+    class_column: Annotated[str | None, typer.Option(help="Risk-class models: the clinical column of the "
+                                                        "classes.")] = None,
+) -> None:
+    """Print the configuration that `train` with these options would run, as YAML, exactly as the run
+    saves it in config.yaml (`train:` and the network with every default filled in, `network_resolved:`).
+    The output is a valid `train --config` file; nothing is run or written."""
+    import sys
+
+    from hccprog.runs import yaml_text
+
+    cfg = train_config(preset=preset, model=model, endpoint=endpoint, folds=folds, repeats=repeats, seed=seed,
+                       epochs=epochs, n_boot=n_boot, class_column=class_column)
+    net = configured(cfg.network_config)
+    sys.stdout.write(yaml_text({"train": cfg.model_dump(mode="json"),
+                                "network_resolved": net.model_dump(mode="json")}))
