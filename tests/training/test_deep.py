@@ -121,3 +121,31 @@ def test_volume_augmentation_is_3d_and_keeps_channels_aligned():
         mass = np.clip(arr[0], 0, None).sum(axis=(1, 2))
         moved_along_depth |= abs(float((mass * depth).sum() / mass.sum()) - 1.5) > 2
     assert moved_along_depth  # the slice axis is augmented (a 2D augmentation never moves it)
+
+
+def test_plateau_schedule_multiplies_the_rate_by_its_factor_after_a_loss_that_did_not_fall():
+    """``schedule: plateau`` with ``plateau_factor`` and ``plateau_patience`` (DMMGNet's paper: x 0.8
+    whenever the loss did not decrease): the rate of each epoch follows the losses before it."""
+    from torch import nn
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Linear(1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 1, 1, 1, 1, 2, 2)).astype(np.float16)
+    t, e = rng.exponential(1.0, 16), np.ones(16, int)
+    cfg = TrainConfig(epochs=12, batch_size=4, lr=0.5, val_fraction=0.0, augment=False, schedule="plateau",
+                      plateau_factor=0.8, plateau_patience=0)
+    history = SurvivalNetTrainer(Linear, cfg).fit(x, t, e).history_
+    lrs, losses = [h["lr"] for h in history], [h["train_loss"] for h in history]
+    best = losses[0]
+    for i in range(1, len(history)):
+        expected = lrs[i - 1] * (1.0 if losses[i - 1] < best * (1 - 1e-4) or i == 1 else 0.8)
+        best = min(best, losses[i - 1])
+        assert lrs[i] == pytest.approx(expected), (i, lrs, losses)
+    assert min(lrs) < 0.5  # the loss of a too-large rate stalls at least once: the factor was applied

@@ -29,6 +29,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     schedule: Literal["cosine", "plateau", "none"] = "cosine"
     patience: int = Field(8, ge=1)  # epochs without a better validation loss before stopping
+    # ``schedule: plateau``: the learning rate is multiplied by ``plateau_factor`` after
+    # ``plateau_patience`` + 1 epochs without a lower loss (default patience: a third of ``patience``)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int | None = Field(None, ge=0)
     val_fraction: float = Field(0.2, ge=0, lt=0.5)  # 0: no early stopping, train every epoch
     augment: bool = True
     # representative-slice inputs (N, T, S, K, C, H, W): slices drawn at random per patient and time
@@ -198,7 +202,8 @@ class SurvivalNetTrainer:
         if cfg.schedule == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
         elif cfg.schedule == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.patience // 3))
+            wait = cfg.plateau_patience if cfg.plateau_patience is not None else max(1, cfg.patience // 3)
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=wait)
         else:
             sched = None
         aug = augmenter(cfg.seed, volume=x.ndim == 6) if cfg.augment else None  # (N, T, C, D, H, W): volumes

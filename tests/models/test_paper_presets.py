@@ -1,0 +1,23 @@
+"""Each ``paper`` preset uses the values its paper gives (the section is quoted in the preset and in
+``docs/models/<model>.md``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hccprog.training.config import resolve_config
+
+
+def test_dmmgnet_paper_optimiser():
+    """Tang et al. Sec. 4.1: Adam, learning rate 5e-3, batch size 16, decayed by a factor of 0.8 when
+    the loss did not decrease; 112 x 112 inputs of 10 slices."""
+    cfg = resolve_config("paper", model="dmmgnet", endpoint="pfs")
+    t = cfg.training
+    assert (t.lr, t.batch_size, t.schedule, t.plateau_factor, t.plateau_patience) == (5e-3, 16, "plateau", 0.8, 0)
+    assert cfg.preprocessing.size == 112 and cfg.preprocessing.slices == 10
+
+
+def test_presets_without_a_plateau_keep_the_old_rule():
+    """The plateau factor is configurable; the other presets keep 0.5 after a third of the patience."""
+    cfg = resolve_config("cpu", model="dmmgnet", endpoint="pfs")
+    assert cfg.training.plateau_factor == pytest.approx(0.5) and cfg.training.plateau_patience is None
