@@ -21,3 +21,13 @@ def test_presets_without_a_plateau_keep_the_old_rule():
     """The plateau factor is configurable; the other presets keep 0.5 after a third of the patience."""
     cfg = resolve_config("cpu", model="dmmgnet", endpoint="pfs")
     assert cfg.training.plateau_factor == pytest.approx(0.5) and cfg.training.plateau_patience is None
+
+
+def test_cldca_paper_clinical_dnn_and_encoding():
+    """Tong et al., Clinical Data Extraction: hidden layers of 128, 256 and 128 neurons, a 128-neuron
+    output; categorical data one-hot, continuous data scaled to [0, 1]; ResNet50 on 224 x 224."""
+    cfg = resolve_config("paper", model="cldca", endpoint="response")
+    net = cfg.network_config()
+    assert net.clinical_hidden == [128, 256, 128] and net.d_model == 128 and net.encoder == "resnet50"
+    assert (cfg.clinical.encoding, cfg.clinical.scaling) == ("one-hot", "minmax")
+    assert cfg.preprocessing.size == 224

@@ -130,3 +130,20 @@ def test_fusion_state_round_trip(with_indicator):
     reference = fus.model_.predict_log_partial_hazard(fus._frame(a, b, ind)).to_numpy()  # lifelines itself
     np.testing.assert_allclose(fus.predict_risk(a, b, ind), reference, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(again.predict_risk(a, b, ind), reference, rtol=1e-10, atol=1e-12)
+
+
+def test_minmax_scaling_and_one_hot_levels():
+    """CLDCA's clinical encoding: numeric columns to [0, 1] on the training rows, one column per level;
+    a round trip keeps both, and an unseen level reads as the most frequent one."""
+    train = pd.DataFrame({"age": [40.0, 50.0, 70.0, None], "sex": ["M", "F", "M", "M"]})
+    prep = TabularPreprocessor(scaling="minmax", one_hot=True).fit(train)
+    z = prep.transform(train)
+    assert list(z.columns) == ["age", "sex=F", "sex=M"]
+    assert z["age"].tolist() == [0.0, 1 / 3, 1.0, 1 / 3]  # the missing age takes the median, 50
+    assert z["sex=F"].tolist() == [0.0, 1.0, 0.0, 0.0] and z["sex=M"].tolist() == [1.0, 0.0, 1.0, 1.0]
+    new = pd.DataFrame({"age": [100.0], "sex": ["X"]})
+    again = TabularPreprocessor.from_state(prep.state())
+    assert again.transform(new).iloc[0].tolist() == [2.0, 0.0, 1.0]  # beyond training: above 1; X as M
+    pd.testing.assert_frame_equal(again.transform(train), z)
+    with pytest.raises(ValueError, match="'standard' or 'minmax'"):
+        TabularPreprocessor(scaling="robust")

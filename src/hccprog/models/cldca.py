@@ -144,7 +144,12 @@ PRESETS: dict[str, dict] = {
                           "slices": 8,
                           "timepoints": 2,
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
-        "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1},
+        # Tong et al., "Clinical Data Extraction": "The three hidden layers comprise 128, 256, and 128
+        # neurons ... The output layer consists of 128 neurons"; categorical data one-hot encoded,
+        # continuous data scaled "into the interval [0,1]"
+        "network": {"encoder": "resnet50", "pretrained": False, "d_model": 128, "dropout": 0.1,
+                    "clinical_hidden": [128, 256, 128]},
+        "clinical": {"scaling": "minmax", "encoding": "one-hot"},
         "training": {"epochs": 100, "batch_size": 32, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
     },
     "tiny": {

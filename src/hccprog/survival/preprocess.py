@@ -28,8 +28,12 @@ class TabularPreprocessor:
     [0.0, 1.414, 0.0, -1.414]
     """
 
-    def __init__(self, *, scale: bool = True) -> None:
+    def __init__(self, *, scale: bool = True, scaling: str = "standard", one_hot: bool = False) -> None:
+        if scaling not in ("standard", "minmax"):
+            raise ValueError(f"scaling must be 'standard' or 'minmax', got {scaling!r}")
         self.scale = scale
+        self.scaling = scaling  # standard: (x - mean) / SD; minmax: (x - min) / (max - min), [0, 1] on training
+        self.one_hot = one_hot  # one column per level (the reference level included), not k - 1 dummies
 
     def fit(self, frame: pd.DataFrame) -> TabularPreprocessor:
         self.columns_ = list(frame.columns)
@@ -43,8 +47,8 @@ class TabularPreprocessor:
                 counts = col.dropna().astype(str).value_counts()
                 mode = counts.index[0] if len(counts) else "missing"
                 self.fill_[c] = mode
-                # reference = most frequent level; dummies for the others
-                self.levels_[c] = [lv for lv in sorted(counts.index) if lv != mode]
+                # reference = most frequent level; dummies for the others (one-hot: for every level)
+                self.levels_[c] = [lv for lv in sorted(counts.index) if lv != mode or self.one_hot]
             else:
                 self.kinds_[c] = "numeric"
                 values = pd.to_numeric(col, errors="coerce").dropna()
@@ -53,8 +57,13 @@ class TabularPreprocessor:
         raw = self._encode(frame)
         std = raw.std(ddof=0)
         self.keep_ = [c for c in raw.columns if std[c] > 1e-12]
-        self.mean_ = raw[self.keep_].mean()
-        self.std_ = std[self.keep_]
+        # the centre and the scale of each kept column (minmax: the training minimum and range)
+        if self.scaling == "minmax":
+            self.mean_ = raw[self.keep_].min()
+            self.std_ = raw[self.keep_].max() - self.mean_
+        else:
+            self.mean_ = raw[self.keep_].mean()
+            self.std_ = std[self.keep_]
         return self
 
     def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,6 +72,9 @@ class TabularPreprocessor:
             if self.kinds_[c] == "categorical":
                 col = frame[c].astype(object).where(frame[c].notna(), None)
                 col = col.map(lambda v, c=c: self.fill_[c] if v is None else str(v))
+                if self.one_hot:  # a level training never saw reads as the most frequent one, as without one-hot
+                    known = set(self.levels_[c])
+                    col = col.map(lambda v, c=c, known=known: v if v in known else self.fill_[c])
                 for lv in self.levels_[c]:
                     parts[f"{c}={lv}"] = (col == lv).astype(float)
             else:
@@ -101,11 +113,12 @@ class TabularPreprocessor:
         return {"columns": self.columns_, "kinds": self.kinds_,
                 "fill": {k: (v if isinstance(v, str) else float(v)) for k, v in self.fill_.items()},
                 "levels": self.levels_, "keep": self.keep_, "mean": self.mean_.to_dict(), "std": self.std_.to_dict(),
-                "scale": self.scale}
+                "scale": self.scale, "scaling": self.scaling, "one_hot": self.one_hot}
 
     @classmethod
     def from_state(cls, state: dict) -> TabularPreprocessor:
-        p = cls(scale=state.get("scale", True))
+        p = cls(scale=state.get("scale", True), scaling=state.get("scaling", "standard"),
+                one_hot=bool(state.get("one_hot", False)))
         p.columns_, p.kinds_, p.fill_, p.levels_ = state["columns"], state["kinds"], state["fill"], state["levels"]
         p.keep_ = list(state["keep"])
         p.mean_ = pd.Series(state["mean"], dtype=float).reindex(p.keep_)
@@ -113,5 +126,5 @@ class TabularPreprocessor:
         return p
 
     def unscaled(self, name: str, z: np.ndarray) -> np.ndarray:
-        """Map standardised values of feature ``name`` back to its encoded scale."""
+        """Map scaled values of feature ``name`` back to its encoded scale."""
         return np.asarray(z) * self.std_[name] + self.mean_[name]

@@ -33,6 +33,10 @@ class ClinicalInputConfig(BaseModel):
     p_univariable: float = Field(0.05, gt=0, le=1)
     p_multivariable: float = Field(0.05, gt=0, le=1)
     min_features: int = Field(1, ge=1)  # keep the best univariable ones when fewer survive
+    # numeric columns: standard (z-score) or minmax ([0, 1] on the training patients); categorical
+    # columns: reference (k - 1 dummies, the most frequent level as reference) or one-hot (k columns)
+    scaling: Literal["standard", "minmax"] = "standard"
+    encoding: Literal["reference", "one-hot"] = "reference"
 
 
 def clinical_frame(cohort: Cohort, ids: list[str], cfg: ClinicalInputConfig) -> pd.DataFrame:
@@ -70,7 +74,7 @@ class ClinicalEncoder:
 
     def fit(self, frame: pd.DataFrame, time: np.ndarray | None = None,
             event: np.ndarray | None = None) -> ClinicalEncoder:
-        self.pre_ = TabularPreprocessor().fit(frame)
+        self.pre_ = TabularPreprocessor(scaling=self.cfg.scaling, one_hot=self.cfg.encoding == "one-hot").fit(frame)
         z = self.pre_.transform(frame)
         self.screen_: dict[str, dict] = {}
         selected = list(z.columns)
