@@ -31,3 +31,24 @@ def test_cldca_paper_clinical_dnn_and_encoding():
     assert net.clinical_hidden == [128, 256, 128] and net.d_model == 128 and net.encoder == "resnet50"
     assert (cfg.clinical.encoding, cfg.clinical.scaling) == ("one-hot", "minmax")
     assert cfg.preprocessing.size == 224
+
+
+def test_crnn_paper_without_imagenet_weights_warns(tmp_path, caplog):
+    """Xia et al. used EfficientNet-b0 "with weights pretrained on ImageNet": a ``paper`` run given none
+    says so; with ``network.encoder_weights`` (or another preset) it does not."""
+    import logging
+
+    import torch
+
+    from hccprog.models.encoders import build_encoder
+    from hccprog.training.run import imagenet_warning
+
+    with caplog.at_level(logging.WARNING, logger="hccprog"):
+        text = imagenet_warning(resolve_config("paper", model="crnn"))
+    assert text and "ImageNet" in text and "encoder_weights" in text and text in caplog.text
+    weights = tmp_path / "b0.pth"
+    torch.save(build_encoder("efficientnet-b0").backbone.state_dict(), weights)
+    given = resolve_config("paper", model="crnn", network={"encoder_weights": str(weights)})
+    assert imagenet_warning(given) is None
+    assert imagenet_warning(resolve_config("cpu", model="crnn")) is None
+    assert imagenet_warning(resolve_config("paper", model="dlop")) is None  # DLOP's paper names no ImageNet start

