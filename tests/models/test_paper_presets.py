@@ -52,3 +52,12 @@ def test_crnn_paper_without_imagenet_weights_warns(tmp_path, caplog):
     assert imagenet_warning(given) is None
     assert imagenet_warning(resolve_config("cpu", model="crnn")) is None
     assert imagenet_warning(resolve_config("paper", model="dlop")) is None  # DLOP's paper names no ImageNet start
+
+
+def test_dlop_paper_screens_the_clinical_factors_with_the_response():
+    """Sun et al.: clinical factors kept by univariate then multivariate Cox regression, the treatment
+    response among them (Table 2); ResNet101 on 224 x 224; MLP of 16, 32 and 64 units."""
+    cfg = resolve_config("paper", model="dlop")
+    assert cfg.clinical.screening == "cox" and cfg.clinical.include_response
+    assert cfg.network_config().encoder == "resnet101" and cfg.network_config().clinical_hidden == [16, 32, 64]
+    assert cfg.preprocessing.size == 224

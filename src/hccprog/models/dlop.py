@@ -115,7 +115,9 @@ PRESETS: dict[str, dict] = {
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
         "network": {"encoder": "resnet101", "pretrained": False, "dropout": 0.3},
         "training": {"epochs": 100, "batch_size": 16, "lr": 0.0001, "patience": 15, "val_fraction": 0.2},
-        "clinical": {"screening": "cox"},
+        # Sun et al., Methods: clinical factors "after univariate and multivariate COX regression analysis";
+        # treatment response (mRECIST) is among the factors that survive it (Results, Table 2)
+        "clinical": {"screening": "cox", "include_response": True},
     },
     "tiny": {
         "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},
