@@ -71,7 +71,7 @@ def test_an_efficientnet_checkpoint_in_another_naming_loads_in_order(tmp_path):
     items = list(renamed.items())
     items[0], items[1] = items[1], items[0]
     torch.save(dict(items), path)
-    with pytest.raises(ValueError, match="do not fit this encoder.*another architecture"):
+    with pytest.raises(ValueError, match=r"do not fit this encoder.*another architecture"):
         build_encoder("efficientnet-b0", weights=path)
 
 

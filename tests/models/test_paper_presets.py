@@ -61,3 +61,14 @@ def test_dlop_paper_screens_the_clinical_factors_with_the_response():
     assert cfg.clinical.screening == "cox" and cfg.clinical.include_response
     assert cfg.network_config().encoder == "resnet101" and cfg.network_config().clinical_hidden == [16, 32, 64]
     assert cfg.preprocessing.size == 224
+
+
+def test_crnn_paper_preset_reads_as_xia_et_al():
+    """Xia et al., Methods: venous phase, WW 400 / WL 0, 5-mm sections, three slices of the largest tumor
+    area filled with the largest organ slices, 224 x 224 standardised to mean 0 and variance 1, a random
+    flip with probability 0.5; 200 epochs, batch 16, Adam with learning rate 5e-5."""
+    cfg = resolve_config("paper", model="crnn")
+    p, t = cfg.preprocessing, cfg.training
+    assert p.series == ["CT_PV|PV"] and tuple(p.ct_window) == (400.0, 0.0) and p.standardize
+    assert p.selection == "top_area_fill" and p.slices == 3 and p.size == 224 and p.spacing_mm[2] == 5.0
+    assert (t.epochs, t.batch_size, t.lr, t.augmentation) == (200, 16, 5e-5, "flip")

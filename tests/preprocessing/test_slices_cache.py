@@ -175,3 +175,38 @@ def test_changed_image_gives_a_new_key(tiny_cohort, tmp_path):
     assert not np.array_equal(again.x[i], before.x[i])
     others = [j for j in range(len(again.ids)) if j != i]
     np.testing.assert_array_equal(again.x[others], before.x[others])
+
+
+def test_top_area_fill_adds_the_largest_liver_slices_instead_of_repeating_tumor_ones():
+    """Xia et al.: with fewer than three tumor slices, the tumor slices first, then the slices of
+    largest organ area; a tumor slice is never repeated."""
+    mask = np.zeros((10, 10, 8), np.uint8)
+    for z, side in enumerate([2, 4, 9, 6, 8, 3, 0, 5]):  # liver area per slice
+        mask[:side, :side, z] = 1
+    mask[0, 0, 5] = mask[0:2, 0, 1] = 2  # tumor on slices 5 (1 voxel) and 1 (2 voxels)
+    idx, by = select_slices(mask, 3, "top_area_fill")
+    assert by == "tumor" and idx.tolist() == [1, 2, 5]  # both tumor slices, then slice 2 (largest liver)
+    assert select_slices(mask, 3, "top_area")[0].tolist() == [1, 5, 1]  # the old rule repeats tumor slices
+    no_tumor = np.where(mask == 2, 1, mask).astype(np.uint8)
+    idx, by = select_slices(no_tumor, 3, "top_area_fill")  # no tumor: the three largest liver slices
+    assert by == "liver" and idx.tolist() == [2, 3, 4] == select_slices(no_tumor, 3, "top_area")[0].tolist()
+    tiny = np.zeros((4, 4, 3), np.uint8)
+    tiny[0, 0, 1] = 1
+    assert select_slices(tiny, 3, "top_area_fill")[0].tolist() == [1, 1, 1]  # one organ slice: repeated
+
+
+def test_standardize_gives_each_slice_and_channel_zero_mean_unit_variance():
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 40, 40, 2)).astype(np.float32)
+    mask = np.zeros((40, 40, 2), np.uint8)
+    mask[5:35, 5:35] = 1
+    mask[15:25, 15:25] = 2
+    spec = StreamSpec(name="t", roi="tumor", fov_mm=40.0)
+    cfg = SliceConfig(size=8, spacing_mm=(2.0, 2.0, 5.0), standardize=True)
+    crops = crop_stream(image, mask, np.array([0, 1]), spec, cfg, unmasked=1)
+    img = crops[:, :2]
+    np.testing.assert_allclose(img.mean(axis=(2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(img.std(axis=(2, 3)), 1, atol=1e-4)
+    plain = crop_stream(image, mask, np.array([0, 1]), spec, SliceConfig(size=8, spacing_mm=(2.0, 2.0, 5.0)),
+                        unmasked=1)
+    np.testing.assert_array_equal(crops[:, 2], plain[:, 2])  # the unmasked (geometry) channel is left alone

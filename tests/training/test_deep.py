@@ -149,3 +149,21 @@ def test_plateau_schedule_multiplies_the_rate_by_its_factor_after_a_loss_that_di
         best = min(best, losses[i - 1])
         assert lrs[i] == pytest.approx(expected), (i, lrs, losses)
     assert min(lrs) < 0.5  # the loss of a too-large rate stalls at least once: the factor was applied
+
+
+def test_the_flip_augmentation_flips_left_right_or_not_and_nothing_else():
+    """Xia et al.'s only augmentation: a random flip with probability 0.5, one draw per patient for all
+    its slices, streams and time points."""
+    from hccprog.training.deep import augmenter
+
+    x = _tagged(b=1)[0] + np.arange(4)[None, None, None, None, None, :]  # (T, S, K, C, H, W), W distinct
+    aug = augmenter(0, kind="flip")
+    flips = 0
+    for _ in range(40):
+        out = aug(x).numpy()
+        if np.array_equal(out, x):
+            continue
+        np.testing.assert_array_equal(out, x[..., ::-1])  # flipped along W as a whole, values untouched
+        flips += 1
+    assert 8 < flips < 32  # about half
+

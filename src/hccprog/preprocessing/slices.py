@@ -57,15 +57,19 @@ class SliceConfig(BaseModel):
     series: list[str] | None = None
     timepoints: int = Field(2, ge=1)  # baseline + (timepoints - 1) follow-ups
     slices: int = Field(3, ge=1)  # representative slices per time point
-    # top_area: the k slices of largest tumor area (Xia et al.); contiguous: k consecutive slices
-    # centred on the slice of largest tumor area (a slab, DMMGNet's 10-slice input)
-    selection: Literal["top_area", "contiguous"] = "top_area"
+    # top_area: the k slices of largest tumor area, repeated when fewer; top_area_fill (Xia et al.): the
+    # tumor slices, then the slices of largest liver area; contiguous: k consecutive slices centred on
+    # the slice of largest tumor area (a slab, DMMGNet's 10-slice input)
+    selection: Literal["top_area", "top_area_fill", "contiguous"] = "top_area"
     size: int = Field(64, ge=8)  # output pixels per side
     spacing_mm: tuple[float, float, float] = (2.0, 2.0, 5.0)  # resampling target (RAS)
     streams: list[StreamSpec] = Field(default_factory=lambda: [StreamSpec(name="tumor", roi="tumor", fov_mm=128.0)])
     ct_window: tuple[float, float] = (400.0, 40.0)  # width, level (HU)
     ct_windows: dict[str, tuple[float, float]] = Field(default_factory=dict)  # per series, overrides ct_window
     mri_clip: float = Field(5.0, gt=0)  # robust z-scores are clipped to +-mri_clip
+    # each cropped slice, per channel, standardised to mean 0 and variance 1 after windowing and resizing
+    # (Xia et al.); False: windowed values in [0, 1]
+    standardize: bool = False
     context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling (beyond: zero)
     # a time point without a mask: propagate one by registration, or treat the time point as missing;
     # None: as the cohort says (cohort.yaml `missing_masks`, default propagate)
@@ -210,9 +214,20 @@ def world_grid(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def select_slices(mask: np.ndarray, k: int, selection: str = "top_area") -> tuple[np.ndarray, str]:
     """Indices (ascending z) of the ``k`` axial slices with the largest tumor area, or the largest
-    liver area when there is no tumor; fewer slices than ``k`` are repeated. ``contiguous``: the
+    liver area when there is no tumor; fewer slices than ``k`` are repeated. ``top_area_fill`` (Xia et
+    al.): with fewer than ``k`` tumor slices, the tumor slices and then the slices of largest liver area
+    among the others (repeated only when the liver has fewer than ``k`` slices). ``contiguous``: the
     ``k`` consecutive slices centred on the slice of largest area (shifted inward at the volume's
     ends; a volume of fewer than ``k`` slices repeats its last one)."""
+    if selection == "top_area_fill":
+        tumor = (mask == TUMOR).sum(axis=(0, 1))
+        organ = (mask > 0).sum(axis=(0, 1))
+        if organ.max() == 0:
+            raise ValueError("the mask holds no liver and no tumor voxel")
+        chosen = list(np.argsort(-tumor, kind="stable")[: min(k, int((tumor > 0).sum()))])
+        rest = [int(z) for z in np.argsort(-organ, kind="stable") if organ[z] > 0 and z not in chosen]
+        chosen += rest[: k - len(chosen)]
+        return np.resize(np.sort(np.asarray(chosen, int)), k), "tumor" if tumor.max() > 0 else "liver"
     for label, name in ((TUMOR, "tumor"), (LIVER, "liver")):
         area = (mask == label).sum(axis=(0, 1)) if label == TUMOR else (mask > 0).sum(axis=(0, 1))
         if area.max() > 0:
@@ -275,7 +290,14 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
         crop = SpatialCrop(roi_center=(int(center[0]) + pad, int(center[1]) + pad),
                            roi_size=(int(side[0]), int(side[1])))(padded)
         crops.append(np.asarray(Resize(spatial_size=(cfg.size, cfg.size), mode="area")(crop), np.float32))
-    return np.stack(crops)
+    out = np.stack(crops)
+    if getattr(cfg, "standardize", False):  # the image channels only, never geometry or masks
+        n = out.shape[1] - unmasked
+        img = out[:, :n]
+        mean = img.mean(axis=(2, 3), keepdims=True)
+        sd = img.std(axis=(2, 3), keepdims=True)
+        out[:, :n] = (img - mean) / np.where(sd > 1e-6, sd, 1.0)
+    return out
 
 
 def stack_timepoints(patient: Patient, channels: list[str], cfg, make, *, coords: bool = False,

@@ -35,6 +35,9 @@ class TrainConfig(BaseModel):
     plateau_patience: int | None = Field(None, ge=0)
     val_fraction: float = Field(0.2, ge=0, lt=0.5)  # 0: no early stopping, train every epoch
     augment: bool = True
+    # standard: flips, 90-degree rotations, a small affine and intensity changes; flip: a random
+    # left-right flip with probability 0.5 and nothing else (Xia et al.)
+    augmentation: Literal["standard", "flip"] = "standard"
     # representative-slice inputs (N, T, S, K, C, H, W): slices drawn at random per patient and time
     # point for each training step (None: all K); evaluation always averages all K
     slices_per_step: int | None = Field(None, ge=1)
@@ -57,10 +60,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def augmenter(seed: int, *, volume: bool = False):
+def augmenter(seed: int, *, volume: bool = False, kind: str = "standard"):
     """Random flips, 90-degree rotations, small affine moves and intensity changes, applied with
     the same draw to every slice, stream and time point of a patient (MONAI array transforms);
-    ``volume``: the 3D versions for (T, C, D, H, W) inputs (see :func:`volume_augmenter`)."""
+    ``volume``: the 3D versions for (T, C, D, H, W) inputs (see :func:`volume_augmenter`).
+    ``kind="flip"``: a left-right flip with probability 0.5, nothing else."""
+    if kind == "flip":
+        return flip_augmenter(seed, volume=volume)
     if volume:
         return volume_augmenter(seed)
     from monai.transforms import (
@@ -89,6 +95,18 @@ def augmenter(seed: int, *, volume: bool = False):
         flat = torch.as_tensor(x.reshape(-1, *shape[-2:]), dtype=torch.float32)
         out = t(flat)
         return torch.as_tensor(np.asarray(out)).reshape(shape)
+
+    return apply
+
+
+def flip_augmenter(seed: int, *, volume: bool = False):
+    """A left-right flip (the last axis) of one patient's input with probability 0.5, the same draw
+    for every slice, stream, channel and time point."""
+    rng = np.random.default_rng(seed)
+
+    def apply(x: np.ndarray) -> torch.Tensor:
+        out = torch.as_tensor(np.asarray(x, np.float32))
+        return torch.flip(out, dims=(-1,)) if rng.random() < 0.5 else out
 
     return apply
 
@@ -206,7 +224,8 @@ class SurvivalNetTrainer:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor, patience=wait)
         else:
             sched = None
-        aug = augmenter(cfg.seed, volume=x.ndim == 6) if cfg.augment else None  # (N, T, C, D, H, W): volumes
+        # (N, T, C, D, H, W): volumes
+        aug = augmenter(cfg.seed, volume=x.ndim == 6, kind=cfg.augmentation) if cfg.augment else None
         t_tr, e_tr = torch.as_tensor(t[tr]), torch.as_tensor(e[tr])
         best, best_state, best_epoch, waited = np.inf, None, 0, 0
         history = []
