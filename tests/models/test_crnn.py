@@ -118,3 +118,30 @@ def test_tiny_model_overfits_a_tiny_cohort(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(fresh(torch.as_tensor(x.astype(np.float16).astype(np.float32))).numpy(), risk,
                                    rtol=1e-4, atol=1e-4)
+
+
+def test_per_stream_lstms_as_xia_et_al_draw_them():
+    """Slice means, an LSTM per organ stream, their last states concatenated, then linear layers: each
+    LSTM reads its own stream only, and the default (one joint LSTM) keeps the old parameters."""
+    torch.manual_seed(0)
+    cfg = CRNNConfig(encoder="resnet-compact", encoder_widths=(4, 4, 8, 8), hidden=6, temporal="per-stream",
+                     head_hidden=[5], dropout=0.0)
+    net = CRNN(cfg, streams=2, channels=1).eval()
+    assert len(net.lstms) == 2 and net.lstm is None and net.head.in_features == 5
+    x = torch.rand(3, 2, 2, 2, 1, 32, 32)  # (B, T, S, K, C, H, W)
+    out = net(x)
+    assert out.shape == (3,) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for lstm in net.lstms for p in lstm.parameters())
+    # stream 1's slices reach stream 1's LSTM only
+    seen: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    for j in (0, 1):
+        net.lstms[j].register_forward_hook(lambda m, args, out, j=j: seen[j].append(args[0].detach().clone()))
+    y = x.clone()
+    y[:, :, 1] = torch.rand_like(y[:, :, 1])
+    with torch.no_grad():
+        net(x)
+        net(y)
+    assert torch.equal(seen[0][0], seen[0][1]) and not torch.equal(seen[1][0], seen[1][1])
+    joint = CRNN(CRNNConfig(encoder="resnet-compact", encoder_widths=(4, 4, 8, 8), hidden=6), streams=2, channels=1)
+    assert not any(k.startswith(("lstms.", "hidden_layers.")) for k in joint.state_dict())

@@ -72,3 +72,5 @@ def test_crnn_paper_preset_reads_as_xia_et_al():
     assert p.series == ["CT_PV|PV"] and tuple(p.ct_window) == (400.0, 0.0) and p.standardize
     assert p.selection == "top_area_fill" and p.slices == 3 and p.size == 224 and p.spacing_mm[2] == 5.0
     assert (t.epochs, t.batch_size, t.lr, t.augmentation) == (200, 16, 5e-5, "flip")
+    net = cfg.network_config()
+    assert net.encoder == "efficientnet-b0" and net.temporal == "per-stream" and net.head_hidden

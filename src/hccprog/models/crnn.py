@@ -12,6 +12,8 @@ is worse.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -32,6 +34,10 @@ class CRNNConfig(BaseModel):
     freeze_encoder: bool = False
     hidden: int = Field(64, ge=1)  # LSTM units
     recurrent: bool = True  # True: Rad-D (LSTM over time points); False: Rad-S (baseline only)
+    # joint: one LSTM over the streams' concatenated features; per-stream (Xia et al.): an LSTM per organ
+    # stream, their last states concatenated
+    temporal: Literal["joint", "per-stream"] = "joint"
+    head_hidden: list[int] = Field(default_factory=list)  # hidden linear layers (ReLU) before the risk
     dropout: float = Field(0.3, ge=0, lt=1)
 
 
@@ -48,14 +54,26 @@ class CRNN(nn.Module):
         if cfg.freeze_encoder:
             for p in self.encoders.parameters():
                 p.requires_grad_(False)
-        feat = self.encoders[0].out_features * streams
+        per = self.encoders[0].out_features
+        feat = per * streams
         self.drop = nn.Dropout(cfg.dropout)
-        if cfg.recurrent:
+        self.lstms = None
+        if cfg.recurrent and cfg.temporal == "per-stream":
+            self.lstm = None
+            self.lstms = nn.ModuleList(nn.LSTM(per, cfg.hidden, batch_first=True) for _ in range(streams))
+            width = cfg.hidden * streams
+        elif cfg.recurrent:
             self.lstm = nn.LSTM(feat, cfg.hidden, batch_first=True)
-            self.head = nn.Linear(cfg.hidden, 1)
+            width = cfg.hidden
         else:
             self.lstm = None
-            self.head = nn.Linear(feat, 1)
+            width = feat
+        layers: list[nn.Module] = []
+        for h in cfg.head_hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = h
+        self.hidden_layers = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, S * F): slice features averaged over the K slices, per time point."""
@@ -85,10 +103,16 @@ class CRNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log-hazard per patient, shape (B,)."""
         f = self.drop(self.features(x))
-        if self.lstm is not None:
+        if self.lstms is not None:  # one LSTM per stream, over its slice-averaged features
+            per = f.shape[-1] // self.streams
+            last = [lstm(f[..., j * per:(j + 1) * per])[0][:, -1] for j, lstm in enumerate(self.lstms)]
+            z = self.drop(torch.cat(last, dim=-1))
+        elif self.lstm is not None:
             h, _ = self.lstm(f)
-            return self.head(self.drop(h[:, -1])).squeeze(-1)
-        return self.head(f[:, 0]).squeeze(-1)
+            z = self.drop(h[:, -1])
+        else:
+            z = f[:, 0]
+        return self.head(self.hidden_layers(z)).squeeze(-1)
 
 
 #: Named configurations of ``hccprog train`` (everything but the model's name). ``cpu``: sized for a
@@ -130,7 +154,10 @@ PRESETS: dict[str, dict] = {
                           "timepoints": 2,
                           "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
                                       {"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
-        "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128},
+        # "fed into the long short-term memory (LSTM) module ... Then, the liver and lung features were
+        # concatenated, and linear layers were utilized to predict the risk score" (sizes not given)
+        "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128,
+                    "temporal": "per-stream", "head_hidden": [128]},
         "training": {"epochs": 200, "batch_size": 16, "lr": 5e-5, "augmentation": "flip", "patience": 15,
                      "val_fraction": 0.2},
     },
