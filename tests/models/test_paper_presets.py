@@ -74,3 +74,12 @@ def test_crnn_paper_preset_reads_as_xia_et_al():
     assert (t.epochs, t.batch_size, t.lr, t.augmentation) == (200, 16, 5e-5, "flip")
     net = cfg.network_config()
     assert net.encoder == "efficientnet-b0" and net.temporal == "per-stream" and net.head_hidden
+
+
+def test_progswin_paper_training():
+    """Yao et al., Results: batch size 2, learning rate 0.001, weight decay 0.0001, up to 160 epochs;
+    three time points of arterial-phase MRI, four output classes."""
+    cfg = resolve_config("paper", model="progswin")
+    t = cfg.training
+    assert (t.batch_size, t.lr, t.weight_decay, t.epochs) == (2, 1e-3, 1e-4, 160)
+    assert cfg.preprocessing.timepoints == 3 and cfg.network_config().classes == 4
