@@ -62,6 +62,9 @@ def test_binary_and_multiclass_metrics_match_sklearn():
     pred = s >= 0.4
     assert abs(m["recall"] - np.mean(pred[y == 1])) < 1e-12
     assert abs(m["specificity"] - np.mean(~pred[y == 0])) < 1e-12
+    assert abs(m["npv"] - np.mean(y[~pred] == 0)) < 1e-12  # negative predictive value (DLOP reports it)
+    assert abs(m["precision"] - np.mean(y[pred] == 1)) < 1e-12
+    assert np.isnan(C.binary_metrics([0, 1, 1], [0.9, 0.8, 0.7], 0.5)["npv"])  # nobody called negative
     classes = ["CR", "PR", "SD", "PD"]
     yc = np.asarray(classes)[rng.integers(0, 4, 200)]
     p = rng.dirichlet(np.ones(4), 200)

@@ -59,6 +59,7 @@ def test_dlop_paper_screens_the_clinical_factors_with_the_response():
     response among them (Table 2); ResNet101 on 224 x 224; MLP of 16, 32 and 64 units."""
     cfg = resolve_config("paper", model="dlop")
     assert cfg.clinical.screening == "cox" and cfg.clinical.include_response
+    assert cfg.risk_groups == "youden"  # "The Youden index was used to calculate the optimal cut-off point"
     assert cfg.network_config().encoder == "resnet101" and cfg.network_config().clinical_hidden == [16, 32, 64]
     assert cfg.preprocessing.size == 224
 

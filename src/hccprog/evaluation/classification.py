@@ -15,7 +15,8 @@ from hccprog.evaluation.thresholds import youden_threshold as youden_threshold  
 
 def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
     """ROC AUC of ``score`` and, at ``threshold`` (score >= threshold is positive),
-    accuracy, F1, precision, recall (sensitivity) and specificity.
+    accuracy, F1, precision (positive predictive value), negative predictive value, recall
+    (sensitivity) and specificity.
 
     Parameters
     ----------
@@ -29,19 +30,20 @@ def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        ``auc``, ``accuracy``, ``f1``, ``precision``, ``recall``, ``specificity`` and ``threshold``.
+        ``auc``, ``accuracy``, ``f1``, ``precision``, ``npv``, ``recall``, ``specificity`` and ``threshold``
+        (``npv`` and ``specificity`` NaN when nobody is called, or is, negative).
 
     Examples
     --------
     >>> m = binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9], 0.5)
-    >>> m["auc"], m["accuracy"], m["recall"], m["specificity"]
-    (1.0, 0.75, 1.0, 0.5)
+    >>> m["auc"], m["accuracy"], m["recall"], m["specificity"], m["npv"]
+    (1.0, 0.75, 1.0, 0.5, 1.0)
     """
     y = np.asarray(y_true).astype(int)
     s = np.asarray(score, dtype=float)
     pred = (s >= threshold).astype(int)
     both = len(np.unique(y)) == 2
-    tn, fp, _fn, _tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    tn, fp, fn, _tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
     return {
         "auc": float(skm.roc_auc_score(y, s)) if both else float("nan"),
         "accuracy": float(skm.accuracy_score(y, pred)),
@@ -49,6 +51,7 @@ def binary_metrics(y_true, score, threshold: float) -> dict[str, float]:
         "precision": float(skm.precision_score(y, pred, zero_division=0)),
         "recall": float(skm.recall_score(y, pred, zero_division=0)),
         "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
+        "npv": float(tn / (tn + fn)) if tn + fn else float("nan"),
         "threshold": float(threshold),
     }
 
@@ -230,7 +233,7 @@ def response_run_metrics(preds, labels, *, reference: str | None) -> dict:
             auc, lo, hi = delong_auc_ci(y, g["risk"].to_numpy(float))
             entry["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"}
         bm = binary_metrics(y, g["risk_group"].to_numpy(float), 0.5)
-        entry.update({k: bm[k] for k in ("accuracy", "f1", "precision", "recall", "specificity")})
+        entry.update({k: bm[k] for k in ("accuracy", "f1", "precision", "npv", "recall", "specificity")})
         models[name] = entry
     comparisons = []
     if reference in risks:

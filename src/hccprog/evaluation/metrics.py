@@ -168,7 +168,8 @@ def _horizon_classification(t, e, risk, groups, horizons) -> dict:
         out[_fmt_h(h)] = {"n": int(known.sum()), "events": int(y.sum()),
                           "auc": {"value": round(auc, 6), "ci_lower": round(lo, 6), "ci_upper": round(hi, 6),
                                   "method": "DeLong"},
-                          **{k: round(v, 6) for k, v in m.items() if k not in ("auc", "threshold")}}
+                          **{k: round(v, 6) if np.isfinite(v) else None for k, v in m.items()
+                             if k not in ("auc", "threshold")}}
     return out
 
 

@@ -118,6 +118,9 @@ PRESETS: dict[str, dict] = {
         # Sun et al., Methods: clinical factors "after univariate and multivariate COX regression analysis";
         # treatment response (mRECIST) is among the factors that survive it (Results, Table 2)
         "clinical": {"screening": "cox", "include_response": True},
+        # "The Youden index was used to calculate the optimal cut-off point and to classify patients into
+        # high-risk and low-risk classes" (Statistical analysis): Youden's J for death by the last horizon
+        "risk_groups": "youden",
     },
     "tiny": {
         "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},

@@ -266,7 +266,7 @@ def _response_sections(config: dict, metrics: dict) -> list[str]:
              "AUC (DeLong 95% CI)": estimate_text(v.get("auc")),
              **{label: "n/a" if v.get(key) is None else f"{v[key]:.3f}" for label, key in
                 (("accuracy", "accuracy"), ("F1", "f1"), ("sensitivity", "recall"), ("specificity", "specificity"),
-                 ("precision", "precision"))}} for k, v in metrics["models"].items()]
+                 ("precision", "precision"), ("NPV", "npv"))}} for k, v in metrics["models"].items()]
     parts.append("<h2>Response classification</h2>" + _table(pd.DataFrame(rows)))
     comp = [{"model": c["model"], "reference": c["reference"], "patients": c["n"],
              "AUC difference (95% CI)": estimate_text(c["auc_difference"]),
@@ -313,8 +313,9 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
             cls_rows.append({"model": model, "event by": format_horizon(float(h), unit),
                              "patients (known status)": c["n"], "events": c["events"],
                              "AUC (DeLong 95% CI)": estimate_text(c["auc"]), "accuracy": f"{c['accuracy']:.3f}",
-                             "sensitivity": f"{c['recall']:.3f}", "specificity": f"{c['specificity']:.3f}",
-                             "precision": f"{c['precision']:.3f}", "F1": f"{c['f1']:.3f}"})
+                             **{label: "n/a" if c.get(key) is None else f"{c[key]:.3f}" for label, key in
+                                (("sensitivity", "recall"), ("specificity", "specificity"), ("precision", "precision"),
+                                 ("NPV", "npv"), ("F1", "f1"))}})
     if cls_rows:
         parts.append("<h2>Event by each horizon as a classification</h2><p class='note'>Patients censored before "
                      "a horizon are left out there; the prediction is the high-risk group.</p>")
