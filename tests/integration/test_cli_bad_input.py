@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from tests.conftest import tree_hashes
-from tests.integration.helpers import REPO, app, invoke, runner
+from tests.integration.helpers import BUG, REPO, app, invoke, runner
 
 
 def refused(code: int, output: str, *needles: str, out: Path | None = None, exit_code: int = 1) -> None:
@@ -486,3 +486,18 @@ def test_no_yaml_module_left_unsafe():
                  if "yaml.safe_load(" in p.read_text() or "yaml.load(" in p.read_text()]
     assert offenders == [], offenders
     assert yaml is not None
+
+
+def test_a_fusion_that_cannot_be_fitted_names_the_fold(tiny_cohort, tmp_path, monkeypatch):
+    """Too few patients (or a constant score) for a fusion in some fold: an expected condition with
+    the fold, the patients and the way out, not 'a bug in hccprog'."""
+    from hccprog.survival import cox
+
+    def no_convergence(self, *args, **kwargs):
+        raise RuntimeError("the Cox model did not converge even with penalizer 0.0001")
+
+    monkeypatch.setattr(cox.BivariateCoxFusion, "fit", no_convergence)
+    out = tmp_path / "run"
+    code, output = invoke("baselines", tiny_cohort / "cohort.yaml", "--folds", "2", "--n-boot", "10", "--out", out)
+    refused(code, output, "cannot be fitted in repeat 1, fold 1", "training patients", "fuse_with: null", out=out)
+    assert BUG not in output

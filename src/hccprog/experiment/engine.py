@@ -25,6 +25,7 @@ import pandas as pd
 
 from hccprog.cohort.model import Cohort
 from hccprog.cohort.scores import CONTROL_VALUES, PD_VALUES
+from hccprog.errors import InputError
 from hccprog.evaluation.groups import CutoffMethod, assign_groups, learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.fills import join_fills
@@ -255,7 +256,16 @@ def cross_validate(task: Task, cv: CVConfig, *, learners: dict[str, Learner] | N
             ind = indicators.get(a)
             ind_tr = None if ind is None else ind[s.train][ok_tr]
             ind_te = None if ind is None else ind[s.test][ok_te]
-            fus = task.fuse(s.train[ok_tr], train_risk[a][ok_tr], train_risk[b][ok_tr], ind_tr)
+            try:
+                fus = task.fuse(s.train[ok_tr], train_risk[a][ok_tr], train_risk[b][ok_tr], ind_tr)
+            except RuntimeError as exc:  # lifelines' non-convergence, re-raised by the Cox fitter
+                n_ev = int(np.asarray(task.event)[s.train[ok_tr]].sum()) if hasattr(task, "event") else None
+                events = "" if n_ev is None else f", {n_ev} events"
+                raise InputError(f"{name}: the Cox fusion of {a} and {b} cannot be fitted in repeat {s.repeat + 1}, "
+                                 f"fold {s.fold + 1} ({int(ok_tr.sum())} training patients{events}): {exc}",
+                                 hint="too few patients (or a constant score) for a fusion: give a larger cohort "
+                                      "or fewer folds, or train without it (fuse_with: null in a --config "
+                                      "file)") from None
             if ind is not None:
                 indicator_used[name] = indicator_used.get(name, 0) + int(fus.uses_indicator_)
             risk = fus.predict_risk(test_risk[a][ok_te], test_risk[b][ok_te], ind_te)
