@@ -167,3 +167,26 @@ def test_the_flip_augmentation_flips_left_right_or_not_and_nothing_else():
         flips += 1
     assert 8 < flips < 32  # about half
 
+
+
+def test_a_validation_c_without_comparable_pairs_is_recorded_as_none():
+    """A tiny validation split with no event has no C (NaN); the history a run saves as JSON says None."""
+    import json
+
+    from torch import nn
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Linear(1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 1, 1, 1, 1, 2, 2)).astype(np.float16)
+    t, e = rng.exponential(1.0, 8), np.zeros(8, int)  # no event at all: no comparable pair anywhere
+    cfg = TrainConfig(epochs=2, batch_size=4, val_fraction=0.25, augment=False)
+    history = SurvivalNetTrainer(Linear, cfg).fit(x, t, e).history_
+    assert [h["val_c"] for h in history] == [None, None]
+    json.dumps(history, allow_nan=False)  # what write_json does: no NaN left

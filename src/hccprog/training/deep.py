@@ -272,7 +272,9 @@ class SurvivalNetTrainer:
         else:
             best_epoch = len(history)
         self.model_ = model
-        self.history_ = history
+        # a validation C without a comparable pair is NaN: recorded as None (JSON has no NaN)
+        self.history_ = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in rec.items()}
+                         for rec in history]
         self.best_epoch_ = best_epoch
         self.train_idx_, self.val_idx_ = tr, va
         return self
