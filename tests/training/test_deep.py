@@ -123,25 +123,26 @@ def test_volume_augmentation_is_3d_and_keeps_channels_aligned():
     assert moved_along_depth  # the slice axis is augmented (a 2D augmentation never moves it)
 
 
+class _MeanLinear(torch.nn.Module):
+    """A linear risk of the input's mean: the smallest network the trainer can fit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
+
+
 def test_plateau_schedule_multiplies_the_rate_by_its_factor_after_a_loss_that_did_not_fall():
     """``schedule: plateau`` with ``plateau_factor`` and ``plateau_patience`` (DMMGNet's paper: x 0.8
     whenever the loss did not decrease): the rate of each epoch follows the losses before it."""
-    from torch import nn
-
-    class Linear(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Linear(1, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
-
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 1, 1, 1, 2, 2)).astype(np.float16)
     t, e = rng.exponential(1.0, 16), np.ones(16, int)
     cfg = TrainConfig(epochs=12, batch_size=4, lr=0.5, val_fraction=0.0, augment=False, schedule="plateau",
                       plateau_factor=0.8, plateau_patience=0)
-    history = SurvivalNetTrainer(Linear, cfg).fit(x, t, e).history_
+    history = SurvivalNetTrainer(_MeanLinear, cfg).fit(x, t, e).history_
     lrs, losses = [h["lr"] for h in history], [h["train_loss"] for h in history]
     best = losses[0]
     for i in range(1, len(history)):
@@ -168,25 +169,14 @@ def test_the_flip_augmentation_flips_left_right_or_not_and_nothing_else():
     assert 8 < flips < 32  # about half
 
 
-
 def test_a_validation_c_without_comparable_pairs_is_recorded_as_none():
     """A tiny validation split with no event has no C (NaN); the history a run saves as JSON says None."""
     import json
-
-    from torch import nn
-
-    class Linear(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = nn.Linear(1, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.w(x.float().mean(dim=(1, 2, 3, 4, 5, 6))[:, None]).squeeze(-1)
 
     rng = np.random.default_rng(0)
     x = rng.random((8, 1, 1, 1, 1, 2, 2)).astype(np.float16)
     t, e = rng.exponential(1.0, 8), np.zeros(8, int)  # no event at all: no comparable pair anywhere
     cfg = TrainConfig(epochs=2, batch_size=4, val_fraction=0.25, augment=False)
-    history = SurvivalNetTrainer(Linear, cfg).fit(x, t, e).history_
+    history = SurvivalNetTrainer(_MeanLinear, cfg).fit(x, t, e).history_
     assert [h["val_c"] for h in history] == [None, None]
     json.dumps(history, allow_nan=False)  # what write_json does: no NaN left

@@ -127,11 +127,9 @@ def ablation(
     Rows already run with the same settings are reused, so an interrupted ablation resumes."""
     cohort = cohort_path(cohort)
     from hccprog.training.ablation import ablation_run
-    from hccprog.training.config import resolve_config
 
-    cfg = configured(lambda: resolve_config(
-        preset, model=model, endpoint=endpoint, cv={"folds": folds, "repeats": 1, "seed": seed},
-        training={"seed": seed, **({"epochs": epochs} if epochs else {})}, n_boot=n_boot, seed=seed))
+    cfg = train_config(preset=preset, model=model, endpoint=endpoint, folds=folds, repeats=1, seed=seed,
+                       epochs=epochs, n_boot=n_boot, class_column=None)
     configured(cfg.network_config)
     check_writable(run)
     c = load_for_run(cohort, images=True, endpoint=cfg.endpoint, cv=cfg.cv)

@@ -259,10 +259,9 @@ def cross_validate(task: Task, cv: CVConfig, *, learners: dict[str, Learner] | N
             try:
                 fus = task.fuse(s.train[ok_tr], train_risk[a][ok_tr], train_risk[b][ok_tr], ind_tr)
             except RuntimeError as exc:  # lifelines' non-convergence, re-raised by the Cox fitter
-                n_ev = int(np.asarray(task.event)[s.train[ok_tr]].sum()) if hasattr(task, "event") else None
-                events = "" if n_ev is None else f", {n_ev} events"
+                events = int(task.strata[s.train[ok_tr]].sum())  # fusions are fitted for survival tasks only
                 raise InputError(f"{name}: the Cox fusion of {a} and {b} cannot be fitted in repeat {s.repeat + 1}, "
-                                 f"fold {s.fold + 1} ({int(ok_tr.sum())} training patients{events}): {exc}",
+                                 f"fold {s.fold + 1} ({int(ok_tr.sum())} training patients, {events} events): {exc}",
                                  hint="too few patients (or a constant score) for a fusion: give a larger cohort "
                                       "or fewer folds, or train without it (fuse_with: null in a --config "
                                       "file)") from None

@@ -291,7 +291,7 @@ def crop_stream(image: np.ndarray, mask: np.ndarray, idx: np.ndarray, spec: Stre
                            roi_size=(int(side[0]), int(side[1])))(padded)
         crops.append(np.asarray(Resize(spatial_size=(cfg.size, cfg.size), mode="area")(crop), np.float32))
     out = np.stack(crops)
-    if getattr(cfg, "standardize", False):  # the image channels only, never geometry or masks
+    if cfg.standardize:  # the image channels only, never geometry or masks
         n = out.shape[1] - unmasked
         img = out[:, :n]
         mean = img.mean(axis=(2, 3), keepdims=True)

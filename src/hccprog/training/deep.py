@@ -66,7 +66,7 @@ def augmenter(seed: int, *, volume: bool = False, kind: str = "standard"):
     ``volume``: the 3D versions for (T, C, D, H, W) inputs (see :func:`volume_augmenter`).
     ``kind="flip"``: a left-right flip with probability 0.5, nothing else."""
     if kind == "flip":
-        return flip_augmenter(seed, volume=volume)
+        return flip_augmenter(seed)
     if volume:
         return volume_augmenter(seed)
     from monai.transforms import (
@@ -99,7 +99,7 @@ def augmenter(seed: int, *, volume: bool = False, kind: str = "standard"):
     return apply
 
 
-def flip_augmenter(seed: int, *, volume: bool = False):
+def flip_augmenter(seed: int):
     """A left-right flip (the last axis) of one patient's input with probability 0.5, the same draw
     for every slice, stream, channel and time point."""
     rng = np.random.default_rng(seed)
