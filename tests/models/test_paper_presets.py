@@ -84,3 +84,11 @@ def test_progswin_paper_training():
     t = cfg.training
     assert (t.batch_size, t.lr, t.weight_decay, t.epochs) == (2, 1e-3, 1e-4, 160)
     assert cfg.preprocessing.timepoints == 3 and cfg.network_config().classes == 4
+    # Appendix 5: OS < 36 vs >= 36 months, each split by the expert severity read; class 0 = high risk
+    params = cfg.typed_objective_params()
+    assert (params.class_rule, params.os_threshold_months, params.class_order) == ("os-severity", 36.0, "worst-first")
+    obj = cfg.objective("months")
+    assert (obj.rule, obj.edges, obj.worst_first, obj.outputs) == ("os-severity", [36.0], True, 4)
+    # Methods: ReLU and adaptive average pooling make the head; Results: 64^3 sliding-window inference
+    net = cfg.network_config()
+    assert (net.head_style, net.inference_roi) == ("paper", 64)

@@ -96,6 +96,56 @@ def test_progswin_presets():
         TrainRunConfig(model="crnn", preprocessing={"kind": "volume"})
 
 
+def test_worst_first_classes_and_risk():
+    """Yao et al. number class 0 the worst: the labels turn round, the risk stays higher = worse."""
+    late, early = RiskClassObjective([12.0, 24.0, 36.0]), RiskClassObjective([12.0, 24.0, 36.0], worst_first=True)
+    time, event = np.array([6.0, 18.0, 30.0, 40.0, 20.0]), np.array([1, 1, 1, 0, 0])
+    assert late.labels(time, event).tolist() == [3, 2, 1, 0, -1]
+    assert early.labels(time, event).tolist() == [0, 1, 2, 3, -1]
+    out = np.array([[5.0, 0, 0, 0], [0, 0, 0, 5.0]])  # sure of class 0, sure of class 3
+    assert late.predict_risk(out)[0] < late.predict_risk(out)[1]
+    assert early.predict_risk(out)[0] > early.predict_risk(out)[1]  # class 0 is the worst here
+    assert torch.allclose(early.torch_risk(torch.as_tensor(out)), torch.as_tensor(early.predict_risk(out)))
+    back = objective_from_state(early.state())
+    assert back.worst_first and back.rule == "os-edges"
+    sev = RiskClassObjective([36.0], worst_first=True, rule="os-severity")
+    assert sev.outputs == 4
+    with pytest.raises(ValueError, match="severity read"):
+        sev.labels(time, event)
+    with pytest.raises(ValueError, match="one survival threshold"):
+        RiskClassObjective([12.0, 36.0], rule="os-severity")
+
+
+def test_paper_head_is_relu_and_pooling_of_class_channels():
+    torch.manual_seed(0)
+    net = ProgSwinUNETR(ProgSwinConfig(**TINY, head_style="paper"), streams=3, channels=1)
+    assert isinstance(net.head, torch.nn.Identity) and net.backbone.out.conv.conv.out_channels == 4
+    x = torch.rand(2, 3, 1, 32, 32, 32)
+    out = net(x)
+    dense = torch.relu(net.backbone(x.reshape(2, 3, 32, 32, 32)))
+    assert torch.allclose(out, dense.mean(dim=(2, 3, 4)), atol=1e-6) and (out >= 0).all()
+    out.sum().backward()
+    assert net.backbone.swinViT.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+def test_sliding_window_inference_at_the_roi():
+    """Inference over 32^3 windows of a 64^3 volume: what MONAI's sliding_window_inference of the dense
+    output gives, then pooled; training (and any pass with gradients) reads the whole volume."""
+    from monai.inferers import sliding_window_inference
+
+    torch.manual_seed(0)
+    net = ProgSwinUNETR(ProgSwinConfig(**TINY, head_style="paper", inference_roi=32), streams=1, channels=1).eval()
+    x = torch.rand(1, 1, 1, 64, 64, 64)
+    with torch.no_grad():
+        got = net(x)
+        want = sliding_window_inference(x[:, 0], (32, 32, 32), 1, net.dense, overlap=0.25, mode="gaussian")
+        whole = torch.relu(net.backbone(x[:, 0])).mean(dim=(2, 3, 4))
+    assert torch.allclose(got, want.mean(dim=(2, 3, 4)), atol=1e-5)
+    assert not torch.allclose(got, whole, atol=1e-5)
+    with torch.enable_grad():
+        assert torch.allclose(net(x), whole, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_paper_config_forward_at_128_cubed():
     """The paper's input, 3 time points x 128^3, one forward pass (about 30 s and 5 GB on 2 CPU cores;

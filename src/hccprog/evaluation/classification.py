@@ -118,19 +118,66 @@ def delong_auc_ci(y_true, score, level: float = 0.95) -> tuple[float, float, flo
     return auc, max(0.0, auc - zq * se), min(1.0, auc + zq * se)
 
 
-def risk_class_labels(time: np.ndarray, event: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Ordered risk classes from the time to event (higher = worse); ``edges`` e_1 < ... < e_{K-1}.
+def risk_class_labels(time: np.ndarray, event: np.ndarray, edges: list[float], *,
+                      worst_first: bool = False) -> np.ndarray:
+    """Ordered risk classes from the time to event alone (hccprog's ``os-edges`` rule, for cohorts
+    without an expert severity read); ``edges`` e_1 < ... < e_{K-1}.
 
-    An event at t gets class ``K - 1 - #{e_j <= t}`` (event before e_1: the worst class K - 1);
-    anyone observed to e_{K-1} or beyond (event then or later, or censored later) gets class 0; a
-    patient censored before e_{K-1} has an unknown class: -1 (left out of the loss and of the class
-    metrics)."""
+    With ``worst_first=False`` (higher = worse) an event at t gets class ``K - 1 - #{e_j <= t}``
+    (event before e_1: the worst class K - 1) and anyone observed to e_{K-1} or beyond (event then
+    or later, or censored later) gets class 0; ``worst_first=True`` numbers the same classes the
+    other way round (class 0 = worst, as Yao et al. 2025 do). A patient censored before e_{K-1}
+    has an unknown class: -1 (left out of the loss and of the class metrics).
+
+    Examples
+    --------
+    >>> risk_class_labels([6, 18, 30, 40, 20], [1, 1, 1, 0, 0], [12, 24, 36]).tolist()
+    [3, 2, 1, 0, -1]
+    >>> risk_class_labels([6, 18, 30, 40, 20], [1, 1, 1, 0, 0], [12, 24, 36], worst_first=True).tolist()
+    [0, 1, 2, 3, -1]
+    """
     t = np.asarray(time, float)
     e = np.asarray(event).astype(bool)
     edges_a = np.asarray(edges, float)
     k = len(edges_a) + 1
     labels = k - 1 - np.searchsorted(edges_a, t, side="right")
-    return np.where(e | (t >= edges_a[-1]), labels, -1).astype(int)
+    labels = np.where(e | (t >= edges_a[-1]), labels, -1).astype(int)
+    return orient_classes(labels, k, worst_first=worst_first)
+
+
+def orient_classes(labels, k: int, *, worst_first: bool) -> np.ndarray:
+    """Classes numbered worst-last (higher = worse) renumbered worst-first when asked (-1 kept)."""
+    y = np.asarray(labels).astype(int)
+    return np.where(y >= 0, k - 1 - y, -1).astype(int) if worst_first else y
+
+
+def os_severity_labels(time, event, severity, threshold: float, *, worst_first: bool = True) -> np.ndarray:
+    """The four risk classes of Yao et al. 2025 (ProgSwin-UNETR, Appendix 5): overall survival
+    below or at least ``threshold`` (36 months in the paper), each split by an expert's imaging
+    severity read (1 = severe features: rapid progression, necrosis, irregular margin, vascular
+    invasion, satellite nodules; 0 = milder).
+
+    With ``worst_first=True`` (the paper's numbering) class 0 = short survival and severe (high
+    risk), 1 = short and milder (medium-to-high), 2 = long and severe (low-to-medium), 3 = long and
+    milder (low risk); ``worst_first=False`` numbers them the other way round. Unknown (-1): a
+    patient censored before ``threshold`` (short or long survival unknown) or without a severity
+    read (NaN or a negative value).
+
+    Examples
+    --------
+    >>> os_severity_labels([10, 10, 40, 50, 20, 12], [1, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, np.nan], 36).tolist()
+    [0, 1, 2, 3, -1, -1]
+    """
+    t = np.asarray(time, float)
+    e = np.asarray(event).astype(bool)
+    sev = np.asarray(severity, float)
+    short = e & (t < threshold)
+    long_ = t >= threshold
+    known = (short | long_) & np.isfinite(sev) & (sev >= 0)
+    # worst-first: short & severe 0, short & mild 1, long & severe 2, long & mild 3
+    labels = np.where(short, 0, 2) + np.where(sev > 0, 0, 1)
+    labels = np.where(known, labels, -1).astype(int)
+    return labels if worst_first else orient_classes(labels, 4, worst_first=True)
 
 
 def horizon_progression_metrics(labels, probability, *, threshold: float = 0.5) -> dict:
@@ -158,10 +205,41 @@ def auc_and_classification(y_true, score, threshold: float) -> dict:
     return out
 
 
+def per_class_metrics(y_true, proba: np.ndarray, classes: list[int]) -> dict[str, dict]:
+    """Each class against the rest (Yao et al. 2025, Table 2 and Fig. 5): the one-vs-rest ROC AUC
+    of its probability with DeLong's 95% CI, and sensitivity, specificity, precision, NPV and F1
+    of the arg-max class being it.
+
+    Examples
+    --------
+    >>> p = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9]])
+    >>> m = per_class_metrics([0, 0, 1, 1], p, [0, 1])
+    >>> m["1"]["auc"]["value"], m["1"]["specificity"], m["0"]["sensitivity"]
+    (1.0, 1.0, 1.0)
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(proba, float)
+    pred = np.asarray(classes)[np.argmax(p, axis=1)]
+    out: dict[str, dict] = {}
+    for k, c in enumerate(classes):
+        yk = (y == c).astype(int)
+        entry: dict[str, Any] = {"n": int(yk.sum())}
+        bm = binary_metrics(yk, (pred == c).astype(float), 0.5) if len(yk) else {}
+        entry.update({key: bm.get(key) for key in ("recall", "specificity", "precision", "npv", "f1")})
+        entry["sensitivity"] = entry.pop("recall")
+        if 2 <= yk.sum() <= len(yk) - 2:  # DeLong's variance needs two of each
+            auc, lo, hi = delong_auc_ci(yk, p[:, k])
+            entry["auc"] = {"value": auc, "ci_lower": lo, "ci_upper": hi, "method": "DeLong"}
+        out[str(c)] = entry
+    return out
+
+
 def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Ordered risk classes: accuracy, macro F1 and one-vs-rest AUC (per class and macro) of the
-    patients whose class is known, with percentile-bootstrap 95% CIs; the confusion matrix; the
-    log-rank test of the predicted classes on every patient (censored ones included)."""
+    patients whose class is known, with percentile-bootstrap 95% CIs; per class the one-vs-rest AUC
+    with DeLong's CI, sensitivity, specificity, precision, NPV and F1 (:func:`per_class_metrics`);
+    the confusion matrix; the log-rank test of the predicted classes on every patient (censored
+    ones included)."""
 
     y = np.asarray(labels).astype(int)
     p = np.asarray(proba, float)
@@ -181,6 +259,7 @@ def risk_class_metrics(labels, proba: np.ndarray, time, event, *, n_boot: int = 
     out = {"n_known": int(known.sum()), "n_unknown": int((~known).sum()),
            "class_counts": {str(c): int((yk == c).sum()) for c in classes},
            "auc_ovr": {str(c): point["auc_ovr"][c] for c in classes},
+           "per_class": per_class_metrics(yk, pk, classes),
            "confusion": skm.confusion_matrix(yk, np.argmax(pk, axis=1), labels=classes).tolist()}
     for name in ("accuracy", "f1_macro", "auc_ovr_macro"):
         out[name] = bootstrap_ci(stat(name), len(yk), n_boot=n_boot, seed=seed).as_dict()

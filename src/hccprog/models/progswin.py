@@ -4,9 +4,22 @@ multi-time-point arterial-phase volumes, with an adaptive average pooling head.
 Input ``x``: (B, T, C, D, H, W) from :mod:`hccprog.preprocessing.volumes` (the paper: T = 3 time
 points, pre-treatment and after the first and second TACE, C = 1 arterial series, 128\\ :sup:`3`);
 the time points (times series) are stacked as ``T * C`` input channels of MONAI's ``SwinUNETR``,
-whose decoder output (``feature_size`` channels at full resolution) is average-pooled to one
-vector and mapped to ``classes`` risk-class logits (cross-entropy, the paper) or to one log-hazard
-(``head="cox"``, an option of hccprog).
+whose decoder output is turned into the risk-class logits (cross-entropy, the paper) or one
+log-hazard (``head="cox"``, an option of hccprog) by one of two heads:
+
+- ``head_style="paper"``, as Yao et al. draw it (Methods and Appendix 4: "an output head applying
+  ReLU activation and adaptive average pooling", "4 output channels corresponding to survival
+  classification"): the decoder's output block has one channel per class, and the logits are
+  the adaptive average pool of its ReLU;
+- ``head_style="linear"``: the decoder gives ``feature_size`` channels, average-pooled to one
+  vector, dropout, and a linear layer (hccprog's; a linear read-out of pooled features trains
+  better on small cohorts, docs/models/progswin.md).
+
+``inference_roi`` (the paper: 64): at inference (evaluation mode without gradients) a volume
+larger than the ROI is scored by MONAI's ``sliding_window_inference`` of the dense decoder output
+over ROI-sized windows (the paper's "region of interest (ROI) size of (64, 64, 64) during the
+sliding window inference process"), pooled afterwards; training and Grad-CAM (which needs one
+activation map of the whole volume) read the whole volume.
 """
 
 from __future__ import annotations
@@ -29,7 +42,10 @@ class ProgSwinConfig(BaseModel):
     norm: Literal["instance", "batch"] = "instance"  # batch: needed when the bottleneck is 1 voxel (32^3 input)
     dropout: float = Field(0.1, ge=0, lt=1)  # before the head
     head: Literal["classes", "cox"] = "classes"
+    head_style: Literal["linear", "paper"] = "linear"
     classes: int = Field(4, ge=2)
+    inference_roi: int | None = Field(None, ge=32)  # sliding-window inference (the paper: 64); None: whole volume
+    sw_overlap: float = Field(0.25, ge=0, lt=1)
     checkpointing: bool = False  # gradient checkpointing inside Swin (memory for time)
 
 
@@ -41,13 +57,15 @@ class ProgSwinUNETR(nn.Module):
         check_input(cfg, None)  # the same rule train checks before preprocessing
         self.cfg = cfg
         self.in_channels = streams * channels
-        self.backbone = SwinUNETR(in_channels=self.in_channels, out_channels=cfg.feature_size,
+        outputs = cfg.classes if cfg.head == "classes" else 1
+        paper = cfg.head_style == "paper"
+        self.backbone = SwinUNETR(in_channels=self.in_channels, out_channels=outputs if paper else cfg.feature_size,
                                   feature_size=cfg.feature_size, depths=cfg.depths, num_heads=cfg.num_heads,
                                   window_size=cfg.window_size, norm_name=cfg.norm, spatial_dims=3,
                                   use_checkpoint=cfg.checkpointing)
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.feature_size, cfg.classes if cfg.head == "classes" else 1)
+        self.head = nn.Identity() if paper else nn.Linear(cfg.feature_size, outputs)
 
     @staticmethod
     def cam_layers() -> list[str]:
@@ -61,17 +79,33 @@ class ProgSwinUNETR(nn.Module):
         as the input channels)."""
         return [()]
 
+    def dense(self, v: torch.Tensor) -> torch.Tensor:
+        """The decoder's full-resolution output (B, channels, D, H, W); ReLU'd for the paper's head."""
+        out = self.backbone(v)
+        return torch.relu(out) if self.cfg.head_style == "paper" else out
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, feature_size): the pooled decoder output."""
+        """(B, channels): the pooled decoder output (the logits themselves with the paper's head)."""
         b = x.shape[0]
         v = x.reshape(b, -1, *x.shape[-3:]).float()
         if v.shape[1] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels (time points x series), got {v.shape[1]}")
-        return self.pool(self.backbone(v)).flatten(1)
+        roi = self.cfg.inference_roi
+        # inference (evaluation mode, no gradients): ROI windows; training and Grad-CAM: the whole volume
+        if (not self.training and not torch.is_grad_enabled() and roi is not None
+                and any(s > roi for s in v.shape[-3:])):
+            from monai.inferers import sliding_window_inference
+
+            dense = sliding_window_inference(v, (roi,) * 3, sw_batch_size=max(1, b), predictor=self.dense,
+                                             overlap=self.cfg.sw_overlap, mode="gaussian")
+        else:
+            dense = self.dense(v)
+        return self.pool(dense).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, classes) logits, or (B,) log-hazards with ``head="cox"``."""
-        out = self.head(self.drop(self.features(x)))
+        feats = self.features(x)
+        out = feats if self.cfg.head_style == "paper" else self.head(self.drop(feats))
         return out.squeeze(-1) if self.cfg.head == "cox" else out
 
 
@@ -95,7 +129,12 @@ PRESETS: dict[str, dict] = {
     },
     "paper": {
         "preprocessing": {"kind": "volume", "size": 128, "spacing_mm": [1.5, 1.5, 1.5], "timepoints": 3},
-        "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1},
+        # Yao et al., Methods: "an output head applying ReLU activation and adaptive average pooling";
+        # Results: "a region of interest (ROI) size of (64, 64, 64) during the sliding window inference process"
+        "network": {"feature_size": 24, "window_size": 7, "norm": "instance", "dropout": 0.1,
+                    "head_style": "paper", "inference_roi": 64},
+        # Appendix 5: OS < 36 vs >= 36 months, each split by the expert severity read; class 0 = high risk
+        "objective_params": {"class_rule": "os-severity", "os_threshold_months": 36.0, "class_order": "worst-first"},
         # Yao et al., Results: "a batch size of 2, a learning rate of 0.001, a weight decay of 0.0001";
         # the training loss "stabilizes near the end of training (up to 160 epochs)"
         "training": {"epochs": 160,

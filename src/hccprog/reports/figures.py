@@ -79,7 +79,8 @@ def km_by_class(frame: pd.DataFrame, rc: dict, model: str, unit: str) -> Figure:
     proba = frame.filter(like="p_").to_numpy(float)
     pred = np.argmax(proba, axis=1)
     k = proba.shape[1]
-    labels = [f"class {j}" for j in range(k)]
+    worst, best = (0, k - 1) if rc.get("worst_first") else (k - 1, 0)
+    labels = [f"class {j}" + (" (worst)" if j == worst else " (best)" if j == best else "") for j in range(k)]
     fig, axes = _grid(1, width=5.0, height=3.8)
     ax = axes[0]
     cmap = plt.get_cmap("viridis")

@@ -129,11 +129,15 @@ def _risk_class_metrics(metrics: dict, preds: pd.DataFrame, outcomes: pd.DataFra
     if "risk_class" in outcomes:  # the user's classes (train.class_column)
         labels = outcomes.loc[f.index, "risk_class"].fillna(-1).to_numpy(int)
     else:
-        labels = risk_class_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), rc["edges"])
+        labels = risk_class_labels(f["time"].to_numpy(float), f["event"].to_numpy(int), rc["edges"],
+                                   worst_first=bool(rc.get("worst_first", False)))
     res = risk_class_metrics(labels, proba, f["time"], f["event"], n_boot=n_boot, seed=seed)
     res["edges"] = rc["edges"]
     res["edges_months"] = rc.get("edges_months")
     res["labels"] = rc.get("labels", "rule")
+    res["rule"] = rc.get("rule", "os-edges")
+    res["worst_first"] = bool(rc.get("worst_first", False))
+    res["severity_column"] = rc.get("severity_column")
     metrics["models"][rc["model"]]["risk_classes"] = res
 
 
@@ -325,13 +329,20 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
         if not rc:
             continue
         edges = ", ".join(f"{e:g}" for e in rc["edges"])
+        order = "class 0 = worst" if rc.get("worst_first") else "higher = worse"
+        unknown = plural(rc['n_unknown'], 'patient')
         if str(rc.get("labels", "rule")).startswith("column"):
-            rule = (f"Classes from the clinical table's {html.escape(rc['labels'])} (higher = worse); patients "
-                    f"with a blank class are left out here ({plural(rc['n_unknown'], 'patient')}).")
+            rule = (f"Classes from the clinical table's {html.escape(rc['labels'])} ({order}); patients "
+                    f"with a blank class are left out here ({unknown}).")
+        elif rc.get("rule") == "os-severity":
+            rule = (f"Classes of Yao et al. 2025 (Appendix 5): survival below or beyond {edges} "
+                    f"{html.escape(unit)}, each split by the expert severity read in column "
+                    f"'{html.escape(str(rc.get('severity_column')))}' ({order}: short and severe, short and milder, "
+                    f"long and severe, long and milder); patients censored before {edges} {html.escape(unit)} or "
+                    f"without a severity read are left out here ({unknown}).")
         else:
-            rule = (f"Class k = K-1-(number of edges reached by the event time); edges {edges} "
-                    f"{html.escape(unit)}; a patient censored before the last edge has no known class and is "
-                    f"left out here ({plural(rc['n_unknown'], 'patient')}).")
+            rule = (f"Classes of the time to event at edges {edges} {html.escape(unit)} ({order}); a patient "
+                    f"censored before the last edge has no known class and is left out here ({unknown}).")
         parts.append(f"<h2>Risk classes of {html.escape(model)}</h2><p class='note'>{rule} "
                      f"95% CIs by patient bootstrap.</p>")
         row = {"patients (known class)": rc["n_known"],
@@ -340,6 +351,15 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
                "one-vs-rest AUC (macro)": estimate_text(rc["auc_ovr_macro"]),
                "AUC per class": ", ".join(f"{k}: {v:.3f}" for k, v in rc["auc_ovr"].items() if v is not None)}
         parts.append(_table(pd.DataFrame([row])))
+        if rc.get("per_class"):
+            per = [{"class": k, "patients": c["n"], "one-vs-rest AUC (DeLong 95% CI)": estimate_text(c["auc"])
+                    if c.get("auc") else "n/a",
+                    **{label: "n/a" if c.get(key) is None else f"{c[key]:.3f}" for label, key in
+                       (("sensitivity", "sensitivity"), ("specificity", "specificity"), ("precision", "precision"),
+                        ("NPV", "npv"), ("F1", "f1"))}} for k, c in rc["per_class"].items()]
+            parts.append("<p class='note'>Each class against the rest: the AUC of its probability, and the "
+                         "arg-max class being it.</p>")
+            parts.append(_table(pd.DataFrame(per)))
         conf = pd.DataFrame(rc["confusion"], index=[f"true {k}" for k in rc["class_counts"]],
                             columns=[f"predicted {k}" for k in rc["class_counts"]])
         parts.append(_table(conf.reset_index(names="")))

@@ -22,9 +22,11 @@ class FeatureLearner:
 
     def __init__(self, spec, net_cfg, features: ImageFeatures, ids: list[str], time: np.ndarray,
                  event: np.ndarray, *, task: str, labels: np.ndarray | None = None,
-                 class_columns: list[str] | None = None, progress=None) -> None:
+                 class_columns: list[str] | None = None, worst_first: bool = False, progress=None) -> None:
         """``task``: survival, response (``event`` is the label) or classes (``labels``: the risk
-        class of each patient, -1 unknown; ``class_columns`` names the ``p_<class>`` columns)."""
+        class of each patient, -1 unknown; ``class_columns`` names the ``p_<class>`` columns;
+        ``worst_first``: class 0 is the worst, so the risk counts the classes from the last)."""
+        self.worst_first = worst_first
         self.spec, self.net_cfg, self.task = spec, net_cfg, task
         self.labels = None if labels is None else np.asarray(labels, int)
         self.class_columns = list(class_columns or [])
@@ -70,6 +72,8 @@ class FeatureLearner:
         ok = self.has[idx]
         if ok.any():
             out[ok] = pipe.predict_risk(self.X.iloc[idx[ok]])
+            if self.task == "classes" and self.worst_first:  # the expected class counted from the best
+                out[ok] = len(self.class_columns) - 1 - out[ok]
         return out
 
     def __call__(self, s: Split, grid: list[float]) -> FoldPrediction:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -167,20 +167,37 @@ class BinaryObjective(_Objective):
 
 
 class RiskClassObjective(_Objective):
-    """K = len(edges) + 1 ordered risk classes (cohort time unit edges), cross-entropy."""
+    """K ordered risk classes, cross-entropy.
+
+    ``rule="os-edges"``: K = len(edges) + 1 classes of the time to event (cohort time unit edges,
+    :func:`~hccprog.evaluation.classification.risk_class_labels`); ``rule="os-severity"``: the four
+    classes of Yao et al. 2025 (survival below or beyond ``edges[0]``, each split by an expert's
+    severity read, :func:`~hccprog.evaluation.classification.os_severity_labels`), whose labels need
+    the clinical table and are given to :meth:`loss`. ``worst_first``: class 0 is the worst (the
+    paper's numbering); the risk (:meth:`predict_risk`) is higher = worse either way."""
 
     kind = "classes"
 
-    def __init__(self, edges: list[float]) -> None:
+    def __init__(self, edges: list[float], *, worst_first: bool = False, rule: str = "os-edges") -> None:
         edges = [float(x) for x in edges]
         if not edges or any(b <= a for a, b in zip([0.0, *edges], edges, strict=False)):
             raise ValueError(f"class edges must be positive and increasing, got {edges}")
+        if rule not in ("os-edges", "os-severity"):
+            raise ValueError(f"unknown risk-class rule {rule!r} (os-edges, os-severity)")
+        if rule == "os-severity" and len(edges) != 1:
+            raise ValueError(f"the os-severity rule has one survival threshold, got {edges}")
         self.edges = edges
-        self.outputs = len(edges) + 1
+        self.rule = rule
+        self.worst_first = bool(worst_first)
+        self.outputs = 4 if rule == "os-severity" else len(edges) + 1
         self.class_columns = [str(k) for k in range(self.outputs)]
 
     def labels(self, time: np.ndarray, event: np.ndarray) -> np.ndarray:
-        return risk_class_labels(time, event, self.edges)
+        """The classes of the ``os-edges`` rule (the ``os-severity`` rule also needs the severity read:
+        its labels come from the clinical table and are passed to :meth:`loss`)."""
+        if self.rule != "os-edges":
+            raise ValueError("the os-severity risk classes need each patient's severity read: give the labels")
+        return risk_class_labels(time, event, self.edges, worst_first=self.worst_first)
 
     def loss(self, out: torch.Tensor, event: torch.Tensor, time: torch.Tensor,
              labels: np.ndarray | None = None) -> torch.Tensor:
@@ -200,15 +217,16 @@ class RiskClassObjective(_Objective):
         return z / z.sum(axis=1, keepdims=True)
 
     def predict_risk(self, out: np.ndarray) -> np.ndarray:
-        """The expected class (0 .. K - 1)."""
+        """The expected class (0 .. K - 1) counted from the best class: higher = worse."""
         p = self.probabilities(out)
-        return p @ np.arange(p.shape[1], dtype=float)
+        k = np.arange(p.shape[1], dtype=float)
+        return p @ (k[::-1] if self.worst_first else k)
 
-    @staticmethod
-    def torch_risk(out: torch.Tensor) -> torch.Tensor:
+    def torch_risk(self, out: torch.Tensor) -> torch.Tensor:
         """:meth:`predict_risk` on tensors, differentiable."""
         p = torch.softmax(out, dim=1)
-        return p @ torch.arange(p.shape[1], dtype=p.dtype, device=p.device)
+        k = torch.arange(p.shape[1], dtype=p.dtype, device=p.device)
+        return p @ (k.flip(0) if self.worst_first else k)
 
     def predict_survival(self, out: np.ndarray, times) -> None:
         return None
@@ -217,7 +235,7 @@ class RiskClassObjective(_Objective):
         return _harrell(time, event, risk)
 
     def state(self) -> dict:
-        return {"kind": self.kind, "edges": self.edges}
+        return {"kind": self.kind, "edges": self.edges, "rule": self.rule, "worst_first": self.worst_first}
 
 
 class CoxProgressionObjective(_Objective):
@@ -275,7 +293,8 @@ def objective_from_state(state: dict):
     if state["kind"] == "discrete":
         return DiscreteTimeObjective(state["cuts"], state["horizon"])
     if state["kind"] == "classes":
-        return RiskClassObjective(state["edges"])
+        return RiskClassObjective(state["edges"], worst_first=state.get("worst_first", False),
+                                  rule=state.get("rule", "os-edges"))
     if state["kind"] == "cox-progression":
         return CoxProgressionObjective(state["horizon"], state.get("weight", 1.0))
     raise ValueError(f"unknown objective {state['kind']!r}")
@@ -305,13 +324,37 @@ class DiscreteTimeParams(BaseModel):
 
 
 class RiskClassParams(BaseModel):
-    """Class edges in months (K = len + 1 classes; the last edge is the OS threshold, 36 months in Yao
-    et al. 2025; see :func:`~hccprog.evaluation.classification.risk_class_labels`), or the classes from
-    ``class_column`` of the clinical table: integers 0 .. K-1 (higher = worse), blank = unknown."""
+    """How the risk classes are defined.
+
+    ``class_rule``:
+
+    - ``os-severity``: Yao et al. 2025 (Appendix 5), four classes: overall survival below or at
+      least ``os_threshold_months`` (36), each split by the expert imaging severity read in
+      ``severity_column`` of the clinical table (1 = severe, 0 = milder, blank = unknown);
+    - ``os-edges``: hccprog's rule for cohorts without a severity read, K = len(edges) + 1 classes
+      of the time to event at ``class_edges_months``
+      (:func:`~hccprog.evaluation.classification.risk_class_labels`).
+
+    ``class_order``: ``worst-first`` numbers class 0 the worst (the paper: class 0 = high risk),
+    ``worst-last`` the other way round. ``class_column`` (any rule): the classes themselves from a
+    column of the clinical table, integers 0 .. K-1 in ``class_order``, blank = unknown."""
 
     model_config = ConfigDict(extra="forbid")
+    class_rule: Literal["os-edges", "os-severity"] = "os-edges"
     class_edges_months: list[float] = Field(default_factory=lambda: [12.0, 24.0, 36.0], min_length=1)
+    os_threshold_months: float = Field(36.0, gt=0)
+    severity_column: str = "imaging_severity"
+    class_order: Literal["worst-last", "worst-first"] = "worst-last"
     class_column: str | None = None
+
+    def classes(self) -> int:
+        return 4 if self.class_rule == "os-severity" else len(self.class_edges_months) + 1
+
+
+def _risk_classes(params: RiskClassParams, unit: str, network: BaseModel) -> RiskClassObjective:
+    months = [params.os_threshold_months] if params.class_rule == "os-severity" else params.class_edges_months
+    return RiskClassObjective([m * unit_factor("months", unit) for m in months],
+                              worst_first=params.class_order == "worst-first", rule=params.class_rule)
 
 
 class CoxProgressionParams(BaseModel):
@@ -351,10 +394,7 @@ OBJECTIVES: dict[str, ObjectiveKind] = {k.name: k for k in (
                       [y * unit_factor("years", unit) for y in params.intervals_years],
                       params.score_years * unit_factor("years", unit)),
                   network=lambda params: {"intervals": len(params.intervals_years)}),
-    ObjectiveKind("classes", RiskClassParams,
-                  lambda params, unit, network: RiskClassObjective(
-                      [m * unit_factor("months", unit) for m in params.class_edges_months]),
-                  network=lambda params: {"classes": len(params.class_edges_months) + 1}),
+    ObjectiveKind("classes", RiskClassParams, _risk_classes, network=lambda params: {"classes": params.classes()}),
     ObjectiveKind("cox-progression", CoxProgressionParams, _cox_progression),
     # every model on the response endpoint (one logit, binary cross-entropy)
     ObjectiveKind(RESPONSE_OBJECTIVE, ResponseParams, lambda params, unit, network: BinaryObjective()),

@@ -20,7 +20,8 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
-from hccprog.errors import OutputExistsError
+from hccprog.errors import InputError, OutputExistsError
+from hccprog.evaluation.classification import os_severity_labels
 from hccprog.evaluation.groups import assign_groups, learn_cutoffs
 from hccprog.evaluation.thresholds import youden_threshold
 from hccprog.experiment.baselines import BaselinesConfig, LogisticSpec, run_baselines
@@ -89,6 +90,49 @@ def class_labels_from_column(cohort: Cohort, ids: list[str], column: str, k: int
     return out
 
 
+_SEVERE = {"1": 1, "1.0": 1, "severe": 1, "high": 1, "yes": 1, "true": 1,
+           "0": 0, "0.0": 0, "mild": 0, "milder": 0, "low": 0, "no": 0, "false": 0}
+
+
+def severity_from_column(cohort: Cohort, ids: list[str], column: str) -> np.ndarray:
+    """The expert imaging severity read of ``ids`` (Yao et al. 2025, Appendix 5) from a column of the
+    clinical table: 1 (or severe / high / yes) or 0 (mild / low / no); NaN where blank. Any other
+    value is an error naming the file, row and column."""
+    table = cohort.table
+    if column not in table.columns:
+        raise InputError(f"{cohort.spec.clinical}: no column '{column}' with the expert imaging severity read that "
+                         "the os-severity risk classes (Yao et al. 2025, Appendix 5) split each survival group by",
+                         hint="add the column (1 = severe imaging features, 0 = milder, blank = unknown), name "
+                              "yours with objective_params.severity_column, or use the OS-only rule: "
+                              "objective_params: {class_rule: os-edges}")
+    rows = {pid: i for i, pid in enumerate(table.index)}
+    out = np.full(len(ids), np.nan)
+    for j, pid in enumerate(ids):
+        raw = table.at[pid, column]
+        text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip().lower()
+        if text in ("", "na", "nan"):
+            continue
+        if text not in _SEVERE:
+            raise InputError(f"{cohort.spec.clinical}, row {rows[pid] + 2}, column '{column}': '{raw}' is not a "
+                             "severity read (1 / severe or 0 / mild, blank for unknown)")
+        out[j] = _SEVERE[text]
+    return out
+
+
+def risk_class_targets(cohort: Cohort, ids: list[str], t: np.ndarray, e: np.ndarray, objective: RiskClassObjective,
+                       params: dict) -> tuple[np.ndarray, bool]:
+    """The risk class of each of ``ids`` (-1 unknown) and whether it came from the clinical table
+    (``class_column``, or the severity read of the ``os-severity`` rule) rather than from the time to
+    event alone."""
+    column = params.get("class_column")
+    if column:
+        return class_labels_from_column(cohort, ids, column, objective.outputs), True
+    if objective.rule == "os-severity":
+        severity = severity_from_column(cohort, ids, params["severity_column"])
+        return os_severity_labels(t, e, severity, objective.edges[0], worst_first=objective.worst_first), True
+    return objective.labels(t, e), False
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -128,7 +172,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
     imagenet_warning(cfg)
     objective = cfg.objective(cohort.time_unit)
     state_dir = out.parent / f".{out.name}.partial"
-    labels = None
+    labels: np.ndarray | None = None
     class_column = cfg.objective_params.get("class_column")
     if spec.input == "features":
         features = prepare_features(cohort, cfg.preprocessing, ids, cache_dir=cache_dir, progress=progress)
@@ -136,10 +180,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         net_cfg = cfg.network_config()
         task = "response" if response else "classes" if isinstance(objective, RiskClassObjective) else "survival"
         if task == "classes":
-            labels = (class_labels_from_column(cohort, ids, class_column, objective.outputs) if class_column
-                      else objective.labels(t, e))
+            labels, from_table = risk_class_targets(cohort, ids, t, e, objective, cfg.objective_params)
         learner = FeatureLearner(spec, net_cfg, features, ids, t, e, task=task, labels=labels,
-                                 class_columns=objective.class_columns, progress=progress)
+                                 class_columns=objective.class_columns,
+                                 worst_first=getattr(objective, "worst_first", False), progress=progress)
         state_dir.mkdir(parents=True, exist_ok=True)
     else:
         tick = (lambda d, n: progress(f"preprocessing {d}/{n} patients", d, n)) if progress else None
@@ -154,8 +198,10 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         write_json(marker, {"key": key, "hccprog_version": __version__})
         run_cfg = cfg.model_copy(update={"clinical": clin_cfg})
         clinical = clinical_frame(cohort, ids, clin_cfg) if spec.clinical else None
-        if class_column and isinstance(objective, RiskClassObjective):
-            labels = class_labels_from_column(cohort, ids, class_column, objective.outputs)
+        if isinstance(objective, RiskClassObjective):
+            labels, from_table = risk_class_targets(cohort, ids, t, e, objective, cfg.objective_params)
+            if not from_table:
+                labels = None  # the loss derives them per batch from time and event
         learner = DeepLearner(run_cfg, data, ids, t, e, state_dir, progress, objective=objective, clinical=clinical,
                               labels=labels)
         net_cfg = learner.net_cfg
@@ -191,10 +237,15 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         if response:  # the run itself never screens by Cox
             extra["clinical_resolved"] = clin_cfg.model_dump(mode="json")
         if isinstance(objective, RiskClassObjective):
+            params = cfg.objective_params
+            severity = params["class_rule"] == "os-severity"
             extra["risk_classes"] = {"model": name, "edges": objective.edges,
-                                     "edges_months": cfg.objective_params["class_edges_months"],
+                                     "edges_months": ([params["os_threshold_months"]] if severity
+                                                      else params["class_edges_months"]),
+                                     "rule": params["class_rule"], "worst_first": objective.worst_first,
+                                     "severity_column": params["severity_column"] if severity else None,
                                      "labels": f"column {class_column}" if class_column else "rule"}
-            if class_column:  # the user's classes travel with the outcomes (metrics read them there)
+            if labels is not None:  # classes read from the table travel with the outcomes (metrics read them)
                 res.outcomes = res.outcomes.assign(risk_class=pd.Series(labels, index=ids).reindex(res.outcomes.index))
         if isinstance(objective, CoxProgressionObjective):
             extra["progression"] = {"model": name, "horizon": objective.horizon,
