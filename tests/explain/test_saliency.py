@@ -153,3 +153,28 @@ def test_occlusion_finds_the_region(dims):
     outside = np.ones(size, bool)
     outside[tuple(slice(max(r.start - 4, 0), r.stop + 4) for r in region)] = False
     assert np.abs(occ[0][outside]).max() < 1e-6  # hiding what the risk never reads changes nothing
+
+
+def test_per_class_targets_of_a_risk_class_model():
+    """ProgSwin's Grad-CAM++ per target class: each class's logit has its own map; the targets a
+    risk-class model accepts, and the error for a model without classes."""
+    from hccprog.errors import ConfigError
+    from hccprog.explain.run import class_targets
+    from hccprog.models.progswin import ProgSwinConfig, ProgSwinUNETR
+    from hccprog.training.objectives import CoxObjective, RiskClassObjective
+
+    obj = RiskClassObjective([36.0], worst_first=True, rule="os-severity")
+    assert class_targets("all", obj, None) == [0, 1, 2, 3]
+    assert class_targets("predicted", obj, np.array([0.1, 0.2, 0.6, 0.1])) == [2]
+    assert class_targets("1", obj, None) == [1] and class_targets("risk", obj, None) == [None]
+    with pytest.raises(ConfigError, match="a class 0..3"):
+        class_targets("7", obj, None)
+    with pytest.raises(ConfigError, match="only a risk-class model"):
+        class_targets("all", CoxObjective(), None)
+    torch.manual_seed(0)
+    net = ProgSwinUNETR(ProgSwinConfig(feature_size=12, window_size=4, norm="batch", depths=(1, 1, 1, 1),
+                                       head_style="paper"), streams=1, channels=1)
+    x = torch.rand(1, 1, 1, 32, 32, 32)
+    maps = [grad_cam(net, x, lambda v, k=k: net(v)[:, k], layers=net.cam_layers(), index=[()])[0] for k in range(4)]
+    assert all(m.shape == (1, 1, 32, 32, 32) and np.isfinite(m).all() for m in maps)
+    assert not np.allclose(maps[0], maps[3])  # each class has its own map

@@ -398,6 +398,17 @@ def test_progswin_risk_classes_through_the_cli(mri_cohort, tmp_path):
     assert (folder / "overlay_gradcampp.png").exists() and (folder / "card.html").exists()
     assert len(list(folder.glob("saliency_gradcampp_*.nii.gz"))) == 3
     assert np.load(folder / "saliency.npz")["gradcampp"].shape == (3, 1, 32, 32, 32)
+    # per target class (Yao et al.: "the gradient of the target class"): one map per class
+    result = runner.invoke(app, ["explain", str(run), str(mri_cohort / "cohort.yaml"), "-p", "SYN0001", "--out",
+                                 str(tmp_path / "ps-classes"), "--cache", str(cache), "--target", "all",
+                                 "--no-nifti"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "ps-classes" / "SYN0001"
+    saved = np.load(folder / "saliency.npz")
+    assert sorted(saved.files) == [f"gradcampp_class{k}" for k in range(4)]
+    assert all((folder / f"overlay_gradcampp_class{k}.png").exists() for k in range(4))
+    entry = json.loads((folder / "explanation.json").read_text())
+    assert entry["saliency"]["explained"]["gradcampp_class2"] == "the logit of class 2"
 
 
 @pytest.mark.slow

@@ -28,6 +28,10 @@ def explain(
     layer: Annotated[list[str] | None, typer.Option(
         "--layer", help="Explain this module (a name of the network's modules, or a glob) instead of the model's "
                         "default last feature map, e.g. an earlier encoder stage for a finer map; repeatable.")] = None,
+    target: Annotated[str, typer.Option(
+        "--target", help="What the maps explain: risk (the model's risk); for a risk-class model (progswin) also "
+                         "predicted (the patient's arg-max class), all (one map per class, as Yao et al. show) or a "
+                         "class number (its logit).")] = "risk",
     cache: Annotated[Path | None, typer.Option(help="Preprocessing cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     series_alias: Annotated[list[str] | None, typer.Option(
@@ -55,6 +59,7 @@ def explain(
         task = bar.add_task("explaining", total=None)
         summary = explain_run(run, c, list(patients), dest, methods=methods, with_occlusion=with_occlusion,
                               nifti=nifti, overwrite=overwrite, cache_dir=cache, layers=list(layer or []) or None,
+                              target=target,
                               progress=lambda label, d, n: bar.update(task, description=label, completed=d, total=n))
     for pid, secs in summary["seconds_per_patient"].items():
         out.print(f"{pid}: maps in {secs['maps']:.1f} s, {secs['total']:.1f} s with rendering")

@@ -85,12 +85,31 @@ def clinical_contributions(desc: dict, cohort: Cohort, ids: list[str], image_ris
     return pd.DataFrame(rows)
 
 
+def class_targets(target: str, objective, probabilities: np.ndarray | None) -> list[int | None]:
+    """What Grad-CAM explains: ``risk`` (None: the model's risk), or for a risk-class model a target
+    class's logit (Yao et al. 2025: "the gradient of the target class"): ``predicted`` (the arg-max
+    class of the patient), ``all`` (each class in turn) or a class number."""
+    k = len(getattr(objective, "class_columns", []) or [])
+    if target == "risk":
+        return [None]
+    if getattr(objective, "kind", None) != "classes":
+        raise ConfigError(f"--target {target}: only a risk-class model has classes to explain",
+                          hint="leave --target at risk (the model's risk)")
+    if target == "all":
+        return list(range(k))
+    if target == "predicted":
+        return [int(np.argmax(probabilities))] if probabilities is not None else [None]
+    if target.isdigit() and int(target) < k:
+        return [int(target)]
+    raise ConfigError(f"--target {target}: expected risk, predicted, all or a class 0..{k - 1}")
+
+
 def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | None, objective, *,
                   methods: tuple[CamMethod, ...], with_occlusion: bool,
-                  layers: list[str] | None = None) -> dict[str, np.ndarray]:
+                  layers: list[str] | None = None, target: int | None = None) -> dict[str, np.ndarray]:
     def risk(v: torch.Tensor) -> torch.Tensor:
         out = net(v) if clin is None else net(v, clin.expand(v.shape[0], -1))
-        return objective.torch_risk(out)
+        return objective.torch_risk(out) if target is None else out[:, target]
 
     index = spec.saliency_index(net, tuple(x.shape))
     try:  # the user's layers: any module inside the network's per-slice path (the same rows)
@@ -112,10 +131,14 @@ def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | N
 
 def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods: tuple[CamMethod, ...] = METHODS,
                 with_occlusion: bool = False, nifti: bool = True, overwrite: bool = False,
-                layers: list[str] | None = None,
+                layers: list[str] | None = None, target: str = "risk",
                 cache_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Explain the final model of ``run`` for the patients ``ids`` of ``cohort`` into ``out``
-    (one folder per patient); returns timings and what was written."""
+    (one folder per patient); returns timings and what was written.
+
+    ``target`` (:func:`class_targets`): ``risk`` explains the model's risk; a risk-class model's
+    ``predicted`` class, ``all`` classes (one map each, the ProgSwin paper's per-class Grad-CAM++) or
+    one class number explains that class's logit."""
 
     conf = run_config(run)
     desc, net = load_trained(run)
@@ -129,7 +152,7 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
         else:
             per_patient = _explain_network(desc, net, spec, sub, ids, tmp, scores, methods=methods,
                                            with_occlusion=with_occlusion, nifti=nifti, cache_dir=cache_dir,
-                                           progress=progress, summary=summary, layers=layers)
+                                           progress=progress, summary=summary, layers=layers, target=target)
         if desc.get("fusion"):
             risk = {p: float(r) for p, r in scores[scores["model"] == desc["model"]].set_index("patient_id")["risk"]
                     .items()}
@@ -157,6 +180,7 @@ def explain_run(run: Path, cohort: Cohort, ids: list[str], out: Path, *, methods
         write_yaml(tmp / "config.yaml", {"command": "explain", "hccprog_version": __version__,
                                          "run": str(Path(run).resolve()), "model": desc["model"],
                                          "cohort_name": cohort.name, "patients": ids, "methods": list(methods),
+                                         "target": target,
                                          "occlusion": with_occlusion, "nifti": nifti, "notes": summary["notes"],
                                          "seconds_per_patient": summary["seconds_per_patient"]})
     return summary
@@ -216,7 +240,7 @@ def _scores(scores: pd.DataFrame, pid: str, desc: dict, conf: dict) -> dict:
 
 
 def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *, methods, with_occlusion, nifti,
-                     cache_dir, progress, summary, layers=None) -> dict:
+                     cache_dir, progress, summary, layers=None, target: str = "risk") -> dict:
 
     pre_cfg = preprocessing_config({**desc["preprocessing"], "series": desc["channels"]})
     data = preprocess_cohort(cohort, pre_cfg, cache_dir=cache_dir)
@@ -241,8 +265,19 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         i = data.ids.index(pid)
         x = torch.as_tensor(data.x[i:i + 1].astype(np.float32))
         clin = clin_all[i:i + 1] if clin_all is not None else None
-        maps = _network_maps(net, spec, desc, x, clin, objective, methods=methods, with_occlusion=with_occlusion,
-                             layers=layers)
+        row = scores[(scores.patient_id == pid) & (scores.model == desc["model"])]
+        pcols = [f"p_{c}" for c in getattr(objective, "class_columns", []) or [] if f"p_{c}" in row.columns]
+        proba = row[pcols].to_numpy(float)[0] if pcols and len(row) else None
+        maps: dict[str, np.ndarray] = {}
+        shown: dict[str, str] = {}
+        for k in class_targets(target, objective, proba):
+            got = _network_maps(net, spec, desc, x, clin, objective, methods=methods,
+                                with_occlusion=with_occlusion and k is None, layers=layers, target=k)
+            for method, heat in got.items():
+                key = method if k is None else f"{method}_class{k}"
+                maps[key] = heat
+                what = {"gradcam++": "Grad-CAM++", "gradcam": "Grad-CAM", "occlusion": "occlusion sensitivity"}[method]
+                shown[key] = what if k is None else f"{what} of class {k}"
         seconds_maps = time.perf_counter() - t0
         patient = cohort[pid]
         geo = (patient_volume_geometry if volume else patient_slice_geometry)(patient, channels, geo_cfg)
@@ -253,15 +288,15 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         files: dict[str, str] = {}
         x0 = data.x[i].astype(np.float32)
         for method, heat in maps.items():
-            what = {"gradcam++": "Grad-CAM++", "gradcam": "Grad-CAM", "occlusion": "occlusion sensitivity"}[method]
-            title = f"{pid}: {desc['model']} {what} (risk {float(scores[(scores.patient_id == pid) & (scores.model == desc['model'])]['risk'].iloc[0]):.3f})"  # noqa: E501
+            what = shown[method]
+            title = f"{pid}: {desc['model']} {what} (risk {float(row['risk'].iloc[0]):.3f})"
             fig = (volume_overlays(x0, np.clip(heat, 0, None), geo["geometry"], timepoints=labels, title=title)
                    if volume else slice_overlays(x0, np.clip(heat, 0, None), geo["geometry"], timepoints=labels,
                                                  streams=streams, title=title))
             name = f"overlay_{method.replace('++', 'pp')}.png"
             save_figure(fig, folder / name)
             files[f"overlay {what}"] = name
-            if nifti and method != "occlusion":
+            if nifti and not method.startswith("occlusion"):
                 files.update(_write_nifti(patient, channels, heat, geo, data.observed[i], labels, folder, method,
                                           volume=volume, thickness=float(pre_cfg.spacing_mm[2])))
         np.savez_compressed(folder / "saliency.npz", **{m.replace("++", "pp"): v for m, v in maps.items()})
@@ -270,7 +305,8 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         summary["seconds_per_patient"][pid] = {"maps": round(seconds_maps, 3), "total": round(seconds, 3)}
         out[pid] = {"files": files, "saliency": {
             "methods": list(maps), "layers": layers or spec.saliency_layers(net),
-            "explained": "the model's risk (objective.torch_risk)",
+            "explained": {key.replace("++", "pp"): ("the model's risk (objective.torch_risk)" if "_class" not in key else
+                                f"the logit of class {key.rsplit('_class', 1)[1]}") for key in maps},
             "observed_timepoints": [bool(v) for v in data.observed[i]]}, "seconds": round(seconds, 3)}
     return out
 
