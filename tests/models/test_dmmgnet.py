@@ -17,7 +17,17 @@ from hccprog.training.losses import cox_loss
 from hccprog.training.objectives import CoxProgressionObjective, objective_from_state
 
 SMALL = {"widths": (8, 8, 16, 16), "blocks": (1, 1, 1, 1), "nodes": 4, "k": 2, "hidden": 8, "dropout": 0.0}
-SHAPE = (2, 1, 2, 6, 2, 32, 32)  # (B, T, streams liver/tumor, K slices, channels T2/PV, H, W)
+SHAPE = (2, 1, 2, 6, 4, 32, 32)  # (B, T, streams liver/tumor, K slices, channels T2/PV + liver/tumor masks, H, W)
+
+
+def _x(shape=SHAPE, *, corner: tuple[int, int] = (20, 20)) -> torch.Tensor:
+    """Random T2/PV slices with their mask maps: the liver everywhere, the tumor a square at ``corner``."""
+    torch.manual_seed(1)
+    x = torch.rand(*shape)
+    x[..., 2, :, :] = 1.0
+    x[..., 3, :, :] = 0.0
+    x[..., 3, corner[0]:corner[0] + 8, corner[1]:corner[1] + 8] = 1.0
+    return x
 
 
 def _net(**flags) -> DMMGNet:
@@ -28,7 +38,7 @@ def _net(**flags) -> DMMGNet:
 @pytest.mark.parametrize(("sgcm", "mmdfm", "cmtfm"), list(itertools.product([False, True], repeat=3)))
 def test_every_ablation_builds_and_back_propagates(sgcm, mmdfm, cmtfm):
     net = _net(sgcm=sgcm, mmdfm=mmdfm, cmtfm=cmtfm).train()
-    out = net(torch.rand(*SHAPE))
+    out = net(_x())
     assert out.shape == (2, 2)
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.branches.parameters()
@@ -46,7 +56,7 @@ def _slice_features(net: DMMGNet, x: torch.Tensor) -> torch.Tensor:
 def test_baseline_keeps_slices_and_branches_apart():
     """Without graph modules a slice's features depend on that slice of that branch only."""
     net = _net(sgcm=False, mmdfm=False, cmtfm=False)
-    x = torch.rand(*SHAPE)
+    x = _x()
     y = x.clone()
     y[:, :, 1, 3, 1] += 0.5  # tumor stream, slice 3, second series (tumor PV branch)
     a, b = _slice_features(net, x), _slice_features(net, y)
@@ -58,7 +68,7 @@ def test_baseline_keeps_slices_and_branches_apart():
 
 def test_graph_modules_link_branches():
     """CMTFM links the two series' tumor branches; MMDFM the tumor and liver branch of a series."""
-    x = torch.rand(*SHAPE)
+    x = _x()
     y = x.clone()
     y[:, :, 1, :, 1] += 0.5  # the whole tumor PV branch
     f = None
@@ -77,12 +87,58 @@ def test_input_checks():
         DMMGNet(DMMGNetConfig(**SMALL), streams=1, channels=2)
     with pytest.raises(ValueError, match="CMTFM"):
         DMMGNet(DMMGNetConfig(**SMALL), streams=2, channels=3)
-    net = DMMGNet(DMMGNetConfig(**SMALL, mmdfm=False, cmtfm=False), streams=1, channels=1).eval()
+    net = DMMGNet(DMMGNetConfig(**SMALL, mmdfm=False, cmtfm=False, mask_inputs=False), streams=1, channels=1).eval()
     assert net(torch.rand(1, 1, 1, 4, 1, 32, 32)).shape == (1, 2)
     with pytest.raises(ValueError, match="streams"):
         net(torch.rand(1, 1, 2, 4, 1, 32, 32))
     no_head = DMMGNet(DMMGNetConfig(**SMALL, progression_head=False), streams=2, channels=2).eval()
-    assert no_head(torch.rand(*SHAPE)).shape == (2,)
+    assert no_head(_x()).shape == (2,)
+    with pytest.raises(ValueError, match="2 mask channels"):
+        no_head(torch.rand(2, 1, 2, 6, 2, 32, 32))  # the series without their mask maps
+    with pytest.raises(ValueError, match="mask_channels: true"):
+        resolve_config("cpu", model="dmmgnet", preprocessing={"mask_channels": False})
+    with pytest.raises(ValueError, match="set both, or neither"):
+        resolve_config("cpu", model="dmmgnet", network={"mask_inputs": False})
+
+
+def test_cmtfm_centre_is_the_largest_patch_of_the_tumor_mask():
+    """Tang et al.: the centre is the largest 3x3x3 patch of the portal-venous tumor mask. Moving the
+    tumor mask moves what CMTFM changes; the image is the same."""
+    from hccprog.models.graph import CrossSequenceTopologyModule, mask_patch_center
+
+    mask = torch.zeros(1, 1, 6, 8, 8)
+    mask[0, 0, 1:4, 5:8, 0:3] = 1.0  # a 3x3x3 block: its centre (2, 6, 1)
+    mask[0, 0, 5, 0, 0] = 1.0  # a lone voxel elsewhere
+    assert mask_patch_center(mask).tolist() == [[2, 6, 1]]
+    torch.manual_seed(0)
+    m = CrossSequenceTopologyModule(4, radius=1, k=3, separate_rings=True)
+    a, b = torch.randn(1, 4, 6, 8, 8), torch.randn(1, 4, 6, 8, 8)
+    out, _ = m(a, b, mask)
+    changed = (out - a).abs().sum(1)[0] > 0
+    assert changed[1:4, 5:8, 0:3].all() and changed.sum() == 27  # the centre and its 26 neighbours only
+    # separate rings: one graph convolution for the first-order ring (with the centre), one for the second
+    two = CrossSequenceTopologyModule(4, radius=2, k=3, separate_rings=True)
+    assert len(two.convs) == 2
+    out2, _ = two(a, b, mask)
+    assert ((out2 - a).abs().sum(1)[0] > 0).sum() == 125
+    # the network reads the mask channel: moving the tumor moves the features
+    net = _net(sgcm=False, mmdfm=False, cmtfm=True)
+    f1, f2 = _slice_features(net, _x(corner=(2, 2))), _slice_features(net, _x(corner=(20, 20)))
+    assert not torch.allclose(f1, f2)
+
+
+def test_sgcm_selects_top_k_per_slice():
+    """Eq. 5: phi_i = gather(top_k(index_i), f_i) for every slice i, not over the whole stack."""
+    from hccprog.models.graph import top_k_positions
+
+    fmap = torch.zeros(1, 2, 3, 4, 4)
+    fmap[0, :, 0] = 10.0  # slice 0 dominates the stack
+    fmap[0, :, 0, 0, 1] = 11.0
+    fmap[0, :, 1, 1, 2] = 1.0
+    fmap[0, :, 2, 3, 3] = 1.0
+    per = top_k_positions(fmap, 1, per_slice=True)
+    assert per.tolist() == [[1, 16 + 1 * 4 + 2, 32 + 3 * 4 + 3]]  # one position of each slice
+    assert (top_k_positions(fmap, 3) < 16).all()  # over the stack: all in slice 0
 
 
 def test_horizon_labels():
@@ -133,10 +189,12 @@ def test_paper_config_forward_and_backward_on_paper_sized_input():
     torch.manual_seed(0)
     net = get_model("dmmgnet").build(cfg.network_config(), streams=2, channels=2).train()
     assert sum(p.numel() for p in net.parameters()) > 40_000_000
-    x = torch.rand(2, 1, 2, 10, 2, 112, 112)
+    x = _x((2, 1, 2, 10, 4, 112, 112))
     out = net(x)
     assert out.shape == (2, 2)
     loss = CoxProgressionObjective(365.25).loss(out, torch.tensor([1, 0]), torch.tensor([100.0, 400.0]))
     loss.backward()
-    grads = [p.grad for p in net.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    unused = [n for n, p in net.named_parameters() if p.grad is None]
+    # the last stage's grid (10 x 4 x 4) holds no second-order ring: CMTFM's second graph is not run there
+    assert unused and all(n.startswith(("cmtfm.4.convs.1", "cmtfm.4.norms.1")) for n in unused), unused
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

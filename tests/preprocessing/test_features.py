@@ -93,3 +93,31 @@ def test_features_command_writes_the_long_table(tiny_cohort, tmp_path):
     assert "resample_mm: 6.0" in (out.parent / "features.settings.yaml").read_text()
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_the_model_reads_the_first_post_tace_time_point_when_asked():
+    """Yao et al.'s radiomics comparators read the first post-TACE scan: ``read_timepoint: 1`` gives
+    that time point's features (``t1|...``); a patient without it has no values."""
+    import pandas as pd
+
+    from hccprog.models import get_model
+    from hccprog.preprocessing.features import FeatureConfig, ImageFeatures, feature_matrix
+    from hccprog.training.config import resolve_config
+
+    rows = [{"patient_id": p, "timepoint": f"tp{k}", "timepoint_index": k, "series": "MR_ART", "region": "tumor",
+             "perturbation": "original", "feature": "volume", "value": v}
+            for p, k, v in (("A", 0, 10.0), ("A", 1, 4.0), ("B", 0, 20.0), ("B", 1, 30.0), ("C", 0, 5.0))]
+    table = pd.DataFrame(rows)
+    post = feature_matrix(ImageFeatures(table, FeatureConfig(read_timepoint=1), ["MR_ART"]), delta=False)
+    assert list(post.columns) == ["t1|MR_ART|tumor|volume"]
+    assert post.loc[["A", "B"]].iloc[:, 0].tolist() == [4.0, 30.0] and post.loc["C"].isna().all()
+    base = feature_matrix(ImageFeatures(table, FeatureConfig(), ["MR_ART"]), delta=False)
+    assert base.iloc[:, 0].tolist() == [10.0, 20.0, 5.0]
+    with pytest.raises(ValueError, match="read_timepoint must be 0"):
+        feature_matrix(ImageFeatures(table, FeatureConfig(read_timepoint=1), ["MR_ART"]), delta=True)
+    with pytest.raises(ValueError, match="is not extracted"):
+        FeatureConfig(read_timepoint=2, timepoints=2)
+    # the 4-class XGBoost comparator on the first post-TACE features
+    cfg = resolve_config("post-tace", model="radiomics-xgb-classifier")
+    assert cfg.preprocessing.read_timepoint == 1 and cfg.network_config().learner == "xgb"
+    assert get_model("radiomics-xgb-classifier").objective == "classes"

@@ -287,6 +287,9 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         folder.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
         x0 = data.x[i].astype(np.float32)
+        if not volume and x0.shape[3] > len(channels):  # mask-map inputs (DMMGNet): the series are what is shown
+            x0 = x0[:, :, :, : len(channels)]
+            maps = {key: heat[:, :, :, : len(channels)] for key, heat in maps.items()}
         for method, heat in maps.items():
             what = shown[method]
             title = f"{pid}: {desc['model']} {what} (risk {float(row['risk'].iloc[0]):.3f})"

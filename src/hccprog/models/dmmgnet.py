@@ -8,11 +8,19 @@ the paper), K consecutive-by-area slices per time point. That gives the paper's 
 run on every slice. After each of the four stages the K slice maps of a branch are stacked into a
 (C, K, h, w) volume and the graph modules of :mod:`hccprog.models.graph` act on it:
 
-* SGCM (``sgcm``): per branch, top-k positions, dilated kNN graph, graph convolution, put back;
+* SGCM (``sgcm``): per branch, the top-k positions of each slice (``node_selection="per-slice"``,
+  Eq. 5) or of the whole stack, dilated kNN graph, graph convolution, put back;
 * MMDFM (``mmdfm``): per series, fusion of the tumor and the liver branch through a similarity
-  map and cross top-k selection;
-* CMTFM (``cmtfm``): around the tumor's strongest position (its 26 first- and 98 second-order
-  neighbours in the slice stack), a graph across the two series' tumor branches.
+  map and cross top-k selection (the same node selection);
+* CMTFM (``cmtfm``): around the centre of the tumor (the largest 3x3x3 patch of the
+  portal-venous tumor mask map when ``mask_inputs``, Eq. 4; else the strongest position of the
+  first series' tumor map), its 26 first- and 98 second-order neighbours in the slice stack
+  fused across the two series' tumor branches, one graph per ring (``cmtfm_rings="separate"``)
+  or one for both.
+
+With ``mask_inputs`` the input carries the liver and tumor masks as two channels after the two
+series (``preprocessing.mask_channels``); they are resized to each stage's grid (the paper's
+MLPV_i, MTPV_i) and never enter the CNN branches.
 
 Each branch is then averaged over (h, w) per slice; the four branches are concatenated per slice
 and an LSTM runs over the slices (time points after one another when T > 1). The head gives the
@@ -26,6 +34,8 @@ from __future__ import annotations
 from itertools import combinations
 
 import torch
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
@@ -47,6 +57,13 @@ class DMMGNetConfig(BaseModel):
     k: int = Field(4, ge=1)  # neighbours per node
     dilation: int = Field(2, ge=1)  # dilated kNN (SGCM)
     cmtfm_radius: int = Field(2, ge=1)  # 1: the 26 first-order neighbours; 2: also the 98 second-order
+    # top-k positions of each slice (Eq. 5, the paper) or of the whole slice stack (SGCM, MMDFM)
+    node_selection: Literal["per-slice", "stack"] = "per-slice"
+    # CMTFM: one graph per neighbourhood ring (the paper) or one over the whole cube
+    cmtfm_rings: Literal["separate", "joint"] = "separate"
+    # the liver and tumor mask maps as inputs (the last two channels, preprocessing.mask_channels): CMTFM's
+    # centre is the largest 3x3x3 patch of the portal-venous tumor mask (Eq. 4)
+    mask_inputs: bool = True
     hidden: int = Field(128, ge=1)  # LSTM units
     dropout: float = Field(0.3, ge=0, lt=1)
     progression_head: bool = True  # a second output: the logit of progression within the horizon
@@ -97,22 +114,25 @@ class DMMGNet(nn.Module):
                              f"{streams} stream(s); add a liver and a tumor stream or set mmdfm: false")
         if cfg.mmdfm and max(cfg.liver_stream, cfg.tumor_stream) >= streams:
             raise ValueError(f"liver_stream / tumor_stream out of range for {streams} streams")
-        if cfg.cmtfm and channels != 2:
+        if cfg.cmtfm and channels != 2:  # series (the mask channels are not counted)
             raise ValueError(f"CMTFM links two MRI series: the preprocessing gives {channels} channel(s); "
                              "select two series (e.g. T2 and portal-venous) or set cmtfm: false")
         self.streams, self.channels = streams, channels
         nb = streams * channels
+        per_slice = cfg.node_selection == "per-slice"
         self.branches = nn.ModuleList(Branch(cfg) for _ in range(nb))
         stages = sorted(cfg.graph_stages)
         self.sgcm = nn.ModuleDict({
             str(i): nn.ModuleList(SpatialGraphModule(cfg.widths[i - 1], nodes=cfg.nodes, k=cfg.k,
-                                                     dilation=cfg.dilation) for _ in range(nb))
+                                                     dilation=cfg.dilation, per_slice=per_slice) for _ in range(nb))
             for i in stages}) if cfg.sgcm else None
         self.mmdfm = nn.ModuleDict({
-            str(i): nn.ModuleList(LiverTumorFusionModule(cfg.widths[i - 1], nodes=cfg.nodes, k=cfg.k)
+            str(i): nn.ModuleList(LiverTumorFusionModule(cfg.widths[i - 1], nodes=cfg.nodes, k=cfg.k,
+                                                         per_slice=per_slice)
                                   for _ in range(channels)) for i in stages}) if cfg.mmdfm else None
         self.cmtfm = nn.ModuleDict({
-            str(i): CrossSequenceTopologyModule(cfg.widths[i - 1], radius=cfg.cmtfm_radius, k=cfg.k + 2)
+            str(i): CrossSequenceTopologyModule(cfg.widths[i - 1], radius=cfg.cmtfm_radius, k=cfg.k + 2,
+                                                separate_rings=cfg.cmtfm_rings == "separate")
             for i in stages}) if cfg.cmtfm else None
         feat = cfg.widths[-1] * nb
         self.drop = nn.Dropout(cfg.dropout)
@@ -122,8 +142,10 @@ class DMMGNet(nn.Module):
     def _branch(self, s: int, c: int) -> int:
         return s * self.channels + c
 
-    def _graph(self, i: int, maps: list[torch.Tensor], n: int, k: int) -> list[torch.Tensor]:
-        """Graph modules after stage ``i`` on (n * k, C, h, w) maps, seen as (n, C, k, h, w)."""
+    def _graph(self, i: int, maps: list[torch.Tensor], n: int, k: int,
+               tumor_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Graph modules after stage ``i`` on (n * k, C, h, w) maps, seen as (n, C, k, h, w);
+        ``tumor_mask``: (n * k, 1, H, W) the tumor mask of the input slices (CMTFM's centre)."""
         key = str(i)
         vols = [m.view(n, k, *m.shape[1:]).transpose(1, 2) for m in maps]
         if self.sgcm is not None and key in self.sgcm:
@@ -135,7 +157,12 @@ class DMMGNet(nn.Module):
                 vols[bt], vols[bl] = self.mmdfm[key][c](vols[bt], vols[bl])
         if self.cmtfm is not None and key in self.cmtfm:
             b0, b1 = self._branch(tu, 0), self._branch(tu, 1)
-            vols[b0], vols[b1] = self.cmtfm[key](vols[b0], vols[b1])
+            mask = None
+            if tumor_mask is not None:  # the mask map MTPV_i on this stage's grid
+                h, w = maps[0].shape[-2:]
+                small = nn.functional.adaptive_avg_pool2d(tumor_mask.float(), (h, w))
+                mask = small.view(n, k, 1, h, w).transpose(1, 2)
+            vols[b0], vols[b1] = self.cmtfm[key](vols[b0], vols[b1], mask)
         return [v.transpose(1, 2).reshape(n * k, *v.shape[1:2], *v.shape[3:]) for v in vols]
 
     def cam_layers(self) -> list[str]:
@@ -144,23 +171,30 @@ class DMMGNet(nn.Module):
 
     def saliency_index(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
         """The (t, s, k, c) slice of ``x[0]`` behind each row of the explained layers, in the order
-        they run (branch by branch: stream, then series; rows time point by slice)."""
-        _, t, s, k, c = shape[:5]
-        return [(ti, si, ki, ci) for si in range(s) for ci in range(c) for ti in range(t) for ki in range(k)]
+        they run (branch by branch: stream, then series; rows time point by slice). The mask
+        channels of ``mask_inputs`` have no map."""
+        _, t, s, k = shape[:4]
+        return [(ti, si, ki, ci) for si in range(s) for ci in range(self.channels) for ti in range(t)
+                for ki in range(k)]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T * K, branches * F): per slice, the four branches' pooled features."""
         b, t, s, k, c, h, w = x.shape
-        if s != self.streams or c != self.channels:
-            raise ValueError(f"DMMGNet was built for {self.streams} streams x {self.channels} channels, "
-                             f"got {s} x {c}")
+        extra = 2 if self.cfg.mask_inputs else 0  # the liver and tumor mask channels after the series
+        if s != self.streams or c != self.channels + extra:
+            raise ValueError(f"DMMGNet was built for {self.streams} streams x {self.channels} series"
+                             + (" + 2 mask channels (mask_inputs; preprocessing.mask_channels: true)" if extra else "")
+                             + f", got {s} x {c} channels")
         n = b * t
+        tumor_mask = None
+        if extra:  # the tumor stream's tumor mask (on the PV grid: every series shares the mask's grid)
+            tumor_mask = x[:, :, self.cfg.tumor_stream, :, self.channels + 1].reshape(n * k, 1, h, w)
         maps = [self.branches[self._branch(si, ci)].stem(
-            x[:, :, si, :, ci].reshape(n * k, 1, h, w).float()) for si in range(s) for ci in range(c)]
+            x[:, :, si, :, ci].reshape(n * k, 1, h, w).float()) for si in range(s) for ci in range(self.channels)]
         for i in range(1, 5):
             maps = [br.stage(i, m) for br, m in zip(self.branches, maps, strict=True)]
             if i in self.cfg.graph_stages:
-                maps = self._graph(i, maps, n, k)
+                maps = self._graph(i, maps, n, k, tumor_mask)
         pooled = [m.mean(dim=(2, 3)).view(b, t * k, -1) for m in maps]
         return torch.cat(pooled, dim=-1)
 
@@ -178,7 +212,7 @@ T2_PV = ["MR_T2|MR_T2W|T2|T2W", "MR_PV|PV|MR_PVP"]
 def _input(*, size: int, spacing_mm: list[float], slices: int) -> dict:
     """DMMGNet's input: liver and tumor boxes (+10 mm) of T2 and PV, a slab of consecutive slices."""
     return {"series": T2_PV, "timepoints": 1, "slices": slices, "selection": "contiguous", "size": size,
-            "spacing_mm": spacing_mm,
+            "spacing_mm": spacing_mm, "mask_channels": True,
             "streams": [{"name": "liver", "roi": "liver", "fov_mm": None, "margin_mm": 10.0},
                         {"name": "tumor", "roi": "tumor", "fov_mm": None, "margin_mm": 10.0}]}
 
@@ -227,6 +261,19 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def check_input(net: DMMGNetConfig, preprocessing) -> None:
+    """``mask_inputs`` reads the mask maps that ``preprocessing.mask_channels`` appends, and only then."""
+    masks = getattr(preprocessing, "mask_channels", None)
+    if masks is None:
+        return
+    if net.mask_inputs and not masks:
+        raise ValueError("network.mask_inputs: DMMGNet reads the liver and tumor mask maps (Tang et al., Eq. 4); set "
+                         "preprocessing.mask_channels: true, or network.mask_inputs: false")
+    if masks and not net.mask_inputs:
+        raise ValueError("preprocessing.mask_channels: the network does not read mask maps (network.mask_inputs: "
+                         "false); set both, or neither")
+
+
 def _ablations() -> dict[str, dict]:
     """Tang et al.'s ablation rows: the baseline, each module, each pair, all three."""
     names = ("sgcm", "mmdfm", "cmtfm")
@@ -243,5 +290,5 @@ SPECS = [
     ModelSpec("dmmgnet", "DMMGNet (Tang et al. 2024): liver/tumor x T2/portal-venous CNN branches, "
               "graph modules SGCM, MMDFM, CMTFM after each stage, LSTM over slices, Cox loss and a "
               "1-year progression head", DMMGNetConfig, DMMGNet, objective="cox-progression",
-              ablations=_ablations(), presets=PRESETS),
+              ablations=_ablations(), presets=PRESETS, check_input=check_input),
 ]

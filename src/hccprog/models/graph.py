@@ -52,12 +52,21 @@ def gather_nodes(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 1, flat.unsqueeze(-1).expand(-1, -1, x.shape[-1])).view(b, n, k, -1)
 
 
-def top_k_positions(fmap: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, k) flat indices of the k positions of ``fmap`` (B, C, *spatial) with the largest
-    channel sum (ties: the lower index)."""
+def top_k_positions(fmap: torch.Tensor, k: int, *, per_slice: bool = False) -> torch.Tensor:
+    """Flat indices of the positions of ``fmap`` (B, C, *spatial) with the largest channel sum
+    (ties: the lower index): (B, k) over the whole map, or with ``per_slice`` (a 3D map
+    (B, C, D, H, W), DMMGNet's stack of D slice maps) the k largest of each slice, (B, D * k),
+    slice by slice (Tang et al., Eq. 5: phi_i = gather(top_k(index_i), f_i), i = 1..d)."""
     score = fmap.flatten(2).sum(1)
-    k = min(k, score.shape[1])
-    return score.topk(k, dim=1, sorted=True).indices
+    if not per_slice or fmap.ndim != 5:
+        k = min(k, score.shape[1])
+        return score.topk(k, dim=1, sorted=True).indices
+    d = fmap.shape[2]
+    plane = fmap.shape[3] * fmap.shape[4]
+    k = min(k, plane)
+    idx = score.view(score.shape[0], d, plane).topk(k, dim=2, sorted=True).indices  # (B, D, k)
+    offset = torch.arange(d, device=fmap.device).view(1, d, 1) * plane
+    return (idx + offset).reshape(score.shape[0], d * k)
 
 
 class MaxRelativeGraphConv(nn.Module):
@@ -78,16 +87,18 @@ class MaxRelativeGraphConv(nn.Module):
 class SpatialGraphModule(nn.Module):
     """SGCM: graph convolution over the top-k positions of a feature map, put back in place."""
 
-    def __init__(self, channels: int, *, nodes: int = 16, k: int = 4, dilation: int = 1) -> None:
+    def __init__(self, channels: int, *, nodes: int = 16, k: int = 4, dilation: int = 1,
+                 per_slice: bool = False) -> None:
+        """``nodes``: top-k positions over the whole map, or of each slice with ``per_slice``."""
         super().__init__()
-        self.nodes, self.k, self.dilation = nodes, k, dilation
+        self.nodes, self.k, self.dilation, self.per_slice = nodes, k, dilation, per_slice
         self.conv = MaxRelativeGraphConv(channels)
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         c = fmap.shape[1]
         flat = fmap.flatten(2)  # (B, C, P)
-        pos = top_k_positions(fmap, self.nodes)  # (B, n)
+        pos = top_k_positions(fmap, self.nodes, per_slice=self.per_slice)  # (B, n)
         n = pos.shape[1]
         nodes = torch.gather(flat, 2, pos.unsqueeze(1).expand(-1, c, -1)).transpose(1, 2)  # (B, n, C)
         k = min(self.k, n)
@@ -113,9 +124,9 @@ class LiverTumorFusionModule(nn.Module):
     liver node on its ``k`` most similar tumor nodes (cross top-k selection) through a max-relative
     graph convolution; the messages are added with learned weights and put back in place."""
 
-    def __init__(self, channels: int, *, nodes: int = 16, k: int = 4) -> None:
+    def __init__(self, channels: int, *, nodes: int = 16, k: int = 4, per_slice: bool = False) -> None:
         super().__init__()
-        self.nodes, self.k = nodes, k
+        self.nodes, self.k, self.per_slice = nodes, k, per_slice
         self.to_tumor = MaxRelativeGraphConv(channels)
         self.to_liver = MaxRelativeGraphConv(channels)
         self.alpha = nn.Parameter(torch.tensor(0.5))  # weight of the liver -> tumor message
@@ -128,7 +139,8 @@ class LiverTumorFusionModule(nn.Module):
 
     def forward(self, tumor: torch.Tensor, liver: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ft, fl = tumor.flatten(2), liver.flatten(2)
-        pt, pl = top_k_positions(tumor, self.nodes), top_k_positions(liver, self.nodes)
+        pt = top_k_positions(tumor, self.nodes, per_slice=self.per_slice)
+        pl = top_k_positions(liver, self.nodes, per_slice=self.per_slice)
         nt, nl = _gather_positions(ft, pt), _gather_positions(fl, pl)
         sim = self.similarity(nt.detach(), nl.detach())
         k = min(self.k, nt.shape[1], nl.shape[1])
@@ -159,35 +171,74 @@ def neighbourhood(center: torch.Tensor, shape: tuple[int, ...], radius: int) -> 
     return (coords * strides).sum(-1), ring
 
 
+def mask_patch_center(mask: torch.Tensor, patch: int = 3) -> torch.Tensor:
+    """(B, D) grid coordinates of the centre of the ``patch``-wide cube holding the most of ``mask``
+    (B, 1, *spatial), ties to the lower index: Tang et al.'s CMTFM centre ("MTPV is decomposed into
+    3*3*3 patches, finding the largest patch as the center patch of the tumor")."""
+    dims = mask.ndim - 2
+    pool = nn.functional.avg_pool3d if dims == 3 else nn.functional.avg_pool2d
+    shape = tuple(mask.shape[2:])
+    p = min(patch, *shape)
+    share = pool(mask.float(), kernel_size=p, stride=1, padding=p // 2, count_include_pad=True)
+    share = share[(..., *[slice(0, s) for s in shape])]  # an even patch pads one more
+    top = share.flatten(1).argmax(dim=1)
+    return torch.stack(torch.unravel_index(top, shape), dim=-1)
+
+
 class CrossSequenceTopologyModule(nn.Module):
-    """CMTFM: around the tumor's strongest position (largest channel sum of the first sequence's
-    tumor map) the first- and second-order neighbourhood (radius 2 cube) of BOTH sequences becomes
-    one graph: each node links to its spatial neighbours of the same sequence (``k`` nearest in
-    feature space among the cube, dilated kNN) and to the same position in the other sequence;
-    a graph convolution fuses them and the features are put back in place."""
+    """CMTFM: around the tumor's centre the first- and second-order neighbourhood (radius 2 cube) of
+    BOTH sequences becomes a graph: each node links to its ``k`` nearest neighbours in feature
+    space among the same sequence's nodes of its ring (dilated kNN) and to the same position in
+    the other sequence; a graph convolution fuses them and the features are put back in place.
 
-    def __init__(self, channels: int, *, radius: int = 2, k: int = 6) -> None:
+    The centre: the largest 3x3x3 patch of the portal-venous tumor mask when ``mask`` is given
+    (Tang et al., CMTFM), else the largest channel sum of the first sequence's tumor map.
+    ``separate_rings`` (the paper: "Feature fusion is performed using GCN for the first-order
+    neighbors of the two sequences and the same is also done for the features of the second-order
+    neighbors"): each ring (the centre joins the first) has its own graph and graph convolution;
+    False: one graph and convolution over the whole cube."""
+
+    def __init__(self, channels: int, *, radius: int = 2, k: int = 6, separate_rings: bool = False) -> None:
         super().__init__()
-        self.radius, self.k = radius, k
-        self.conv = MaxRelativeGraphConv(channels)
-        self.norm = nn.LayerNorm(channels)
+        self.radius, self.k, self.separate_rings = radius, k, separate_rings
+        rings = radius if separate_rings else 1
+        self.convs = nn.ModuleList(MaxRelativeGraphConv(channels) for _ in range(rings))
+        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(rings))
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fuse(self, na: torch.Tensor, nb: torch.Tensor, ring: int) -> torch.Tensor:
+        """(B, 2M, C): ``na`` then ``nb`` (B, M, C) at the same positions, updated by one graph."""
+        m = na.shape[1]
+        nodes = torch.cat([na, nb], dim=1)
+        k = min(self.k, m)
+        own_a = dilated_knn(na.detach(), k)
+        own_b = dilated_knn(nb.detach(), k) + m
+        twin = torch.arange(m, device=na.device)
+        cross = torch.cat([twin + m, twin]).view(1, 2 * m, 1).expand(na.shape[0], -1, -1)
+        idx = torch.cat([torch.cat([own_a, own_b], dim=1), cross], dim=2)  # (B, 2M, k + 1)
+        return nodes + self.convs[ring](self.norms[ring](nodes), idx)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a``, ``b``: the two sequences' tumor maps (B, C, *spatial); ``mask``: the portal-venous
+        tumor mask on their grid (B, 1, *spatial), or None."""
         if a.shape != b.shape:
             raise ValueError(f"the two sequences' maps differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
         shape = tuple(a.shape[2:])
         fa, fb = a.flatten(2), b.flatten(2)
-        top = fa.sum(1).argmax(dim=1)  # (B,) flat index of the centre
-        center = torch.stack(torch.unravel_index(top, shape), dim=-1)
-        pos, _ = neighbourhood(center, shape, self.radius)
+        if mask is not None and bool((mask > 0).any()):
+            center = mask_patch_center(mask)
+        else:
+            top = fa.sum(1).argmax(dim=1)  # (B,) flat index of the centre
+            center = torch.stack(torch.unravel_index(top, shape), dim=-1)
+        pos, ring = neighbourhood(center, shape, self.radius)
         na, nb = _gather_positions(fa, pos), _gather_positions(fb, pos)
-        m = na.shape[1]
-        nodes = torch.cat([na, nb], dim=1)  # (B, 2M, C): sequence a, then b at the same positions
-        k = min(self.k, m)
-        own_a = dilated_knn(na.detach(), k)
-        own_b = dilated_knn(nb.detach(), k) + m
-        twin = torch.arange(m, device=a.device)
-        cross = torch.cat([twin + m, twin]).view(1, 2 * m, 1).expand(a.shape[0], -1, -1)
-        idx = torch.cat([torch.cat([own_a, own_b], dim=1), cross], dim=2)  # (B, 2M, k + 1)
-        fused = nodes + self.conv(self.norm(nodes), idx)
-        return _put_back(fa, pos, fused[:, :m]).view_as(a), _put_back(fb, pos, fused[:, m:]).view_as(b)
+        if not self.separate_rings or int(ring.max()) < 1:
+            fused = self._fuse(na, nb, 0)
+            return _put_back(fa, pos, fused[:, :pos.shape[1]]).view_as(a), \
+                _put_back(fb, pos, fused[:, pos.shape[1]:]).view_as(b)
+        for r in range(1, int(ring.max()) + 1):
+            sel = torch.nonzero((ring <= 1) if r == 1 else (ring == r)).flatten().to(a.device)
+            fused = self._fuse(na[:, sel], nb[:, sel], r - 1)
+            fa = _put_back(fa, pos[:, sel], fused[:, :len(sel)])
+            fb = _put_back(fb, pos[:, sel], fused[:, len(sel):])
+        return fa.view_as(a), fb.view_as(b)

@@ -402,13 +402,17 @@ def _preset(features: FeatureConfig, network: dict, cv_repeats: int = 1) -> dict
 
 
 #: ``hccprog train`` settings: cpu (a 4 mm grid, the original image), paper (1 mm, with LoG and
-#: wavelet filters, as radiomics studies of HCC do), tiny (tests).
+#: wavelet filters, as radiomics studies of HCC do), tiny (tests), post-tace (cpu on the first post-TACE
+#: scan's features, as ProgSwin-UNETR's radiomics comparators read them).
 PRESETS = {
     "cpu": _preset(FeatureConfig(), {}),
     "paper": _preset(FeatureConfig(resample_mm=1.0, filters=["original", "log", "wavelet"],
                                      log_sigma_mm=[1.0, 2.0, 3.0, 4.0, 5.0]), {}),
     "tiny": _preset(FeatureConfig(resample_mm=6.0, regions=["tumor", "liver"]),
                     {"penalizers": [0.1], "trees": 30}),
+    # the radiomics comparators of ProgSwin-UNETR (Yao et al. 2025, Appendix 4): features of the first
+    # post-TACE scan (the paper's arterial-phase MRI: preprocessing.series selects it)
+    "post-tace": _preset(FeatureConfig(read_timepoint=1), {}),
 }
 
 
@@ -428,10 +432,11 @@ def _specs() -> list[ModelSpec]:
                                  defaults={"learner": learner, "delta": delta,
                                            "train_risk": "inner-cv" if learner == "xgb" else "in-sample"},
                                  input="features", presets=PRESETS, reads_followups=lambda cfg: cfg.delta))
-    classifiers = {"logistic": "L2 logistic regression", "nb": "Gaussian naive Bayes", "rf": "random forest",
-                   "svm": "SVM (RBF kernel)", "dt": "decision tree"}
-    for learner, what in classifiers.items():
-        out.append(ModelSpec(f"radiomics-{learner}", f"Radiomics classifier (ProgSwin-UNETR's comparators): {what} "
+    classifiers = {"logistic": ("logistic", "L2 logistic regression"), "nb": ("nb", "Gaussian naive Bayes"),
+                   "rf": ("rf", "random forest"), "svm": ("svm", "SVM (RBF kernel)"), "dt": ("dt", "decision tree"),
+                   "xgb-classifier": ("xgb", "XGBoost classifier")}
+    for suffix, (learner, what) in classifiers.items():
+        out.append(ModelSpec(f"radiomics-{suffix}", f"Radiomics classifier (ProgSwin-UNETR's comparators): {what} "
                              "on baseline features; ordered risk classes on a survival endpoint, PD on the response",
                              RadiomicsModelConfig, build, defaults={"learner": learner, "delta": False},
                              objective="classes", input="features", presets=PRESETS,

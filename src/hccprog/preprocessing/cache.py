@@ -144,7 +144,7 @@ class PreprocessedCohort:
         stacked as input channels) and ``channels`` (series per stream)."""
         if isinstance(self.config, VolumeConfig):
             return {"streams": int(self.x.shape[1]), "channels": int(self.x.shape[2])}
-        return {"streams": int(self.x.shape[2]), "channels": int(self.x.shape[4])}
+        return {"streams": int(self.x.shape[2]), "channels": len(self.channels)}  # mask channels are not series
 
     def subset(self, ids: list[str]) -> PreprocessedCohort:
         pos = {p: i for i, p in enumerate(self.ids)}

@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hccprog.cohort.model import Cohort, Patient
 from hccprog.errors import InputError
@@ -64,6 +64,9 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["features"] = "features"
     timepoints: int = Field(2, ge=1)  # baseline and the first follow-up
+    # the time point whose features the model reads: 0 the pre-TACE scan, 1 the first post-TACE one (the
+    # radiomics comparators of Yao et al. 2025, "based on the first post-TACE Arterial Phase CE-MRI")
+    read_timepoint: int = Field(0, ge=0)
     series: list[str] | None = None  # None: every series of the cohort
     regions: list[Region] = Field(default_factory=lambda: ["tumor", "liver", "ring"])
     ring_mm: float = Field(5.0, gt=0)
@@ -75,6 +78,12 @@ class FeatureConfig(BaseModel):
     stability: bool = True  # also extract the tumor with its mask eroded and dilated by one voxel
     missing_masks: Literal["propagate", "missing"] | None = None  # None: as the cohort says
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+
+    @model_validator(mode="after")
+    def _read_timepoint_extracted(self) -> FeatureConfig:
+        if self.read_timepoint >= self.timepoints:
+            raise ValueError(f"read_timepoint {self.read_timepoint} is not extracted (timepoints: {self.timepoints})")
+        return self
 
     def channels(self, cohort_series: list[str]) -> list[str]:
         if self.series is None:
@@ -407,16 +416,20 @@ def extract_features(cohort: Cohort, cfg: FeatureConfig, *, cache_dir: str | os.
 
 
 def feature_matrix(features: ImageFeatures, *, delta: bool, perturbation: str = "original") -> pd.DataFrame:
-    """Patients x features: the baseline's ``t0|series|region|feature``, and with ``delta`` the
+    """Patients x features: the baseline's ``t0|series|region|feature`` (time point k's ``tk|...``
+    with ``config.read_timepoint = k``; a patient without it has no values), and with ``delta`` the
     change to the first follow-up, ``delta|...`` (follow-up minus baseline) and ``rel|...``
     ((follow-up - baseline) / |baseline|, where the baseline is not 0). A patient without a
     follow-up has NaN deltas (imputed by the learner, and so recorded)."""
     t = features.table
     t = t[t["perturbation"] == perturbation]
     t = t.assign(column=t["series"] + "|" + t["region"] + "|" + t["feature"])
-    base = t[t["timepoint_index"] == 0].pivot_table(index="patient_id", columns="column", values="value",
-                                                    aggfunc="first")
-    base.columns = [f"t0|{c}" for c in base.columns]
+    read = features.config.read_timepoint
+    if delta and read:
+        raise ValueError(f"delta radiomics read the change from the baseline: read_timepoint must be 0, got {read}")
+    base = t[t["timepoint_index"] == read].pivot_table(index="patient_id", columns="column", values="value",
+                                                       aggfunc="first")
+    base.columns = [f"t{read}|{c}" for c in base.columns]
     out = base
     if delta:
         fu = t[t["timepoint_index"] == 1].pivot_table(index="patient_id", columns="column", values="value",

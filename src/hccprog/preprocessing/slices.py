@@ -71,6 +71,9 @@ class SliceConfig(BaseModel):
     # (Xia et al.); False: windowed values in [0, 1]
     standardize: bool = False
     context_mm: float = Field(24.0, ge=0)  # tissue kept around the liver before resampling (beyond: zero)
+    # + the liver and tumor masks as two channels after the series' (the pixel's share of each, cropped and
+    # resized with the image, never windowed or standardised): DMMGNet's mask maps (Tang et al., Eq. 4)
+    mask_channels: bool = False
     # a time point without a mask: propagate one by registration, or treat the time point as missing;
     # None: as the cohort says (cohort.yaml `missing_masks`, default propagate)
     missing_masks: MissingMasks | None = None
@@ -350,11 +353,15 @@ def stack_timepoints(patient: Patient, channels: list[str], cfg, make, *, coords
 
 
 def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> dict[str, np.ndarray]:
-    """``x``: (T, S, K, C, size, size) float16; ``observed``: (T,) bool (False: carried forward);
+    """``x``: (T, S, K, C, size, size) float16 (C: the series, then the liver and tumor masks with
+    ``cfg.mask_channels``); ``observed``: (T,) bool (False: carried forward);
     ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
         idx, by = select_slices(mask, cfg.slices, cfg.selection)
+        if cfg.mask_channels:
+            full = with_mask_channels(image, mask)
+            return np.stack([crop_stream(full, mask, idx, s, cfg, unmasked=2) for s in cfg.streams]), by == "tumor"
         return np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]), by == "tumor"
 
     return stack_timepoints(patient, channels, cfg, make)
