@@ -167,7 +167,7 @@ def test_per_class_targets_of_a_risk_class_model():
     assert class_targets("all", obj, None) == [0, 1, 2, 3]
     assert class_targets("predicted", obj, np.array([0.1, 0.2, 0.6, 0.1])) == [2]
     assert class_targets("1", obj, None) == [1] and class_targets("risk", obj, None) == [None]
-    with pytest.raises(ConfigError, match="a class 0..3"):
+    with pytest.raises(ConfigError, match=r"a class 0\.\.3"):
         class_targets("7", obj, None)
     with pytest.raises(ConfigError, match="only a risk-class model"):
         class_targets("all", CoxObjective(), None)

@@ -308,8 +308,8 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         summary["seconds_per_patient"][pid] = {"maps": round(seconds_maps, 3), "total": round(seconds, 3)}
         out[pid] = {"files": files, "saliency": {
             "methods": list(maps), "layers": layers or spec.saliency_layers(net),
-            "explained": {key.replace("++", "pp"): ("the model's risk (objective.torch_risk)" if "_class" not in key else
-                                f"the logit of class {key.rsplit('_class', 1)[1]}") for key in maps},
+            "explained": {key.replace("++", "pp"): (f"the logit of class {key.rsplit('_class', 1)[1]}" if "_class" in key
+                                                    else "the model's risk (objective.torch_risk)") for key in maps},
             "observed_timepoints": [bool(v) for v in data.observed[i]]}, "seconds": round(seconds, 3)}
     return out
 

@@ -32,10 +32,9 @@ paper's ablation table.
 from __future__ import annotations
 
 from itertools import combinations
-
-import torch
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
