@@ -308,10 +308,16 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         summary["seconds_per_patient"][pid] = {"maps": round(seconds_maps, 3), "total": round(seconds, 3)}
         out[pid] = {"files": files, "saliency": {
             "methods": list(maps), "layers": layers or spec.saliency_layers(net),
-            "explained": {key.replace("++", "pp"): (f"the logit of class {key.rsplit('_class', 1)[1]}" if "_class" in key
-                                                    else "the model's risk (objective.torch_risk)") for key in maps},
+            "explained": {key.replace("++", "pp"): _explained(key) for key in maps},
             "observed_timepoints": [bool(v) for v in data.observed[i]]}, "seconds": round(seconds, 3)}
     return out
+
+
+def _explained(key: str) -> str:
+    """What a map of ``_explain_network`` explains, from its key (``<method>`` or ``<method>_class<k>``)."""
+    if "_class" in key:
+        return f"the logit of class {key.rsplit('_class', 1)[1]}"
+    return "the model's risk (objective.torch_risk)"
 
 
 def _write_nifti(patient, channels, heat, geo, observed, labels, folder: Path, method: str, *, volume: bool,
