@@ -31,6 +31,9 @@ def test_cldca_paper_clinical_dnn_and_encoding():
     assert net.clinical_hidden == [128, 256, 128] and net.d_model == 128 and net.encoder == "resnet50"
     assert (cfg.clinical.encoding, cfg.clinical.scaling) == ("one-hot", "minmax")
     assert cfg.preprocessing.size == 224
+    # DLOP_Cox: the image score "as a separate variable" of a multi-factor Cox model with the screened factors
+    ctr = resolve_config("paper", model="dlop-ctr")
+    assert (ctr.fusion, ctr.fusion_screening, ctr.fuse_with) == ("multivariable", "cox", "clinical_cox")
 
 
 def test_crnn_paper_without_imagenet_weights_warns(tmp_path, caplog):

@@ -21,6 +21,7 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.scores import RESPONSE_ORDER
 from hccprog.cohort.spec import unit_factor
 from hccprog.errors import ConfigError, InputError
 from hccprog.evaluation.groups import GROUP_LABELS
@@ -39,6 +40,7 @@ from hccprog.preprocessing.volumes import patient_volume_geometry
 from hccprog.reports.nomogram import covariate_info, fused_terms
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_yaml
 from hccprog.survival.breslow import BreslowSurvival
+from hccprog.survival.score_cox import SCORE, ScoreCoxModel
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
 from hccprog.training.predict import load_trained, match_covariates, predict_cohort, run_config
@@ -61,6 +63,8 @@ def clinical_contributions(desc: dict, cohort: Cohort, ids: list[str], image_ris
     contribution to the fused log-hazard (coefficient x centred value)."""
 
     fusion = desc["fusion"]
+    if fusion.get("kind") == "multivariable":
+        return _score_cox_contributions(fusion, cohort, ids, image_risk)
     loc, scale = fusion["fusion"]["loc"][0], fusion["fusion"]["scale"][0]
 
     info = fusion.get("covariates_info") or covariate_info(cohort)  # runs saved before it was stored
@@ -102,6 +106,35 @@ def class_targets(target: str, objective, probabilities: np.ndarray | None) -> l
     if target.isdigit() and int(target) < k:
         return [int(target)]
     raise ConfigError(f"--target {target}: expected risk, predicted, all or a class 0..{k - 1}")
+
+
+def _score_cox_contributions(fusion: dict, cohort: Cohort, ids: list[str],
+                             image_risk: dict[str, float]) -> pd.DataFrame:
+    """The multivariable fused model's terms (DLOP_Cox): per patient the image score and each selected
+    factor, its value, and its part of the fused log-hazard (coefficient x (encoded value - training
+    mean), summed over a categorical factor's levels)."""
+    cox = ScoreCoxModel.score_from_state(fusion["score_cox"])
+    factors = [c for c in cox.covariates if c != SCORE]
+    covariates, _ = match_covariates(cohort.covariates(), [c for c in factors if c != "response"])
+    frame = covariates.reindex(index=ids, columns=[c for c in factors if c != "response"])
+    if "response" in factors:
+        frame["response"] = pd.to_numeric(cohort.responses().reindex(ids).map(
+            lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None))
+    frame[SCORE] = [image_risk[p] for p in ids]
+    Z = cox.prep.transform(frame[cox.covariates])
+    coef, center = cox.linear["coefficients"], cox.linear["center"]
+    rows = []
+    for pid in ids:
+        for raw in cox.covariates:
+            cols = [c for c in coef if c == raw or c.startswith(f"{raw}=")]
+            value = frame.at[pid, raw]
+            missing = value is None or (isinstance(value, float) and np.isnan(value))
+            part = float(sum(coef[c] * (Z.at[pid, c] - center[c]) for c in cols))
+            shown = "missing (imputed)" if missing else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            rows.append({"patient_id": pid, "term": raw, "label": "image score" if raw == SCORE else raw,
+                         "value": shown, "contribution": part})
+        rows.append({"patient_id": pid, "term": "(baseline)", "label": "baseline", "value": "", "contribution": 0.0})
+    return pd.DataFrame(rows)
 
 
 def _network_maps(net, spec, desc: dict, x: torch.Tensor, clin: torch.Tensor | None, objective, *,

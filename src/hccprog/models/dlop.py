@@ -121,6 +121,11 @@ PRESETS: dict[str, dict] = {
         # "The Youden index was used to calculate the optimal cut-off point and to classify patients into
         # high-risk and low-risk classes" (Statistical analysis): Youden's J for death by the last horizon
         "risk_groups": "youden",
+        # DLOP_Cox (Methods): "The output of the DLOP_CTR model was used as a separate variable and combined with
+        # clinical factors to build a multi-factor COX regression prediction model" (and so for DLOP_Combin's
+        # output, Statistical analysis): '<model>+clinical' is that multivariable Cox model
+        "fusion": "multivariable",
+        "fusion_screening": "cox",
     },
     "tiny": {
         "preprocessing": {"size": 32, "spacing_mm": [4.0, 4.0, 5.0], "slices": 2, "timepoints": 2},

@@ -4,7 +4,7 @@ objective, training and cross-validation settings, and the named presets they st
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -48,6 +48,12 @@ class TrainRunConfig(BaseModel):
     # the fusion also gets a LOCF indicator (follow-up carried forward) and its product with the
     # image score, for models that read the follow-up (see survival.cox.BivariateCoxFusion)
     fusion_locf: bool = False
+    # how '<model>+clinical' joins the score and the clinical side: bivariate (a Cox model of the image score
+    # and the fuse_with model's score, the RadCLN recipe) or multivariable (one Cox model of the image score
+    # and the clinical factors of ``clinical``, screened by univariable then multivariable Cox on each training
+    # part with fusion_screening "cox": DLOP_Cox of Sun et al. 2024, the post-hoc Cox of Yao et al. 2025)
+    fusion: Literal["bivariate", "multivariable"] = "bivariate"
+    fusion_screening: Literal["cox", "none"] = "cox"
     final_model: bool = True  # refit on every patient (used by `predict`)
     horizons: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(None, min_length=1)
     risk_groups: str = "median"

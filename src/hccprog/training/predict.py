@@ -22,6 +22,7 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
+from hccprog.cohort.scores import RESPONSE_ORDER
 from hccprog.cohort.spec import unit_factor
 from hccprog.errors import InputError, RunFolderError
 from hccprog.evaluation.classification import response_metrics
@@ -36,6 +37,7 @@ from hccprog.runs import staged_run, write_csv, write_json, write_unscored, writ
 from hccprog.safe_yaml import load_yaml
 from hccprog.survival.breslow import BreslowSurvival
 from hccprog.survival.cox import BivariateCoxFusion, CoxScore
+from hccprog.survival.score_cox import SCORE, ScoreCoxModel
 from hccprog.trained import read_trained_model
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
@@ -274,6 +276,8 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     (missing values imputed as in training, and listed in ``imputed``). Covariates are matched by name,
     then case-insensitively; a cohort still without the model's covariates gets no fused rows, and a
     note says why and how to map them."""
+    if fusion.get("kind") == "multivariable":
+        return _score_cox_frame(fusion, cohort, data, risk, horizons, labels)
     clinical = CoxScore.from_state(fusion["clinical"])
     covariates, notes = match_covariates(cohort.covariates(), clinical.covariates)
     absent = clinical.missing(covariates)
@@ -294,6 +298,35 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     unseen, unseen_notes = unseen_level_fills(clinical.prep, X[clinical.covariates], fusion["name"])
     frame["imputed"] = [join_fills(data.imputed.get(p, []) + fills.get(p, []) + unseen.get(p, [])) for p in data.ids]
     return frame, notes + unseen_notes
+
+
+def _score_cox_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons: list[float],
+                     labels: list[float]) -> tuple[pd.DataFrame | None, list[str]]:
+    """The multivariable fused model (DLOP_Cox): one Cox model of the image score and the clinical
+    factors it selected in training, applied to the new patients (missing values imputed as in
+    training, and listed in ``imputed``)."""
+    state = fusion["score_cox"]
+    cox = ScoreCoxModel.score_from_state(state)
+    factors = [c for c in cox.covariates if c != SCORE]
+    have = cohort.covariates()
+    if "response" in factors and "response" not in have.columns:  # the treatment response, as in training
+        resp = cohort.responses().reindex(have.index)
+        have = have.assign(response=pd.to_numeric(resp.map(
+            lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None)))
+    covariates, notes = match_covariates(have, factors)
+    absent = [c for c in factors if c not in covariates.columns]
+    if absent:
+        return None, [*notes, f"{fusion['name']}: not scored, the cohort lacks the factors {absent}; map names with "
+                      "covariate_aliases in cohort.yaml or --covariate-alias"]
+    if not len(data.ids):
+        return None, notes
+    X = covariates.loc[data.ids, factors].assign(**{SCORE: risk})
+    fused = cox.predict_risk(X)
+    surv = BreslowSurvival.from_state(fusion["breslow"]).predict_survival(fused, horizons)
+    frame = _score_frame(fusion["name"], data.ids, fused, surv, fusion["risk_groups"]["cutoffs"], labels)
+    fills = covariate_fills(X, factors)
+    frame["imputed"] = [join_fills(data.imputed.get(p, []) + fills.get(p, [])) for p in data.ids]
+    return frame, notes
 
 
 def write_predictions(run: Path, cohort: Cohort, cohort_path: Path, out: Path, *, overwrite: bool = False,

@@ -36,6 +36,7 @@ from hccprog.reports.report import evaluate_run
 from hccprog.runs import save_figure, staged_run, write_csv, write_json, write_unscored
 from hccprog.survival.breslow import BreslowSurvival
 from hccprog.survival.cox import BivariateCoxFusion
+from hccprog.survival.score_cox import ScoreCoxModel
 from hccprog.trained import write_trained_model
 from hccprog.training.clinical import clinical_frame
 from hccprog.training.config import TrainRunConfig
@@ -45,6 +46,7 @@ from hccprog.training.objectives import (
     CoxProgressionObjective,
     RiskClassObjective,
 )
+from hccprog.training.score_learner import CachedLearner, ScoreCoxLearner
 
 log = logging.getLogger("hccprog")
 
@@ -220,10 +222,20 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         bcfg = BaselinesConfig(endpoint=cfg.endpoint, cv=cfg.cv, horizons=cfg.horizons, risk_groups=cfg.risk_groups,
                                n_boot=cfg.n_boot, seed=cfg.seed, reference="clinical_cox")
         fusions = [(name, cfg.fuse_with, f"{name}+clinical")] if cfg.fuse_with else []
-    res = run_baselines(cohort, bcfg, learners={name: learner}, extra_scores=extra_scores, extra_fusions=fusions,
+    learners: dict = {name: learner}
+    score_cox = None
+    if fusions and cfg.fusion == "multivariable":  # one Cox model of the score and the screened factors
+        cached = CachedLearner(learner)
+        score_cox = ScoreCoxLearner(cached, clinical_frame(cohort, ids, cfg.clinical), t, e,
+                                    screening=cfg.fusion_screening)
+        learners = {name: cached, f"{name}+clinical": score_cox}
+        fusions = []
+    res = run_baselines(cohort, bcfg, learners=learners, extra_scores=extra_scores, extra_fusions=fusions,
                         progress=(lambda label, d, n: progress(label, d, n)) if progress else None)
     saves = isinstance(learner, DeepLearner) or learner.saves_final
-    final = _final_model(learner, res, cfg, t, e, covariate_info(cohort)) if cfg.final_model and saves else None
+    final = (_final_model(learner, res, cfg, t, e, covariate_info(cohort),
+                          factors=score_cox.X if score_cox is not None else None)
+             if cfg.final_model and saves else None)
     with staged_run(out, overwrite=overwrite) as tmp:
         what = "response (PD vs disease control)" if response else cfg.endpoint
         extra = {
@@ -257,7 +269,13 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             notes.append(f"{name}: no final model is saved (its learner cannot be written as plain JSON, and "
                          "predict loads nothing else); the cross-validated predictions are complete")
         extra["notes"] = notes
+        if score_cox is not None:
+            extra["notes"].append(f"{name}+clinical: one Cox model of the {name} score and the clinical factors "
+                                  f"({'screened by univariable then multivariable Cox on each training part' if cfg.fusion_screening == 'cox' else 'all of them'}; "  # noqa: E501
+                                  "training/fusion_selection.json lists them per fold)")
         write_run_files(tmp, cohort, Path(cohort_path), bcfg, res, extra=extra)
+        if score_cox is not None:
+            write_json(tmp / "training" / "fusion_selection.json", score_cox.selections)
         train_dir = tmp / "training"
         if isinstance(learner, FeatureLearner):
             write_csv(train_dir / "feature_selection.csv", selection_table(learner.steps), index=False)
@@ -273,7 +291,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
             if "state_dict" in final:  # a network's weights
                 torch.save(final.pop("state_dict"), tmp / "models" / f"{name}.pt")
             write_trained_model(tmp / "models" / f"{name}.json", final)
-            if final.get("fusion"):
+            if final.get("fusion") and final["fusion"].get("kind", "bivariate") == "bivariate":
                 nomo = fused_nomogram(final, unit=cohort.time_unit, endpoint=cfg.endpoint)
                 save_figure(draw_nomogram(nomo, f"{name}+clinical nomogram (fitted on all patients)", res.horizons),
                             tmp / "figures" / f"nomogram_{name}+clinical.png")
@@ -283,7 +301,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
 
 
 def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig, t: np.ndarray,
-                 e: np.ndarray, covariates_info: dict) -> dict:
+                 e: np.ndarray, covariates_info: dict, factors: pd.DataFrame | None = None) -> dict:
     """Refit on every patient for ``predict``.
 
     Survival: the Breslow baseline and risk-group cut-offs are learned on all patients too, and so
@@ -300,7 +318,14 @@ def _final_model(learner: DeepLearner | FeatureLearner, res, cfg: TrainRunConfig
     horizons = res.horizons
     extra = _score_description(risk[ok], t[ok], e[ok], cfg, horizons)
     clinical = res.full_models.get(cfg.fuse_with) if cfg.fuse_with else None
-    if clinical is not None:
+    if factors is not None:
+        model = ScoreCoxModel(screening=cfg.fusion_screening).fit(risk[ok], factors.iloc[ok], t[ok], e[ok])
+        fused = model.predict_risk(risk[ok], factors.iloc[ok])
+        extra["fusion"] = {"name": f"{cfg.model}+clinical", "kind": "multivariable", "score_cox": model.state(),
+                           "covariates_info": covariates_info,
+                           "hazard_ratios": model.hazard_ratios().reset_index(names="term").to_dict(orient="records"),
+                           **_score_description(fused, t[ok], e[ok], cfg, horizons)}
+    elif clinical is not None:
         clin_risk = clinical.predict_risk(res.covariates)
         ind = None if learner.fusion_indicator is None else learner.fusion_indicator[ok]
         fus = BivariateCoxFusion().fit(risk[ok], clin_risk[ok], t[ok], e[ok], indicator=ind)
