@@ -78,6 +78,8 @@ def test_crnn_paper_preset_reads_as_xia_et_al():
     assert (t.epochs, t.batch_size, t.lr, t.augmentation) == (200, 16, 5e-5, "flip")
     net = cfg.network_config()
     assert net.encoder == "efficientnet-b0" and net.temporal == "per-stream" and net.head_hidden
+    # "three liver slices and three lung slices": a liver stream and a lung stream
+    assert [(st.name, st.roi) for st in p.streams] == [("liver", "liver"), ("lung", "lung")] and p.needs_lung
 
 
 def test_progswin_paper_training():

@@ -61,3 +61,31 @@ def test_the_dome_rule_keeps_the_lung_and_drops_bowel_gas():
     m = lung_mask(Volume(a, np.diag([5.0, 5.0, 5.0, 1.0])), liver, min_volume_ml=10)
     assert m[15, 15, 27] and m[15, 15, 38] and not m[15, 15, 4]
     assert dice(m, a < -800) < 1 and m[10:30, 10:25, 25:40].all()
+
+
+def test_a_lung_stream_reads_the_lungs_of_a_synthetic_ct(tmp_path):
+    """The CRNN's lung slices: the slices of largest lung area, cropped round the lungs (their mask made
+    from HU above the liver dome); the liver stream still follows the liver."""
+    from hccprog.cohort import load_cohort
+    from hccprog.preprocessing.slices import SliceConfig, patient_slice_geometry, patient_slices
+    from hccprog.synth import SynthConfig, synthesize
+
+    synthesize(tmp_path / "c", SynthConfig(patients=1, seed=5, workers=1))
+    cohort = load_cohort(tmp_path / "c" / "cohort.yaml").cohort
+    cfg = SliceConfig(series=["CT_PV"], size=32, spacing_mm=(4.0, 4.0, 5.0), slices=3, selection="top_area_fill",
+                      timepoints=1, ct_window=(1500.0, -300.0),
+                      streams=[{"name": "liver", "roi": "liver", "fov_mm": None},
+                               {"name": "lung", "roi": "lung", "fov_mm": None}])
+    patient = cohort[cohort.ids[0]]
+    x = patient_slices(patient, ["CT_PV"], cfg)["x"].astype(float)
+    assert x.shape == (1, 2, 3, 1, 32, 32)
+    # air-dark lungs fill much of the lung crops (window -1050..450 HU: lung about 0.13), not of the liver ones
+    dark = (x < 0.2).mean(axis=(2, 3, 4, 5))[0]
+    assert dark[1] > 0.25 and dark[0] < dark[1]
+    geo = patient_slice_geometry(patient, ["CT_PV"], cfg)["geometry"]
+    z_liver, z_lung = geo[0, 0, :, 2].mean(), geo[0, 1, :, 2].mean()
+    assert z_lung > z_liver  # the lung slices lie above the liver's
+    synthesize(tmp_path / "m", SynthConfig(patients=1, seed=5, workers=1, modality="mri"))
+    mri = load_cohort(tmp_path / "m" / "cohort.yaml").cohort
+    with pytest.raises(ValueError, match="a lung stream reads CT"):
+        patient_slices(mri[mri.ids[0]], ["MR_PV"], cfg.model_copy(update={"series": None}))

@@ -152,8 +152,10 @@ PRESETS: dict[str, dict] = {
                           "ct_window": [400.0, 0.0],
                           "standardize": True,
                           "timepoints": 2,
+                          # "three liver slices and three lung slices from each 3D CT scan" (Methods); the lung
+                          # mask from HU thresholds above the liver dome where the cohort has no lung label
                           "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
-                                      {"name": "tumor", "roi": "tumor", "fov_mm": 160.0}]},
+                                      {"name": "lung", "roi": "lung", "fov_mm": None}]},
         # "fed into the long short-term memory (LSTM) module ... Then, the liver and lung features were
         # concatenated, and linear layers were utilized to predict the risk score" (sizes not given)
         "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128,

@@ -77,7 +77,7 @@ def lung_mask(volume: Volume, liver: np.ndarray | None = None, *, body_hu: float
                                   "cohort's masks")
         seed_from = dome + 1
     else:
-        seed_from = max(0, a.shape[2] - max(1, int(round(top_mm / abs(volume.spacing[2])))))
+        seed_from = max(0, a.shape[2] - max(1, round(top_mm / abs(volume.spacing[2]))))
     labels, n = ndimage.label(a > body_hu)
     if n == 0:
         raise InputError(f"{who}no body in the scan (nothing above {body_hu:g} HU)")

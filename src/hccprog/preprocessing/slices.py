@@ -27,6 +27,7 @@ from hccprog.imaging import LIVER, TUMOR, image_format, read_geometry
 from hccprog.imaging.modality import volume_modality
 from hccprog.imaging.volume import Volume, resample_to
 from hccprog.preprocessing.kinds import preprocessing_kind
+from hccprog.preprocessing.lung import lung_mask
 from hccprog.preprocessing.masks import mask_series, propagate_to
 from hccprog.preprocessing.register import RegistrationConfig
 
@@ -43,7 +44,9 @@ class StreamSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    roi: Literal["liver", "tumor"] = "tumor"
+    # lung: the lungs (CT; a mask made from HU thresholds above the liver dome, preprocessing.lung): the
+    # slices of largest lung area (Xia et al. 2024: no lung tumor label, so "the largest organ size")
+    roi: Literal["liver", "tumor", "lung"] = "tumor"
     fov_mm: float | None = Field(128.0, gt=0)  # side of the square; None: the ROI's bounding box + margin
     margin_mm: float = Field(10.0, ge=0)
     mask: Literal["none", "liver", "tumor"] = "none"  # zero the pixels outside this mask region
@@ -78,6 +81,11 @@ class SliceConfig(BaseModel):
     # None: as the cohort says (cohort.yaml `missing_masks`, default propagate)
     missing_masks: MissingMasks | None = None
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+
+    @property
+    def needs_lung(self) -> bool:
+        """Whether a stream reads the lungs (their mask is made from the CT, preprocessing.lung)."""
+        return any(st.roi == "lung" for st in self.streams)
 
     def needs_depth(self) -> int:
         """Consecutive slices a series must hold (1 unless a contiguous slab is read)."""
@@ -150,7 +158,9 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
                    propagated: tuple[str, Volume, Volume] | None = None,
                    patient: str = "", coords: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Channels (C, X, Y, Z) in [0, 1], the label map (X, Y, Z), resampled to ``cfg.spacing_mm``, and
-    what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`).
+    what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`). With a lung stream
+    (``cfg.needs_lung``) the lung mask (:func:`~hccprog.preprocessing.lung.lung_mask`) follows the
+    series as one more channel (a voxel's lung share after resampling).
 
     Every channel is put on the grid of the series that carries the mask (or, for a time point without
     one, the series ``propagated = (name, image, mask)`` names); a channel that the time point lacks is
@@ -191,15 +201,25 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
         if name not in arrays:
             fills.append(f"series-filled: {tp.label}/{name} missing, filled with {first_name}")
     stack = np.stack([arrays.get(n, arrays[first_name]) for n in channels])
+    foreground = mask.array > 0
+    if getattr(cfg, "needs_lung", False):  # the lung mask rides as a channel after the series
+        if volume_modality(ref_img, ref_name) != "CT":
+            raise ValueError(f"{who}time point '{tp.label}': a lung stream reads CT (its mask comes from HU "
+                             f"thresholds); {ref_name} is not CT")
+        lung = lung_mask(ref_img, foreground, name=f"{who}{tp.label}/{ref_name}")
+        stack = np.concatenate([stack, lung[None].astype(np.float32)])
+        foreground = foreground | lung
     import torch
     from monai.data import MetaTensor
 
     affine = torch.as_tensor(ref_img.affine)
     data = {"image": MetaTensor(torch.as_tensor(stack), affine=affine),
-            "mask": MetaTensor(torch.as_tensor(mask.array.astype(np.float32))[None], affine=affine.clone())}
-    # crop to the liver (+ margin) before resampling: the rest of the body is never used
+            "mask": MetaTensor(torch.as_tensor(mask.array.astype(np.float32))[None], affine=affine.clone()),
+            "fg": MetaTensor(torch.as_tensor(foreground.astype(np.float32))[None], affine=affine.clone())}
+    # crop to the liver (and the lungs a stream reads) + margin before resampling: the rest is never used
     margin = [int(np.ceil(cfg.context_mm / abs(s))) for s in ref_img.spacing]
-    data = CropForegroundd(keys=("image", "mask"), source_key="mask", margin=margin, allow_smaller=True)(data)
+    data = CropForegroundd(keys=("image", "mask", "fg"), source_key="fg", margin=margin, allow_smaller=True)(data)
+    del data["fg"]
     out = Spacingd(keys=("image", "mask"), pixdim=cfg.spacing_mm, mode=("bilinear", "nearest"))(data)
     image = out["image"].numpy().astype(np.float32)
     if coords:  # + world x, y, z (mm) of every voxel and a validity channel: they travel with the pixels
@@ -358,13 +378,40 @@ def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> d
     ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        image, lung = split_lung(image, len(channels), cfg)
         idx, by = select_slices(mask, cfg.slices, cfg.selection)
-        if cfg.mask_channels:
-            full = with_mask_channels(image, mask)
-            return np.stack([crop_stream(full, mask, idx, s, cfg, unmasked=2) for s in cfg.streams]), by == "tumor"
-        return np.stack([crop_stream(image, mask, idx, s, cfg) for s in cfg.streams]), by == "tumor"
+        full = with_mask_channels(image, mask) if cfg.mask_channels else image
+        crops = stream_crops(full, mask, lung, idx, cfg, unmasked=2 if cfg.mask_channels else 0)
+        return crops, by == "tumor"
 
     return stack_timepoints(patient, channels, cfg, make)
+
+
+def split_lung(image: np.ndarray, n_series: int, cfg: SliceConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The channels of :func:`load_timepoint` without the lung channel, and the lung mask (or None)."""
+    if not cfg.needs_lung:
+        return image, None
+    lung = image[n_series] >= 0.5
+    return np.concatenate([image[:n_series], image[n_series + 1:]]), lung
+
+
+def stream_crops(image: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, idx: np.ndarray, cfg: SliceConfig, *,
+                 unmasked: int = 0) -> np.ndarray:
+    """(S, K, C, size, size): each stream's crops; a lung stream's slices are the ``cfg.slices`` of
+    largest lung area, cropped round the lungs (and masked to them with ``mask: liver`` or
+    ``lung``), the others' are ``idx``."""
+    out = []
+    for st in cfg.streams:
+        if st.roi == "lung":
+            if lung is None or not lung.any():
+                raise ValueError("a lung stream found no lung in the scan")
+            labels = lung.astype(np.uint8) * LIVER
+            lidx, _ = select_slices(labels, cfg.slices, "top_area_fill")
+            as_organ = st.model_copy(update={"roi": "liver", "mask": "none" if st.mask == "none" else "liver"})
+            out.append(crop_stream(image, labels, lidx, as_organ, cfg, unmasked=unmasked))
+        else:
+            out.append(crop_stream(image, mask, idx, st, cfg, unmasked=unmasked))
+    return np.stack(out)
 
 
 #: Geometry channels appended by ``coords=True``: world x, y, z (mm), validity, liver, tumor.
@@ -385,9 +432,10 @@ def patient_slice_geometry(patient: Patient, channels: list[str], cfg: SliceConf
     n = len(GEOMETRY_CHANNELS)
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        image, lung = split_lung(image, len(channels), cfg)
         idx, by = select_slices(mask, cfg.slices, cfg.selection)
         full = with_mask_channels(image, mask)
-        crops = np.stack([crop_stream(full, mask, idx, s, cfg, unmasked=n) for s in cfg.streams])
+        crops = stream_crops(full, mask, lung, idx, cfg, unmasked=n)
         return crops[:, :, -n:], by == "tumor"
 
     out = stack_timepoints(patient, channels, cfg, make, coords=True, dtype=np.float32)
