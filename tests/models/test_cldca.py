@@ -61,3 +61,50 @@ def test_padded_slices_are_ignored_when_masked(mode):
         c = net(padded, clin)
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(a, c, atol=1e-5)
+
+
+def test_repeated_slices_are_masked_from_the_input_itself():
+    """The preprocessing repeats a small tumor's slices to fill K: with mask_repeated_slices they are
+    padding in every pass (training too), so the patient scores as with its real slices alone."""
+    torch.manual_seed(2)
+    net = CLDCA(_cfg(), streams=1, channels=3, clinical_features=4).eval()
+    real = torch.rand(1, 1, 1, 2, 3, 32, 32)
+    repeated = real[:, :, :, [0, 1, 0, 1, 0]]  # np.resize of two slices to five
+    assert CLDCA.repeated_slices(repeated).tolist() == [[True, True, False, False, False]]
+    clin = torch.randn(1, 4)
+    with torch.no_grad():
+        assert torch.allclose(net(real, clin), net(repeated, clin), atol=1e-5)
+    plain = CLDCA(_cfg(mask_repeated_slices=False), streams=1, channels=3, clinical_features=4).eval()
+    plain.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(plain(real, clin), plain(repeated, clin), atol=1e-5)
+    # in training mode too, and the gradient reaches the encoder
+    net.train()
+    net(repeated, clin).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.encoder.parameters())
+
+
+@pytest.mark.parametrize(("name", "fusion"), [("cldca-concat", "concat"), ("cldca-symmetric", "symmetric")])
+def test_comparators_of_table_2(name, fusion):
+    cfg = resolve_config("cpu", model=name).network_config()
+    assert cfg.fusion == fusion
+    torch.manual_seed(0)
+    net = CLDCA(_cfg(fusion=fusion), streams=1, channels=3, clinical_features=4).eval()
+    assert (net.cross is None) == (fusion == "concat") and (net.cross_back is not None) == (fusion == "symmetric")
+    x, clin = torch.rand(2, 1, 1, 3, 3, 32, 32), torch.randn(2, 4)
+    with torch.no_grad():
+        out = net(x, clin)
+        assert out.shape == (2,) and not torch.allclose(net(x, clin + 1.0), out)
+
+
+def test_ct_only_of_table_4():
+    spec = get_model("cldca-ct")
+    assert not spec.clinical and spec.defaults == {"ct_only": True}
+    torch.manual_seed(0)
+    net = spec.build(spec.config(**{**_cfg().model_dump(), "ct_only": True}), streams=1, channels=3)
+    assert net.clinical is None and net.mlp[0].in_features == 16
+    x = torch.rand(2, 1, 1, 3, 3, 32, 32, requires_grad=True)
+    out = net.eval()(x)
+    assert out.shape == (2,) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0  # the score reads the CT

@@ -140,7 +140,8 @@ def test_grad_cam_explains_every_network_on_its_own_input(name):
         geo = {"streams": t, "channels": c}
     else:
         s, c = (2, 2) if name.startswith("dmm") else (len(pre.streams), 1)
-        shape = (1, pre.timepoints, s, pre.slices, c, pre.size, pre.size)
+        masks = 2 if getattr(pre, "mask_channels", False) else 0  # DMMGNet's mask maps follow the series
+        shape = (1, pre.timepoints, s, pre.slices, c + masks, pre.size, pre.size)
         geo = {"streams": s, "channels": c}
     net = spec.build(cfg.network_config(), **geo, **kw).eval()
     objective = cfg.objective("days")

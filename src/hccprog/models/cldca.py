@@ -12,10 +12,21 @@ log-hazard with a Cox objective).
 
 Ablations of the paper: ``cross_attention=False`` (Mode5: the mean of the CT tokens replaces
 the attended vector), ``self_attention=False`` (Mode6), ``lstm=False`` (Mode7: a linear map of the
-slice features replaces the LSTM).
+slice features replaces the LSTM). Comparators (Tables 2 and 4): ``fusion="concat"`` (after Mode1,
+Venugopalan et al.: the CT and clinical features concatenated; hccprog's MLP head in place of their
+random forest), ``fusion="symmetric"`` (after Mode2, Zhang et al.: cross-attention both ways, each
+side querying the other) and ``ct_only`` ("Only CT": the CT vector alone, no clinical input).
+
+Slices: the paper's sequences vary in length ("the dynamic variation in the number of CT slices").
+hccprog's preprocessing gives K slices and repeats a small tumor's slices to fill them; with
+``mask_repeated_slices`` the network marks every slice identical to an earlier one of the same
+patient as padding (in training and at inference, from the input itself), packs the real slices
+first through the LSTM and never attends to the padding.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,15 +50,21 @@ class CLDCAConfig(BaseModel):
     lstm: bool = True  # False: Mode7
     cross_attention: bool = True  # False: Mode5
     self_attention: bool = True  # False: Mode6
+    # how CT and clinical features meet: asymmetric cross-attention (CLDCA), concatenation (after Mode1) or
+    # cross-attention both ways (after Mode2)
+    fusion: Literal["asymmetric", "concat", "symmetric"] = "asymmetric"
+    ct_only: bool = False  # Table 4's "Only CT": no clinical input
+    # repeated slices (a small tumor's, repeated to fill the K slices) are padding, masked in every pass
+    mask_repeated_slices: bool = True
 
 
 class CLDCA(nn.Module):
-    def __init__(self, cfg: CLDCAConfig, *, streams: int, channels: int, clinical_features: int) -> None:
+    def __init__(self, cfg: CLDCAConfig, *, streams: int, channels: int, clinical_features: int = 0) -> None:
         super().__init__()
         if cfg.d_model % cfg.heads:
             raise ValueError(f"d_model ({cfg.d_model}) must be a multiple of heads ({cfg.heads})")
-        if clinical_features < 1:
-            raise ValueError("CLDCA needs at least one clinical input")
+        if clinical_features < 1 and not cfg.ct_only:
+            raise ValueError("CLDCA needs at least one clinical input (or ct_only: true)")
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, in_channels=channels, pretrained=cfg.pretrained,
                                      weights=cfg.encoder_weights,
@@ -59,13 +76,16 @@ class CLDCA(nn.Module):
         for h in [*cfg.clinical_hidden, cfg.d_model]:
             layers += [nn.Linear(prev, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
             prev = h
-        self.clinical = nn.Sequential(*layers)
+        self.clinical = nn.Sequential(*layers) if not cfg.ct_only else None
         self.cross = nn.MultiheadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout, batch_first=True) \
-            if cfg.cross_attention else None
+            if cfg.cross_attention and not cfg.ct_only and cfg.fusion != "concat" else None
+        self.cross_back = nn.MultiheadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout, batch_first=True) \
+            if self.cross is not None and cfg.fusion == "symmetric" else None
         self.self_attn = nn.MultiheadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout, batch_first=True) \
             if cfg.self_attention else None
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(2 * cfg.d_model, cfg.mlp_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+        width = cfg.d_model if cfg.ct_only else 2 * cfg.d_model
+        self.mlp = nn.Sequential(nn.Linear(width, cfg.mlp_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.mlp_hidden, 1))
 
     def cam_layers(self) -> list[str]:
@@ -79,8 +99,19 @@ class CLDCA(nn.Module):
         _, _, s, k = shape[:4]
         return [(0, j, ki) for j in range(s) for ki in range(k)]
 
+    @staticmethod
+    def repeated_slices(x: torch.Tensor) -> torch.Tensor:
+        """(B, L) True for each baseline slice that is not identical to an earlier one of the patient
+        (the real slices; a repeat fills a short sequence)."""
+        b = x.shape[0]
+        base = x[:, 0].reshape(b, -1, x[0, 0, 0, 0].numel())  # (B, L, pixels)
+        same = (base[:, :, None] == base[:, None, :]).all(-1)  # (B, L, L)
+        earlier = torch.tril(torch.ones(same.shape[1:], dtype=torch.bool, device=x.device), diagonal=-1)
+        return ~(same & earlier).any(dim=2)
+
     def ct_tokens(self, x: torch.Tensor, slice_mask: torch.Tensor | None) -> torch.Tensor:
-        """(B, L, d_model) sequence features of the baseline slices (L = streams x K)."""
+        """(B, L, d_model) sequence features of the baseline slices (L = streams x K), in the order
+        of ``x`` (``slice_mask``: the real slices, packed first through the LSTM)."""
         b = x.shape[0]
         base = x[:, 0].reshape(b, -1, *x.shape[4:])  # (B, L, C, H, W)
         length = base.shape[1]
@@ -89,31 +120,46 @@ class CLDCA(nn.Module):
             return self.seq(f)
         if slice_mask is None:
             return self.seq(f)[0]
+        # the real slices first (in their order), then the padding: what packing needs
+        order = torch.argsort((~slice_mask).to(torch.int8), dim=1, stable=True)
+        back = torch.argsort(order, dim=1)
+        f = torch.gather(f, 1, order[..., None].expand_as(f))
         lengths = slice_mask.sum(dim=1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(f, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.seq(packed)
-        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)[0]
+        out = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)[0]
+        return torch.gather(out, 1, back[..., None].expand_as(out))
 
     def forward(self, x: torch.Tensor, clin: torch.Tensor | None = None,
                 slice_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One output per patient (B,): a logit (response) or a log-hazard (Cox)."""
-        if clin is None:
+        if clin is None and not self.cfg.ct_only:
             raise ValueError("CLDCA needs the clinical inputs")
-        if slice_mask is not None:  # real slices first, then padding
+        if slice_mask is None and self.cfg.mask_repeated_slices:
+            slice_mask = self.repeated_slices(x)
+        if slice_mask is not None:
             slice_mask = slice_mask.bool()
         tokens = self.ct_tokens(x, slice_mask)  # keys and values
-        q = self.clinical(clin.float())  # (B, d)
-        if self.cross is not None:
-            pad = None if slice_mask is None else ~slice_mask
-            ct, _ = self.cross(q[:, None], tokens, tokens, key_padding_mask=pad)
-            ct = ct[:, 0]
-        elif slice_mask is None:
-            ct = tokens.mean(dim=1)
+        pad = None if slice_mask is None else ~slice_mask
+        if slice_mask is None:
+            mean = tokens.mean(dim=1)
         else:
             w = slice_mask.float()[..., None]
-            ct = (tokens * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+            mean = (tokens * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        if self.clinical is None:  # Only CT
+            return self.mlp(mean).squeeze(-1)
+        q = self.clinical(clin.float())  # (B, d)
+        if self.cross is not None:
+            ct, _ = self.cross(q[:, None], tokens, tokens, key_padding_mask=pad)
+            ct = ct[:, 0]
+            if self.cross_back is not None:  # symmetric: the CT tokens query the clinical feature too
+                back, _ = self.cross_back(tokens, q[:, None], q[:, None])
+                w = torch.ones_like(back[..., :1]) if slice_mask is None else slice_mask.float()[..., None]
+                q = q + (back * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        else:
+            ct = mean
         pair = torch.stack([q, ct], dim=1)  # (B, 2, d): clinical and attended CT
-        if self.self_attn is not None:
+        if self.self_attn is not None and self.cfg.fusion != "concat":
             att, _ = self.self_attn(pair, pair, pair)
             pair = self.norm(pair + att)
         return self.mlp(pair.flatten(1)).squeeze(-1)
@@ -129,7 +175,9 @@ PRESETS: dict[str, dict] = {
                           "slices": 6,
                           "timepoints": 2,
                           "streams": [{"name": "tumor", "roi": "tumor", "fov_mm": 128.0}]},
-        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1},
+        # mask_repeated_slices off: the configuration benchmarks/results/models.json measured
+        "network": {"encoder": "efficientnet-lite0", "pretrained": True, "d_model": 64, "dropout": 0.1,
+                    "mask_repeated_slices": False},
         "training": {"epochs": 10,
                      "batch_size": 32,
                      "lr": 0.001,
@@ -169,6 +217,12 @@ _MODES = {"cldca-mode5": ({"cross_attention": False}, "without cross-attention")
           "cldca-mode6": ({"self_attention": False}, "without self-attention"),
           "cldca-mode7": ({"lstm": False}, "without the LSTM over slices")}
 
+#: Comparators of Tables 2 and 4 that hccprog builds from CLDCA's parts.
+_COMPARATORS = {"cldca-concat": ({"fusion": "concat"}, "after Mode1 (Venugopalan et al.): CT and clinical features "
+                                 "concatenated, MLP head"),
+                "cldca-symmetric": ({"fusion": "symmetric"}, "after Mode2 (Zhang et al.): cross-attention both "
+                                    "ways")}
+
 #: The names ``hccprog train --model`` gives this module (collected by :mod:`hccprog.models.registry`).
 SPECS = [
     ModelSpec("cldca", "CLDCA (Tong et al.): ResNet50 per CT slice, LSTM over slices, clinical DNN, "
@@ -180,4 +234,8 @@ SPECS = [
               presets=PRESETS),
     *(ModelSpec(name, f"CLDCA ablation {name[-5:]}: {what}", CLDCAConfig, CLDCA, defaults=defaults,
                 clinical=True, presets=PRESETS) for name, (defaults, what) in _MODES.items()),
+    *(ModelSpec(name, f"CLDCA comparator {what}", CLDCAConfig, CLDCA, defaults=defaults, clinical=True,
+                presets=PRESETS) for name, (defaults, what) in _COMPARATORS.items()),
+    ModelSpec("cldca-ct", "CLDCA's CT path alone (Table 4, 'Only CT'): ResNet50 per slice, LSTM, MLP",
+              CLDCAConfig, CLDCA, defaults={"ct_only": True}, presets=PRESETS),
 ]
