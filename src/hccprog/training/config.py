@@ -74,7 +74,10 @@ class TrainRunConfig(BaseModel):
             return data
         data = dict(data)
         kind = _objective_of(str(data.get("model") or DEFAULT_MODEL), str(data.get("endpoint") or "os"))
-        params = dict(data.get("objective_params") or {})
+        # a preset shared by models of different objectives (progswin and progswin-cox) may carry parameters of
+        # the other's: dropped, as the top-level keys of other objectives below; unknown keys stay (and fail)
+        params = {k: v for k, v in dict(data.get("objective_params") or {}).items()
+                  if PARAMETER_KINDS.get(k, kind.name) == kind.name}
         for key in list(data):
             if key in PARAMETER_KINDS:
                 value = data.pop(key)
