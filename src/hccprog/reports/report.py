@@ -335,10 +335,16 @@ def _survival_sections(config: dict, metrics: dict) -> list[str]:
             rule = (f"Classes from the clinical table's {html.escape(rc['labels'])} ({order}); patients "
                     f"with a blank class are left out here ({unknown}).")
         elif rc.get("rule") == "os-severity":
+            months = rc.get("edges_months") or []
+            if months:
+                edges = f"{months[0]:g} months ({edges}"
+                unit_shown = f"{unit})"
+            else:
+                unit_shown = unit
             rule = (f"Classes of Yao et al. 2025 (Appendix 5): survival below or beyond {edges} "
-                    f"{html.escape(unit)}, each split by the expert severity read in column "
+                    f"{html.escape(unit_shown)}, each split by the expert severity read in column "
                     f"'{html.escape(str(rc.get('severity_column')))}' ({order}: short and severe, short and milder, "
-                    f"long and severe, long and milder); patients censored before {edges} {html.escape(unit)} or "
+                    f"long and severe, long and milder); patients censored before {edges} {html.escape(unit_shown)} or "
                     f"without a severity read are left out here ({unknown}).")
         else:
             rule = (f"Classes of the time to event at edges {edges} {html.escape(unit)} ({order}); a patient "
