@@ -21,7 +21,6 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
-from hccprog.cohort.scores import RESPONSE_ORDER
 from hccprog.cohort.spec import unit_factor
 from hccprog.errors import ConfigError, InputError
 from hccprog.evaluation.groups import GROUP_LABELS
@@ -43,7 +42,7 @@ from hccprog.survival.breslow import BreslowSurvival
 from hccprog.survival.score_cox import SCORE, ScoreCoxModel
 from hccprog.training.clinical import ClinicalEncoder, clinical_frame
 from hccprog.training.objectives import objective_from_state
-from hccprog.training.predict import load_trained, match_covariates, predict_cohort, run_config
+from hccprog.training.predict import load_trained, match_covariates, predict_cohort, run_config, score_cox_factors
 
 METHODS: tuple[CamMethod, ...] = ("gradcam++", "gradcam")
 
@@ -93,10 +92,10 @@ def class_targets(target: str, objective, probabilities: np.ndarray | None) -> l
     """What Grad-CAM explains: ``risk`` (None: the model's risk), or for a risk-class model a target
     class's logit (Yao et al. 2025: "the gradient of the target class"): ``predicted`` (the arg-max
     class of the patient), ``all`` (each class in turn) or a class number."""
-    k = len(getattr(objective, "class_columns", []) or [])
+    k = len(objective.class_columns)
     if target == "risk":
         return [None]
-    if getattr(objective, "kind", None) != "classes":
+    if objective.kind != "classes":
         raise ConfigError(f"--target {target}: only a risk-class model has classes to explain",
                           hint="leave --target at risk (the model's risk)")
     if target == "all":
@@ -115,11 +114,8 @@ def _score_cox_contributions(fusion: dict, cohort: Cohort, ids: list[str],
     mean), summed over a categorical factor's levels)."""
     cox = ScoreCoxModel.score_from_state(fusion["score_cox"])
     factors = [c for c in cox.covariates if c != SCORE]
-    covariates, _ = match_covariates(cohort.covariates(), [c for c in factors if c != "response"])
-    frame = covariates.reindex(index=ids, columns=[c for c in factors if c != "response"])
-    if "response" in factors:
-        frame["response"] = pd.to_numeric(cohort.responses().reindex(ids).map(
-            lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None))
+    covariates, _ = score_cox_factors(cohort, factors)
+    frame = covariates.reindex(index=ids, columns=factors)
     frame[SCORE] = [image_risk[p] for p in ids]
     Z = cox.prep.transform(frame[cox.covariates])
     coef, center = cox.linear["coefficients"], cox.linear["center"]
@@ -299,7 +295,7 @@ def _explain_network(desc, net, spec, cohort: Cohort, ids, tmp: Path, scores, *,
         x = torch.as_tensor(data.x[i:i + 1].astype(np.float32))
         clin = clin_all[i:i + 1] if clin_all is not None else None
         row = scores[(scores.patient_id == pid) & (scores.model == desc["model"])]
-        pcols = [f"p_{c}" for c in getattr(objective, "class_columns", []) or [] if f"p_{c}" in row.columns]
+        pcols = [f"p_{c}" for c in objective.class_columns if f"p_{c}" in row.columns]
         proba = row[pcols].to_numpy(float)[0] if pcols and len(row) else None
         maps: dict[str, np.ndarray] = {}
         shown: dict[str, str] = {}

@@ -50,10 +50,14 @@ def clinical_frame(cohort: Cohort, ids: list[str], cfg: ClinicalInputConfig) -> 
     cols = [c for c in cols if c not in empty]
     frame = x.loc[ids, cols].copy()
     if cfg.include_response:
-        resp = cohort.responses().reindex(ids)
-        frame["response"] = resp.map(lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None)
-        frame["response"] = pd.to_numeric(frame["response"])
+        frame["response"] = response_codes(cohort, ids)
     return frame
+
+
+def response_codes(cohort: Cohort, ids) -> pd.Series:
+    """The treatment response of ``ids`` as the ordinal CR < PR < SD < PD (NaN where unknown)."""
+    resp = cohort.responses().reindex(ids)
+    return pd.to_numeric(resp.map(lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None))
 
 
 def _cox_p(frame: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> pd.Series:

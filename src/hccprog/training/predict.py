@@ -22,7 +22,6 @@ import torch
 
 from hccprog import __version__
 from hccprog.cohort.model import Cohort
-from hccprog.cohort.scores import RESPONSE_ORDER
 from hccprog.cohort.spec import unit_factor
 from hccprog.errors import InputError, RunFolderError
 from hccprog.evaluation.classification import response_metrics
@@ -39,7 +38,7 @@ from hccprog.survival.breslow import BreslowSurvival
 from hccprog.survival.cox import BivariateCoxFusion, CoxScore
 from hccprog.survival.score_cox import SCORE, ScoreCoxModel
 from hccprog.trained import read_trained_model
-from hccprog.training.clinical import ClinicalEncoder, clinical_frame
+from hccprog.training.clinical import ClinicalEncoder, clinical_frame, response_codes
 from hccprog.training.objectives import objective_from_state
 
 
@@ -300,20 +299,23 @@ def _fused_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons:
     return frame, notes + unseen_notes
 
 
+def score_cox_factors(cohort: Cohort, factors: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The cohort's clinical factors of a multivariable fused model, matched by name as ``predict``
+    matches covariates, with the treatment response coded as in training where it is a factor."""
+    have = cohort.covariates()
+    if "response" in factors and "response" not in have.columns:
+        have = have.assign(response=response_codes(cohort, have.index))
+    return match_covariates(have, factors)
+
+
 def _score_cox_frame(fusion: dict, cohort: Cohort, data, risk: np.ndarray, horizons: list[float],
                      labels: list[float]) -> tuple[pd.DataFrame | None, list[str]]:
     """The multivariable fused model (DLOP_Cox): one Cox model of the image score and the clinical
     factors it selected in training, applied to the new patients (missing values imputed as in
     training, and listed in ``imputed``)."""
-    state = fusion["score_cox"]
-    cox = ScoreCoxModel.score_from_state(state)
+    cox = ScoreCoxModel.score_from_state(fusion["score_cox"])
     factors = [c for c in cox.covariates if c != SCORE]
-    have = cohort.covariates()
-    if "response" in factors and "response" not in have.columns:  # the treatment response, as in training
-        resp = cohort.responses().reindex(have.index)
-        have = have.assign(response=pd.to_numeric(resp.map(
-            lambda v: RESPONSE_ORDER.get(str(v).strip().upper()) if pd.notna(v) else None)))
-    covariates, notes = match_covariates(have, factors)
+    covariates, notes = score_cox_factors(cohort, factors)
     absent = [c for c in factors if c not in covariates.columns]
     if absent:
         return None, [*notes, f"{fusion['name']}: not scored, the cohort lacks the factors {absent}; map names with "

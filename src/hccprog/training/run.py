@@ -182,7 +182,7 @@ def train_run(cohort: Cohort, cohort_path: Path, cfg: TrainRunConfig, out: Path,
         net_cfg = cfg.network_config()
         task = "response" if response else "classes" if isinstance(objective, RiskClassObjective) else "survival"
         if task == "classes":
-            labels, from_table = risk_class_targets(cohort, ids, t, e, objective, cfg.objective_params)
+            labels, _ = risk_class_targets(cohort, ids, t, e, objective, cfg.objective_params)
         learner = FeatureLearner(spec, net_cfg, features, ids, t, e, task=task, labels=labels,
                                  class_columns=objective.class_columns,
                                  worst_first=getattr(objective, "worst_first", False), progress=progress)
