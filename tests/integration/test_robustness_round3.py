@@ -517,3 +517,13 @@ def test_sigterm_exits_with_a_message_like_ctrl_c(tiny_cohort, tmp_path):
     assert "terminated (SIGTERM): nothing was written under --out" in " ".join(text.split())
     assert "Traceback" not in text and not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]  # no staging folder left
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly():
+    """``hccprog config ... | head -1``: the reader goes away; no error message, no traceback."""
+    cmd = [sys.executable, "-m", "hccprog", "config", "--model", "crnn", "--preset", "paper"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # no reader: the first write fails with EPIPE
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err.decode()
+    assert err.decode().strip() == ""

@@ -80,6 +80,8 @@ def test_crnn_paper_preset_reads_as_xia_et_al():
     assert net.encoder == "efficientnet-b0" and net.temporal == "per-stream" and net.head_hidden
     # "three liver slices and three lung slices": a liver stream and a lung stream
     assert [(st.name, st.roi) for st in p.streams] == [("liver", "liver"), ("lung", "lung")] and p.needs_lung
+    # "chest scans were normalized to WW 1200, WL -600": the lung stream's own window
+    assert [st.ct_window for st in p.streams] == [None, (1200.0, -600.0)] and p.stream_windows == [(1200.0, -600.0)]
 
 
 def test_progswin_paper_training():
@@ -97,3 +99,5 @@ def test_progswin_paper_training():
     # Methods: ReLU and adaptive average pooling make the head; Results: 64^3 sliding-window inference
     net = cfg.network_config()
     assert (net.head_style, net.inference_roi) == ("paper", 64)
+    # not the paper's: gradient checkpointing (same gradients) so that a 3 x 128^3 batch of 2 fits in memory
+    assert net.checkpointing

@@ -89,3 +89,30 @@ def test_a_lung_stream_reads_the_lungs_of_a_synthetic_ct(tmp_path):
     mri = load_cohort(tmp_path / "m" / "cohort.yaml").cohort
     with pytest.raises(ValueError, match="a lung stream reads CT"):
         patient_slices(mri[mri.ids[0]], ["MR_PV"], cfg.model_copy(update={"series": None}))
+
+
+def test_a_stream_window_reads_its_stream_as_the_series_window_would(tmp_path):
+    """The CRNN paper's chest window for the lung slices (WW 1200 / WL -600) beside the liver's
+    (WW 400 / WL 0): each stream's crops equal those of a run whose series window is that stream's."""
+    from hccprog.cohort import load_cohort
+    from hccprog.preprocessing.slices import SliceConfig, patient_slices
+    from hccprog.synth import SynthConfig, synthesize
+
+    synthesize(tmp_path / "c", SynthConfig(patients=1, seed=6, workers=1))
+    cohort = load_cohort(tmp_path / "c" / "cohort.yaml").cohort
+    patient = cohort[cohort.ids[0]]
+
+    def run(window, lung_window=None):
+        lung = {"name": "lung", "roi": "lung", "fov_mm": None, "ct_window": lung_window}
+        cfg = SliceConfig(series=["CT_PV"], size=32, spacing_mm=(4.0, 4.0, 5.0), slices=3,
+                          selection="top_area_fill", timepoints=2, ct_window=window,
+                          streams=[{"name": "liver", "roi": "liver", "fov_mm": None}, lung])
+        return patient_slices(patient, ["CT_PV"], cfg)["x"].astype(float)
+
+    both = run((400.0, 0.0), (1200.0, -600.0))
+    liver_only, chest_only = run((400.0, 0.0)), run((1200.0, -600.0))
+    assert both.shape == liver_only.shape == (2, 2, 3, 1, 32, 32)
+    np.testing.assert_allclose(both[:, 0], liver_only[:, 0], atol=1e-6)
+    np.testing.assert_allclose(both[:, 1], chest_only[:, 1], atol=1e-6)
+    # the chest window shows the lung parenchyma (-1200..0 HU) that the liver window clips to black
+    assert (both[:, 1] > 0.05).mean() > (liver_only[:, 1] > 0.05).mean() + 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -27,7 +28,8 @@ _DEBUG = {"on": bool(os.environ.get("HCCPROG_DEBUG"))}
 class _Group(typer.core.TyperGroup):
     """The one error path of the command line: an expected failure (:class:`HccprogError`), an
     operating-system error or an unexpected exception is printed as one message, exit 1; the
-    traceback only with ``--debug``. Ctrl-C says how to resume, exit 130."""
+    traceback only with ``--debug``. Ctrl-C says how to resume, exit 130; a closed pipe on stdout
+    (``| head``) ends quietly, exit 141."""
 
     def invoke(self, ctx):
         previous = _on_sigterm()
@@ -40,6 +42,10 @@ class _Group(typer.core.TyperGroup):
                 raise
             _interrupted(ctx, signal_name="SIGTERM" if isinstance(exc, _Terminated) else None)
             raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
+        except BrokenPipeError:  # the reader went away (``hccprog ... | head``): stop quietly, as on SIGPIPE
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+            raise typer.Exit(141) from None
         except Exception as exc:
             if _DEBUG["on"]:
                 raise

@@ -138,7 +138,8 @@ PRESETS: dict[str, dict] = {
         "fusion_locf": True,
     },
     # Xia et al., Methods: "Venous-phase CT images ... resampled and linearly interpolated to 5-mm
-    # section thickness", "normalized to window width (WW) 400, window level (WL) 0", three slices of the
+    # section thickness", "normalized to window width (WW) 400, window level (WL) 0, and chest scans were
+    # normalized to WW 1200, WL -600" (the lung stream's own window), three slices of the
     # largest tumor area, "If there are fewer than three slices containing tumors, ... the remaining
     # slices were selected based on the largest organ size", "reshaped to 224x224 and standardized to the
     # mean of zero and variance of one", "randomly flipped with a probability of 0.5"; "trained 200 epochs
@@ -155,7 +156,8 @@ PRESETS: dict[str, dict] = {
                           # "three liver slices and three lung slices from each 3D CT scan" (Methods); the lung
                           # mask from HU thresholds above the liver dome where the cohort has no lung label
                           "streams": [{"name": "liver", "roi": "liver", "fov_mm": None},
-                                      {"name": "lung", "roi": "lung", "fov_mm": None}]},
+                                      {"name": "lung", "roi": "lung", "fov_mm": None,
+                                       "ct_window": [1200.0, -600.0]}]},
         # "fed into the long short-term memory (LSTM) module ... Then, the liver and lung features were
         # concatenated, and linear layers were utilized to predict the risk score" (sizes not given)
         "network": {"encoder": "efficientnet-b0", "pretrained": False, "shared_encoder": False, "hidden": 128,

@@ -50,6 +50,9 @@ class StreamSpec(BaseModel):
     fov_mm: float | None = Field(128.0, gt=0)  # side of the square; None: the ROI's bounding box + margin
     margin_mm: float = Field(10.0, ge=0)
     mask: Literal["none", "liver", "tumor"] = "none"  # zero the pixels outside this mask region
+    # the stream's own CT window (width, level HU), in place of the series' (ct_window / ct_windows): the
+    # paper's lung slices read a chest window; None: the series' window. MRI series ignore it
+    ct_window: tuple[float, float] | None = None
 
 
 class SliceConfig(BaseModel):
@@ -87,6 +90,16 @@ class SliceConfig(BaseModel):
         """Whether a stream reads the lungs (their mask is made from the CT, preprocessing.lung)."""
         return any(st.roi == "lung" for st in self.streams)
 
+    @property
+    def stream_windows(self) -> list[tuple[float, float]]:
+        """The streams' own CT windows, each once, in stream order: :func:`load_timepoint` adds the
+        series windowed by each after the series' own channels."""
+        out: list[tuple[float, float]] = []
+        for st in self.streams:
+            if st.ct_window is not None and tuple(st.ct_window) not in out:
+                out.append(tuple(st.ct_window))
+        return out
+
     def needs_depth(self) -> int:
         """Consecutive slices a series must hold (1 unless a contiguous slab is read)."""
         return self.slices if self.selection == "contiguous" else 1
@@ -118,13 +131,15 @@ def resolve_series(wanted: list[str], cohort_series: list[str]) -> list[str]:
     return out
 
 
-def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConfig, *, ct: bool) -> np.ndarray:
-    """CT: window to [0, 1]; MRI: (x - median) / IQR inside the liver, clipped, mapped to [0, 1]. ``ct`` comes
-    from the data (:func:`hccprog.imaging.modality.volume_modality`), never from the series name."""
+def _intensity(array: np.ndarray, series: str, liver: np.ndarray, cfg: SliceConfig, *, ct: bool,
+               window: tuple[float, float] | None = None) -> np.ndarray:
+    """CT: window to [0, 1] (``window``, else the series' window); MRI: (x - median) / IQR inside the liver,
+    clipped, mapped to [0, 1]. ``ct`` comes from the data (:func:`hccprog.imaging.modality.volume_modality`),
+    never from the series name."""
     from monai.transforms import ScaleIntensityRange
 
     if ct:
-        width, level = cfg.ct_windows.get(series, cfg.ct_window)
+        width, level = window if window is not None else cfg.ct_windows.get(series, cfg.ct_window)
         return np.asarray(ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0,
                                               clip=True)(array), np.float32)
     ref = array[liver] if liver.any() else array[array > np.percentile(array, 50)]
@@ -158,9 +173,10 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
                    propagated: tuple[str, Volume, Volume] | None = None,
                    patient: str = "", coords: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Channels (C, X, Y, Z) in [0, 1], the label map (X, Y, Z), resampled to ``cfg.spacing_mm``, and
-    what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`). With a lung stream
-    (``cfg.needs_lung``) the lung mask (:func:`~hccprog.preprocessing.lung.lung_mask`) follows the
-    series as one more channel (a voxel's lung share after resampling).
+    what was filled in (``kind: detail`` entries, see :data:`FILL_KINDS`). Streams with their own CT
+    window (``cfg.stream_windows``) add the series windowed by each, in that order, after the series; with
+    a lung stream (``cfg.needs_lung``) the lung mask (:func:`~hccprog.preprocessing.lung.lung_mask`)
+    follows as one more channel (a voxel's lung share after resampling).
 
     Every channel is put on the grid of the series that carries the mask (or, for a time point without
     one, the series ``propagated = (name, image, mask)`` names); a channel that the time point lacks is
@@ -183,7 +199,9 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
     if not liver.any():
         raise ValueError(f"{who}time point '{tp.label}': the mask of {ref_name} holds no liver or tumor voxel on "
                          "its image's grid")
+    stream_windows: list[tuple[float, float]] = getattr(cfg, "stream_windows", [])  # volumes have no streams
     arrays: dict[str, np.ndarray] = {}
+    windowed: dict[str, list[np.ndarray]] = {}  # per series: its channels under the streams' windows
     for name in channels:
         if name not in tp.series:
             continue
@@ -193,14 +211,18 @@ def load_timepoint(tp: TimePoint, channels: list[str], cfg: SliceConfig, *,
         if not vol.geometry.same_grid(ref_img.geometry):
             vol = resample_to(vol.with_array(vol.array.astype(np.float32)), ref_img.geometry, order=1,
                               cval=float(vol.array.min()))
-        arrays[name] = _intensity(np.asarray(vol.array, np.float32), name, liver, cfg, ct=ct)
+        raw = np.asarray(vol.array, np.float32)
+        arrays[name] = _intensity(raw, name, liver, cfg, ct=ct)
+        windowed[name] = [_intensity(raw, name, liver, cfg, ct=ct, window=w) for w in stream_windows]
     if not arrays:
         raise ValueError(f"{who}time point '{tp.label}' has none of the series {channels}")
     first_name = next(iter(arrays))
     for name in channels:
         if name not in arrays:
             fills.append(f"series-filled: {tp.label}/{name} missing, filled with {first_name}")
-    stack = np.stack([arrays.get(n, arrays[first_name]) for n in channels])
+    stack = np.stack([arrays.get(n, arrays[first_name]) for n in channels]
+                     + [windowed.get(n, windowed[first_name])[k] for k in range(len(stream_windows))
+                        for n in channels])
     foreground = mask.array > 0
     if getattr(cfg, "needs_lung", False):  # the lung mask rides as a channel after the series
         if volume_modality(ref_img, ref_name) != "CT":
@@ -378,30 +400,36 @@ def patient_slices(patient: Patient, channels: list[str], cfg: SliceConfig) -> d
     ``source``: (T,) 1 when slices were chosen by tumor area, 0 by liver area (fallback)."""
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
-        image, lung = split_lung(image, len(channels), cfg)
+        images, lung = split_lung(image, len(channels), cfg)
         idx, by = select_slices(mask, cfg.slices, cfg.selection)
-        full = with_mask_channels(image, mask) if cfg.mask_channels else image
+        full = [with_mask_channels(im, mask) if cfg.mask_channels else im for im in images]
         crops = stream_crops(full, mask, lung, idx, cfg, unmasked=2 if cfg.mask_channels else 0)
         return crops, by == "tumor"
 
     return stack_timepoints(patient, channels, cfg, make)
 
 
-def split_lung(image: np.ndarray, n_series: int, cfg: SliceConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    """The channels of :func:`load_timepoint` without the lung channel, and the lung mask (or None)."""
-    if not cfg.needs_lung:
-        return image, None
-    lung = image[n_series] >= 0.5
-    return np.concatenate([image[:n_series], image[n_series + 1:]]), lung
+def split_lung(image: np.ndarray, n_series: int, cfg: SliceConfig) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The channels of :func:`load_timepoint` as each stream reads them (its series under its own window,
+    then the trailing channels such as world coordinates; one array per ``cfg.streams``), and the lung
+    mask (or None)."""
+    windows = cfg.stream_windows
+    blocks = [image[i * n_series:(i + 1) * n_series] for i in range(1 + len(windows))]
+    end = n_series * (1 + len(windows))
+    lung = image[end] >= 0.5 if cfg.needs_lung else None
+    rest = image[end + (1 if cfg.needs_lung else 0):]
+    per = [np.concatenate([blocks[0 if st.ct_window is None else 1 + windows.index(tuple(st.ct_window))], rest])
+           for st in cfg.streams]
+    return per, lung
 
 
-def stream_crops(image: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, idx: np.ndarray, cfg: SliceConfig, *,
-                 unmasked: int = 0) -> np.ndarray:
-    """(S, K, C, size, size): each stream's crops; a lung stream's slices are the ``cfg.slices`` of
-    largest lung area, cropped round the lungs (and masked to them with ``mask: liver`` or
-    ``lung``), the others' are ``idx``."""
+def stream_crops(images: list[np.ndarray], mask: np.ndarray, lung: np.ndarray | None, idx: np.ndarray,
+                 cfg: SliceConfig, *, unmasked: int = 0) -> np.ndarray:
+    """(S, K, C, size, size): each stream's crops of its own channels (``images``, one per stream, as
+    :func:`split_lung` gives them); a lung stream's slices are the ``cfg.slices`` of largest lung area,
+    cropped round the lungs (and masked to them with ``mask: liver`` or ``lung``), the others' are ``idx``."""
     out = []
-    for st in cfg.streams:
+    for st, image in zip(cfg.streams, images, strict=True):
         if st.roi == "lung":
             if lung is None or not lung.any():
                 raise ValueError("a lung stream found no lung in the scan")
@@ -432,9 +460,9 @@ def patient_slice_geometry(patient: Patient, channels: list[str], cfg: SliceConf
     n = len(GEOMETRY_CHANNELS)
 
     def make(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, bool]:
-        image, lung = split_lung(image, len(channels), cfg)
+        images, lung = split_lung(image, len(channels), cfg)
         idx, by = select_slices(mask, cfg.slices, cfg.selection)
-        full = with_mask_channels(image, mask)
+        full = [with_mask_channels(im, mask) for im in images]
         crops = stream_crops(full, mask, lung, idx, cfg, unmasked=n)
         return crops[:, :, -n:], by == "tumor"
 

@@ -266,6 +266,10 @@ def draw_patient(cfg: SynthConfig, index: int) -> PatientDraw:
         "new_lesion": int(new_lesion),
         "rim_enhancement": int(rim),
         "albi": albi,
+        # image quantities that enter no log-hazard (benchmarks/learnability.py draws outcomes from them)
+        "tumor_ml_baseline": total_ml,
+        "necrotic_fraction": necrosis,
+        "arterial_enhancement": enh.arterial,
     }
     return PatientDraw(pid, clinical, truth, scenes)
 
