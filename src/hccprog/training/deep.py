@@ -169,6 +169,25 @@ def _batches(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
+def recompute_batchnorm(model: nn.Module, passes: Callable[[], None]) -> bool:
+    """Running mean and variance of every batch-norm layer as the plain average over the
+    training-mode forward passes that ``passes`` makes (without gradients) with the current
+    weights ("precise BN"); the momenta are restored. False when the network has no batch norm."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return False
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        passes()
+    for bn, m in zip(bns, momenta, strict=True):
+        bn.momentum = m
+    return True
+
+
 class SurvivalNetTrainer:
     """Fit a network on (N, ...) image tensors (and optional (N, P) clinical inputs) with the
     objective's survival likelihood (default: Cox partial likelihood on one log-hazard)."""
@@ -281,23 +300,16 @@ class SurvivalNetTrainer:
 
     def _recompute_bn(self, model: nn.Module, x: np.ndarray, clin: np.ndarray | None, idx: np.ndarray,
                       rng: np.random.Generator) -> None:
-        """Running mean and variance of every batch-norm layer as the plain average over batches of
-        the patients ``idx`` with the current weights (train-mode forward passes without gradients)."""
-        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not bns:
-            return
-        momenta = [bn.momentum for bn in bns]
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average
-        model.train()
-        with torch.no_grad():
+        """Batch-norm statistics of the current weights over the (un-augmented) patients ``idx``
+        (:func:`recompute_batchnorm`, one pass per batch); leaves the model in evaluation mode."""
+
+        def passes() -> None:
             for b in _batches(len(idx), self.cfg.batch_size, rng):
                 rows = idx[np.sort(b)]
                 self._forward(model, torch.as_tensor(x[rows].astype(np.float32)),
                               None if clin is None else clin[rows])
-        for bn, m in zip(bns, momenta, strict=True):
-            bn.momentum = m
+
+        recompute_batchnorm(model, passes)
         model.eval()
 
     @staticmethod

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hccprog.training.deep import recompute_batchnorm as _recompute
+
 
 def _forward(model: nn.Module, x: np.ndarray | torch.Tensor, clin: np.ndarray | None) -> torch.Tensor:
     xb = torch.as_tensor(np.asarray(x, np.float32)) if not isinstance(x, torch.Tensor) else x.float()
@@ -88,9 +90,8 @@ def loss_at_initialisation(model: nn.Module, objective, x: np.ndarray, time_: np
         out = _forward(model, x, clin)
         initial = float(_loss(objective, out, time_, event, labels))
         constant = float(_loss(objective, torch.zeros_like(out), time_, event, labels))
-    spread = out.float().std(dim=0).mean() if out.ndim > 1 else out.float().std()
     return {"initial_loss": initial, "constant_output_loss": constant,
-            "ratio": initial / constant if constant else float("nan"), "output_sd": float(spread)}
+            "ratio": initial / constant if constant else float("nan"), "output_sd": _spread(out)}
 
 
 def branch_gradient_norms(model: nn.Module, objective, x: np.ndarray, time_: np.ndarray, event: np.ndarray, *,
@@ -127,20 +128,14 @@ def branch_gradient_norms(model: nn.Module, objective, x: np.ndarray, time_: np.
 
 def recompute_batchnorm(model: nn.Module, x: np.ndarray | torch.Tensor, clin: np.ndarray | None = None) -> bool:
     """Batch-norm running statistics of the current weights on ``x`` (one training-mode pass without
-    gradients, cumulative averages); False when the network has no batch norm."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return False
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    with torch.no_grad():
-        _forward(model, x, clin)
-    for bn, m in zip(bns, momenta, strict=True):
-        bn.momentum = m
-    return True
+    gradients, :func:`hccprog.training.deep.recompute_batchnorm`); False when the network has no
+    batch norm."""
+    return _recompute(model, lambda: _forward(model, x, clin))
+
+
+def _spread(out: torch.Tensor) -> float:
+    """The SD of the outputs over patients (averaged over output columns)."""
+    return float(out.float().std(dim=0).mean() if out.ndim > 1 else out.float().std())
 
 
 def _evaluate(model: nn.Module, objective, xb, time_, event, clin, labels) -> dict:
@@ -148,10 +143,9 @@ def _evaluate(model: nn.Module, objective, xb, time_, event, clin, labels) -> di
     with torch.no_grad():
         out = _forward(model, xb, clin)
         loss = float(_loss(objective, out, time_, event, labels))
-    spread = out.float().std(dim=0).mean() if out.ndim > 1 else out.float().std()
     risk = objective.predict_risk(out.double().numpy())
     metrics = objective.validation(np.asarray(time_, float), np.asarray(event).astype(int), risk)
-    res = {"eval_loss": loss, "eval_output_sd": float(spread),
+    res = {"eval_loss": loss, "eval_output_sd": _spread(out),
            "eval_validation": {k: float(v) for k, v in metrics.items()}}
     if labels is not None and out.ndim == 2:  # class heads: in-sample accuracy and the classes predicted
         y = np.asarray(labels).astype(int)
